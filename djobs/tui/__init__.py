@@ -1,0 +1,73 @@
+"""The live Textual dashboard: `djobs tui`.
+
+    import djobs, djobs.tui
+    queue = djobs.Queue(djobs.connect("sqlite:///djobs.db"))
+    djobs.tui.run(queue)                      # what `djobs tui` does
+    app = djobs.tui.make_app(queue, refresh=0.5)   # the same app, for tests: `async with app.run_test()`
+
+Only this package imports Textual, and it reads the database through the public `djobs.Queue` API only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import djobs
+
+    from .app import DjobsApp
+
+__all__ = ["make_app", "run"]
+
+
+def make_app(
+    queue: djobs.Queue,
+    *,
+    refresh: float = 1.0,
+    clock: Callable[[], datetime] | None = None,
+    subtitle: str | None = None,
+) -> DjobsApp:
+    """The dashboard app over `queue`, refreshing every `refresh` seconds.
+
+    `clock` replaces "now" for ages and times shown (snapshot tests freeze it); `subtitle` goes in the
+    header (the CLI shows the database there)."""
+    from .app import DjobsApp
+
+    return DjobsApp(queue, refresh=refresh, clock=clock, subtitle=subtitle)
+
+
+def run(queue: djobs.Queue, config: Any = None, *, refresh: float | None = None) -> None:
+    """Run the dashboard in the terminal until the operator quits (what `djobs tui` calls)."""
+    interval = refresh if refresh is not None else _config_refresh(config)
+    make_app(queue, refresh=interval, subtitle=_describe_database(config)).run()
+
+
+def _config_refresh(config: Any) -> float:
+    for source in (getattr(config, "tui", None), config):
+        value = _lookup(source, "refresh")
+        if isinstance(value, (int, float)) and value > 0:
+            return float(value)
+    return 1.0
+
+
+def _describe_database(config: Any) -> str | None:
+    url = _lookup(config, "database")
+    if not isinstance(url, str) or not url:
+        return None
+    # Never show a password in the header.
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        creds, _, host = rest.rpartition("@")
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}@{host}" if user else f"{scheme}://{host}"
+    return url
+
+
+def _lookup(source: Any, key: str) -> Any:
+    if source is None:
+        return None
+    if isinstance(source, dict):
+        return source.get(key)
+    return getattr(source, key, None)

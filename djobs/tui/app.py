@@ -1,0 +1,303 @@
+"""`DjobsApp`: the main screen, the polling loop and every operator action.
+
+Reads happen in `@work(thread=True)` workers, one poll at a time (a poll still running when the timer
+fires again is not doubled), and land in the widgets through `call_from_thread`. A poll that raises
+anything (`djobs.StorageUnavailable`, a driver error, a vanished file) marks the app disconnected, keeps
+the last data on screen and retries with backoff until a poll succeeds again.
+
+Actions run in thread workers too and end in a notification saying what happened; cancel asks first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Header
+
+import djobs
+
+from .data import EVENT_WINDOW, JOB_WINDOW, JobFilter, Poller, Snapshot
+from .format import clock_time, short_id
+from .screens.detail import JobDetailScreen
+from .screens.dialogs import ConfirmScreen, EnqueueRequest, EnqueueScreen
+from .widgets.events import EventLog
+from .widgets.jobs import FilterBar, JobsTable
+from .widgets.overview import QueueSummary, SchedulesPanel, WorkersPanel
+from .widgets.status import StatusLine
+
+MAX_BACKOFF = 10.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class DjobsApp(App[None]):
+    CSS_PATH = "djobs.tcss"
+    TITLE = "djobs"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("slash", "filter", "Filter"),
+        Binding("n", "enqueue", "Enqueue"),
+        Binding("f5", "refresh_now", "Refresh"),
+        Binding("1", "focus('queues')", "Queues", show=False),
+        Binding("2", "focus('workers')", "Workers", show=False),
+        Binding("3", "focus('schedules')", "Schedules", show=False),
+        Binding("4", "focus('jobs')", "Jobs", show=False),
+    ]
+
+    def __init__(
+        self,
+        queue: djobs.Queue,
+        *,
+        refresh: float = 1.0,
+        clock: Callable[[], datetime] | None = None,
+        job_window: int = JOB_WINDOW,
+        event_window: int = EVENT_WINDOW,
+        subtitle: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.queue = queue
+        self.refresh_interval = refresh
+        self.clock = clock or _utcnow
+        self.job_window = job_window
+        self.poller = Poller(queue, job_window=job_window, event_window=event_window, clock=self.clock)
+        self.job_filter = JobFilter()
+        self.snapshot: Snapshot | None = None
+        self.connected: bool | None = None  # None until the first poll answered
+        self.polls = 0
+        #: Every notification shown, newest last (the operator's action history; tests read it too).
+        self.history: deque[str] = deque(maxlen=100)
+        self._polling = False
+        self._failures = 0
+        self._next_poll = 0.0
+        if subtitle:
+            self.sub_title = subtitle
+
+    # ---- layout ----
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        with Horizontal(id="overview"):
+            yield QueueSummary(id="queues")
+            yield WorkersPanel(id="workers")
+        with Vertical(id="jobs-region"):
+            yield FilterBar()
+            yield JobsTable(id="jobs")
+        with Horizontal(id="bottom"):
+            yield EventLog()
+            yield SchedulesPanel(id="schedules")
+        yield StatusLine("connecting…", id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(FilterBar).display = False
+        self.query_one(JobsTable).border_title = "jobs"
+        self.query_one(JobsTable).focus()
+        self.poll_now()
+        self.set_interval(self.refresh_interval, self._tick)
+
+    # ---- polling ----
+
+    def _tick(self) -> None:
+        if time.monotonic() >= self._next_poll:
+            self.poll_now()
+
+    def poll_now(self) -> None:
+        """Start a poll unless one is running."""
+        if self._polling:
+            return
+        self._polling = True
+        self._poll(self.job_filter)
+
+    @work(thread=True, group="poll", exit_on_error=False)
+    def _poll(self, job_filter: JobFilter) -> None:
+        try:
+            snapshot = self.poller.snapshot(job_filter)
+        except Exception as exc:  # any failure at the poll boundary means "disconnected", never a crash
+            self._polling = False
+            self._call(self._poll_failed, exc)
+            return
+        self._polling = False
+        self._call(self._apply, snapshot)
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            self.call_from_thread(fn, *args)
+        except RuntimeError:  # the app is shutting down
+            pass
+
+    def _apply(self, snap: Snapshot) -> None:
+        self.snapshot = snap
+        if self.connected is False:
+            self.notify("Reconnected to the database", title="djobs")
+        self.connected = True
+        self._failures = 0
+        self._next_poll = 0.0
+        self.polls += 1
+        now = snap.taken_at
+        self.query_one(QueueSummary).update_from(snap.stats)
+        self.query_one(WorkersPanel).update_from(snap.workers, now)
+        self.query_one(SchedulesPanel).update_from(snap.schedules, now)
+        self.query_one(JobsTable).update_from(snap.jobs, snap.job_filter, self.job_window, now)
+        self.query_one(EventLog).add(snap.events, now)
+        total = sum(sum((st.counts or {}).values()) for st in snap.stats)
+        self.query_one(StatusLine).show_connected(
+            f"read at {clock_time(now, now)} · {total:,} jobs in {len(snap.stats)} queues · "
+            f"{len(snap.workers)} workers"
+        )
+
+    def _poll_failed(self, exc: Exception) -> None:
+        self._failures += 1
+        backoff = min(MAX_BACKOFF, self.refresh_interval * (2 ** min(self._failures - 1, 6)))
+        self._next_poll = time.monotonic() + backoff
+        was = self.connected
+        self.connected = False
+        message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:160]
+        self.query_one(StatusLine).show_disconnected(message, backoff)
+        if was is not False:
+            self.notify(message, title="Database disconnected", severity="error")
+
+    # ---- navigation ----
+
+    def action_refresh_now(self) -> None:
+        self._next_poll = 0.0
+        self.poll_now()
+
+    def action_focus(self, widget_id: str) -> None:
+        self.query_one(f"#{widget_id}").focus()
+
+    def action_filter(self) -> None:
+        if self.screen is self.screen_stack[0]:
+            self.query_one(FilterBar).open()
+
+    def on_filter_bar_applied(self, message: FilterBar.Applied) -> None:
+        known = [st.name for st in self.snapshot.stats] if self.snapshot else []
+        try:
+            self.job_filter = JobFilter.parse(message.text, known)
+        except ValueError as exc:
+            self.notify(str(exc), title="Filter", severity="error")
+            return
+        self.query_one(FilterBar).action_close()
+        self.query_one(JobsTable).border_title = "jobs · " + (self.job_filter.describe() or "all")
+        self.action_refresh_now()
+
+    def open_job(self, job_id: str) -> None:
+        self.push_screen(JobDetailScreen(self.queue, job_id, refresh=self.refresh_interval, clock=self.clock))
+
+    # ---- actions ----
+
+    def notify(self, message: str, *, title: str = "", **kwargs: Any) -> None:  # type: ignore[override]
+        self.history.append(f"{title}: {message}" if title else message)
+        super().notify(message, title=title, **kwargs)
+
+    def act(self, what: str, fn: Callable[[], object]) -> None:
+        """Run a library call off the UI thread and report how it went."""
+        self._act(what, fn)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _act(self, what: str, fn: Callable[[], object]) -> None:
+        try:
+            result = fn()
+        except Exception as exc:
+            self._call(self._acted, what, f"{type(exc).__name__}: {exc}", "error")
+            return
+        if result is False:
+            self._call(self._acted, what, "nothing to do (already in that state?)", "warning")
+        else:
+            self._call(self._acted, what, "done", "information")
+
+    def _acted(self, what: str, outcome: str, severity: Any) -> None:
+        title = {"information": "Done", "warning": "No change", "error": "Failed"}.get(severity, "")
+        self.notify(f"{what}: {outcome}", title=title, severity=severity)
+        self.action_refresh_now()
+        if isinstance(self.screen, JobDetailScreen):
+            self.screen.poll_now()
+
+    def pause_job(self, job_id: str, *, aggressive: bool) -> None:
+        mode = djobs.PauseMode.AGGRESSIVE if aggressive else djobs.PauseMode.GRACEFUL
+        self.act(
+            f"Pause job {short_id(job_id)} ({mode.value})", lambda: self.queue.pause_job(job_id, mode=mode)
+        )
+
+    def resume_job(self, job_id: str) -> None:
+        self.act(f"Resume job {short_id(job_id)}", lambda: self.queue.resume_job(job_id))
+
+    def retry_job(self, job_id: str) -> None:
+        self.act(f"Retry job {short_id(job_id)}", lambda: self.queue.retry_job(job_id))
+
+    def cancel_job(self, job_id: str) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.act(f"Cancel job {short_id(job_id)}", lambda: self.queue.cancel_job(job_id))
+
+        self.push_screen(
+            ConfirmScreen(
+                f"Cancel job [b]{job_id}[/]?\nCancelling cannot be undone (retry makes a new attempt)."
+            ),
+            answered,
+        )
+
+    def pause_queue(self, name: str) -> None:
+        self.act(f"Pause queue {name}", lambda: self.queue.pause_queue(name))
+
+    def resume_queue(self, name: str) -> None:
+        self.act(f"Resume queue {name}", lambda: self.queue.resume_queue(name))
+
+    def pause_worker(self, worker_id: str, *, aggressive: bool) -> None:
+        mode = djobs.PauseMode.AGGRESSIVE if aggressive else djobs.PauseMode.GRACEFUL
+        self.act(
+            f"Pause worker {worker_id} ({mode.value})", lambda: self.queue.pause_worker(worker_id, mode=mode)
+        )
+
+    def resume_worker(self, worker_id: str) -> None:
+        self.act(f"Resume worker {worker_id}", lambda: self.queue.resume_worker(worker_id))
+
+    def pause_schedule(self, name: str) -> None:
+        self.act(f"Pause schedule {name}", lambda: self.queue.pause_schedule(name))
+
+    def resume_schedule(self, name: str) -> None:
+        self.act(f"Resume schedule {name}", lambda: self.queue.resume_schedule(name))
+
+    def action_enqueue(self) -> None:
+        self._open_enqueue()
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _open_enqueue(self) -> None:
+        # The registered types come from the library; read them off the UI thread like everything else.
+        try:
+            types = sorted(self.queue.job_types())
+        except Exception:
+            types = []
+        known = sorted({*types, *(j.type for j in (self.snapshot.jobs if self.snapshot else []))})
+        queues = [st.name for st in self.snapshot.stats] if self.snapshot else []
+        self._call(self._show_enqueue, types or known, queues)
+
+    def _show_enqueue(self, types: list[str], queues: list[str]) -> None:
+        def submitted(request: EnqueueRequest | None) -> None:
+            if request is not None:
+                self._enqueue(request)
+
+        self.push_screen(EnqueueScreen(types, queues), submitted)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _enqueue(self, request: EnqueueRequest) -> None:
+        options: dict[str, Any] = {}
+        if request.queue:
+            options["queue"] = request.queue
+        if request.priority is not None:
+            options["priority"] = request.priority
+        try:
+            job_id = self.queue.enqueue(request.type, request.args, **options)
+        except Exception as exc:
+            self._call(self._acted, f"Enqueue {request.type}", f"{type(exc).__name__}: {exc}", "error")
+            return
+        self._call(self._acted, f"Enqueue {request.type}", f"job {job_id}", "information")

@@ -1,0 +1,230 @@
+"""What the dashboard reads from the database, in one place, with no Textual in it.
+
+`Poller.snapshot()` makes every read a main-screen refresh needs and returns them as one `Snapshot`; it
+runs on a worker thread. `JobFilter.parse()` reads the filter bar's text. `DetailPoller` does the same for
+the job detail screen. Only the public `djobs.Queue` API is used, so the dashboard works against any
+database the library can open, from any machine.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from .format import STATUS_ORDER, status_value
+
+if TYPE_CHECKING:
+    import djobs
+
+#: Rows shown in the jobs table: a window of the newest matching jobs, so a table over a million jobs
+#: costs the same as one over a hundred (DataTable takes about 1 s for 10,000 rows).
+JOB_WINDOW = 200
+#: Lines kept in the live event log.
+EVENT_WINDOW = 500
+#: At most this many new events are read per refresh; when more arrived, the log skips ahead to the newest
+#: ones and says how many it skipped, so a worker draining thousands of jobs a second cannot make the
+#: dashboard fall behind.
+EVENTS_PER_POLL = 200
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """Filter for the jobs table: `status:failed queue:emails type:send-email`, or bare words."""
+
+    status: str | None = None
+    queue: str | None = None
+    type: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, known_queues: Sequence[str] = ()) -> JobFilter:
+        """Read the filter bar: `key:value` (or `key=value`) words; a bare word is a status if it names
+        one, a queue if it names a known queue, else a job type. Raises ValueError on an unknown key."""
+        values: dict[str, str] = {}
+        for word in text.split():
+            key, sep, value = word.partition(":")
+            if not sep:
+                key, sep, value = word.partition("=")
+            if sep:
+                key = key.lower()
+                if key in ("s", "st"):
+                    key = "status"
+                elif key in ("q",):
+                    key = "queue"
+                elif key in ("t", "job", "kind"):
+                    key = "type"
+                if key not in ("status", "queue", "type"):
+                    raise ValueError(f"unknown filter {key!r}: use status:, queue: or type:")
+                if key == "status" and value.lower() not in STATUS_ORDER:
+                    raise ValueError(f"unknown status {value!r}: one of {', '.join(STATUS_ORDER)}")
+                values[key] = value.lower() if key == "status" else value
+            elif word.lower() in STATUS_ORDER:
+                values["status"] = word.lower()
+            elif word in known_queues:
+                values["queue"] = word
+            else:
+                values["type"] = word
+        return cls(**values)
+
+    def describe(self) -> str:
+        parts = [
+            f"{k}={v}" for k, v in (("status", self.status), ("queue", self.queue), ("type", self.type)) if v
+        ]
+        return " ".join(parts)
+
+    def __bool__(self) -> bool:
+        return bool(self.status or self.queue or self.type)
+
+
+@dataclass
+class EventBatch:
+    events: list[Any] = field(default_factory=list)
+    skipped: int = 0
+
+
+@dataclass
+class Snapshot:
+    """One consistent-enough picture of the system for one refresh of the main screen."""
+
+    stats: list[Any]
+    workers: list[Any]
+    jobs: list[Any]
+    schedules: list[Any]
+    events: EventBatch
+    job_filter: JobFilter
+    taken_at: datetime
+
+
+class Poller:
+    """Reads the main screen's data. Not thread-safe: the app runs one poll at a time."""
+
+    def __init__(
+        self,
+        queue: djobs.Queue,
+        *,
+        job_window: int = JOB_WINDOW,
+        event_window: int = EVENT_WINDOW,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.queue = queue
+        self.job_window = job_window
+        self.event_window = event_window
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._event_cursor: int | None = None
+
+    def snapshot(self, job_filter: JobFilter) -> Snapshot:
+        q = self.queue
+        stats = list(q.queue_stats())
+        workers = list(q.workers())
+        jobs = list(
+            q.list_jobs(
+                status=job_filter.status, queue=job_filter.queue, type=job_filter.type, limit=self.job_window
+            )
+        )
+        schedules = list(q.schedules())
+        events = self.new_events()
+        return Snapshot(stats, workers, jobs, schedules, events, job_filter, self.clock())
+
+    def new_events(self) -> EventBatch:
+        """Events written since the last call (the last `event_window` of them on the first call)."""
+        q = self.queue
+        latest = int(q.latest_event_id())
+        batch = EventBatch()
+        if self._event_cursor is None:
+            self._event_cursor = max(0, latest - min(self.event_window, EVENTS_PER_POLL))
+        elif latest - self._event_cursor > EVENTS_PER_POLL:
+            batch.skipped = latest - EVENTS_PER_POLL - self._event_cursor
+            self._event_cursor = latest - EVENTS_PER_POLL
+        if latest <= self._event_cursor:
+            if latest < self._event_cursor:  # the log was purged or the database replaced
+                self._event_cursor = latest
+            return batch
+        batch.events = list(q.events_since(self._event_cursor, limit=EVENTS_PER_POLL))
+        if batch.events:
+            self._event_cursor = max(int(getattr(ev, "id", 0) or 0) for ev in batch.events)
+            self._event_cursor = max(self._event_cursor, 0)
+        return batch
+
+
+@dataclass
+class SubJobNode:
+    job: Any
+    children: list[SubJobNode]
+    more: int = 0  # children not shown
+
+
+@dataclass
+class Detail:
+    job: Any
+    checkpoints: list[Any]
+    sub_jobs: list[SubJobNode]
+    sub_jobs_more: int
+    events: list[Any]
+    why: list[str]
+    taken_at: datetime
+
+
+class DetailPoller:
+    """Reads one job for the detail screen: the job, its checkpoints, its sub-job tree, its recent events
+    and, when it is not running, why not."""
+
+    SUB_JOBS_PER_LEVEL = 100
+    SUB_JOB_DEPTH = 3
+    RECENT_EVENTS = 30
+    #: sub_jobs() calls per refresh: a wide fan-out shows its first level and only some grandchildren.
+    SUB_JOB_QUERIES = 40
+
+    def __init__(self, queue: djobs.Queue, job_id: str, clock: Callable[[], datetime] | None = None) -> None:
+        self.queue = queue
+        self.job_id = job_id
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._cursor = 0
+        self._budget = 0
+        self._events: deque[Any] = deque(maxlen=self.RECENT_EVENTS)
+
+    def detail(self) -> Detail | None:
+        q = self.queue
+        job = q.get_job(self.job_id)
+        if job is None:
+            return None
+        checkpoints = list(q.checkpoints(self.job_id))
+        self._budget = self.SUB_JOB_QUERIES
+        children, more = self._children(self.job_id, depth=1)
+        for _ in range(20):  # page through a long history once, then only new events on later polls
+            page = list(q.events_since(self._cursor, limit=500, job_id=self.job_id))
+            if not page:
+                break
+            self._events.extend(page)
+            self._cursor = max(int(getattr(ev, "id", 0) or 0) for ev in page)
+            if len(page) < 500:
+                break
+        why: list[str] = []
+        if status_value(job.status) != "running":
+            why = _why(q, self.job_id)
+        return Detail(job, checkpoints, children, more, list(self._events), why, self.clock())
+
+    def _children(self, job_id: str, depth: int) -> tuple[list[SubJobNode], int]:
+        self._budget -= 1
+        subs = list(self.queue.sub_jobs(job_id))
+        shown, more = subs[: self.SUB_JOBS_PER_LEVEL], max(0, len(subs) - self.SUB_JOBS_PER_LEVEL)
+        nodes = []
+        for sub in shown:
+            if depth < self.SUB_JOB_DEPTH and self._budget > 0:
+                grandchildren, gmore = self._children(sub.id, depth + 1)
+            else:
+                grandchildren, gmore = [], 0
+            nodes.append(SubJobNode(sub, grandchildren, gmore))
+        return nodes, more
+
+
+def _why(queue: djobs.Queue, job_id: str) -> list[str]:
+    try:
+        from djobs.explain import why
+    except ImportError:  # the explanation module is optional for the dashboard
+        return []
+    try:
+        return [str(line) for line in why(queue, job_id)]
+    except Exception as exc:  # an explanation that fails must not take the detail screen down
+        return [f"(could not explain: {exc})"]

@@ -1,0 +1,142 @@
+"""Turning library records into short cells: ages, times, statuses, ids, JSON.
+
+Pure functions, no Textual: the widgets call them and the tests can too. Every function that needs "now"
+takes it as an argument, so the app's injectable clock makes snapshots deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.text import Text
+
+STATUS_STYLES: dict[str, str] = {
+    "pending": "cyan",
+    "running": "bold yellow",
+    "completed": "green",
+    "failed": "bold red",
+    "retrying": "magenta",
+    "waiting": "blue",
+    "cancelled": "bright_black",
+    "paused": "bold dark_orange",
+}
+
+#: Column order for per-status counts in the queue summary.
+STATUS_ORDER = ("pending", "running", "waiting", "retrying", "paused", "failed", "completed", "cancelled")
+
+DASH = "—"
+
+
+def status_value(status: object) -> str:
+    """`JobStatus.RUNNING` or "running" -> "running"."""
+    value = getattr(status, "value", status)
+    return str(value) if value is not None else ""
+
+
+def status_text(status: object) -> Text:
+    value = status_value(status)
+    return Text(value, style=STATUS_STYLES.get(value, ""))
+
+
+def short_id(job_id: object, width: int = 12) -> str:
+    """Ids longer than `width` are cut, keeping the end (time-ordered ids differ most at the end)."""
+    text = str(job_id) if job_id is not None else ""
+    if len(text) <= width:
+        return text
+    return "…" + text[-(width - 1) :]
+
+
+def age(then: datetime | None, now: datetime) -> str:
+    """Compact age of `then` relative to `now`: 4s, 3m, 2h, 5d; future times get a leading 'in '."""
+    if then is None:
+        return DASH
+    seconds = (now - _aware(then)).total_seconds()
+    prefix = ""
+    if seconds < 0:
+        prefix, seconds = "in ", -seconds
+    if seconds < 60:
+        body = f"{int(seconds)}s"
+    elif seconds < 3600:
+        body = f"{int(seconds // 60)}m"
+    elif seconds < 86400:
+        body = f"{int(seconds // 3600)}h"
+    else:
+        body = f"{int(seconds // 86400)}d"
+    return prefix + body
+
+
+def clock_time(then: datetime | None, now: datetime) -> str:
+    """HH:MM:SS for times today (UTC), otherwise YYYY-MM-DD HH:MM."""
+    if then is None:
+        return DASH
+    then = _aware(then).astimezone(UTC)
+    if then.date() == now.astimezone(UTC).date():
+        return then.strftime("%H:%M:%S")
+    return then.strftime("%Y-%m-%d %H:%M")
+
+
+def full_time(then: datetime | None, now: datetime) -> str:
+    if then is None:
+        return DASH
+    then = _aware(then).astimezone(UTC)
+    return (
+        f"{then.strftime('%Y-%m-%d %H:%M:%S')} UTC ({age(then, now)} ago)"
+        if then <= now
+        else (f"{then.strftime('%Y-%m-%d %H:%M:%S')} UTC ({age(then, now)})")
+    )
+
+
+def pretty_json(value: Any) -> str:
+    try:
+        return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def one_line(value: Any, width: int = 60) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            text = repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def progress_parts(progress: Any) -> tuple[float | None, float | None, str]:
+    """(done, total, message) from a Job.progress value, whatever its shape (record, dict or number)."""
+    if progress is None:
+        return None, None, ""
+    if isinstance(progress, (int, float)):
+        return float(progress), None, ""
+    if isinstance(progress, Mapping):
+        done, total, message = progress.get("done"), progress.get("total"), progress.get("message")
+    else:
+        done = getattr(progress, "done", None)
+        total = getattr(progress, "total", None)
+        message = getattr(progress, "message", None)
+    return (
+        float(done) if isinstance(done, (int, float)) else None,
+        float(total) if isinstance(total, (int, float)) else None,
+        str(message) if message else "",
+    )
+
+
+def progress_cell(progress: Any) -> str:
+    done, total, message = progress_parts(progress)
+    if done is None:
+        return message
+    if total:
+        return f"{100 * done / total:.0f}%"
+    return f"{done:g}"
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)

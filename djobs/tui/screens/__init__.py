@@ -1,0 +1,1 @@
+"""Screens pushed over the main screen: the job detail screen and the dialogs (confirm, enqueue)."""

@@ -1,0 +1,271 @@
+"""The job detail screen (Enter on a job): fields, args and result, error, progress, checkpoints, the
+sub-job tree with statuses, recent events and, when the job is not running, why not.
+
+It refreshes itself like the main screen: reads in a thread worker, one at a time, never blocking the UI.
+Its bindings act on the job shown; Enter on a sub-job opens that sub-job's own detail screen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group
+from rich.markup import escape
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, ProgressBar, Static, Tree
+
+from ..data import Detail, DetailPoller, SubJobNode
+from ..format import DASH, age, full_time, pretty_json, progress_parts, short_id, status_text, status_value
+from ..widgets.events import event_line
+
+if TYPE_CHECKING:
+    import djobs
+
+    from ..app import DjobsApp
+
+
+class JobDetailScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("p", "pause", "Pause"),
+        Binding("P", "pause_aggressive", "Pause (aggressive)"),
+        Binding("u", "resume", "Resume"),
+        Binding("c", "cancel", "Cancel"),
+        Binding("t", "retry", "Retry"),
+    ]
+
+    def __init__(
+        self, queue: djobs.Queue, job_id: str, *, refresh: float, clock: Callable[[], datetime]
+    ) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.poller = DetailPoller(queue, job_id, clock)
+        self.refresh_interval = refresh
+        self.clock = clock
+        self.detail: Detail | None = None
+        self.loaded = False
+        self._polling = False
+        self._tree_signature: object = None
+
+    @property
+    def djobs_app(self) -> DjobsApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        with VerticalScroll(id="detail"):
+            yield Static(id="detail-fields", classes="panel")
+            with Horizontal(id="detail-progress-row", classes="panel"):
+                yield ProgressBar(id="detail-progress", show_eta=False)
+                yield Static(id="detail-progress-label")
+            with Horizontal(id="detail-payload"):
+                yield Static(id="detail-args", classes="panel")
+                yield Static(id="detail-result", classes="panel")
+            yield Static(id="detail-error", classes="panel")
+            yield Static(id="detail-why", classes="panel")
+            yield Static(id="detail-checkpoints", classes="panel")
+            with Vertical(id="detail-subjobs-box", classes="panel"):
+                yield Tree[str]("sub-jobs", id="detail-subjobs")
+            yield Static(id="detail-events", classes="panel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"job {self.job_id}"
+        for widget_id, title in (
+            ("#detail-fields", "job"),
+            ("#detail-progress-row", "progress"),
+            ("#detail-args", "args"),
+            ("#detail-result", "result"),
+            ("#detail-error", "error"),
+            ("#detail-why", "why is it not running"),
+            ("#detail-checkpoints", "checkpoints"),
+            ("#detail-subjobs-box", "sub-jobs"),
+            ("#detail-events", "recent events"),
+        ):
+            self.query_one(widget_id).border_title = title
+        tree = self.query_one("#detail-subjobs", Tree)
+        tree.show_root = False
+        self.poll_now()
+        self.set_interval(self.refresh_interval, self.poll_now)
+
+    def poll_now(self) -> None:
+        if self._polling:
+            return
+        self._polling = True
+        self._poll()
+
+    @work(thread=True, group="detail-poll", exit_on_error=False)
+    def _poll(self) -> None:
+        try:
+            detail = self.poller.detail()
+        except Exception as exc:  # the main screen's status line reports the connection; keep what we have
+            self._polling = False
+            self.djobs_app.call_from_thread(self._show_error, exc)
+            return
+        self._polling = False
+        self.djobs_app.call_from_thread(self._show, detail)
+
+    def _show_error(self, exc: Exception) -> None:
+        self.sub_title = f"job {self.job_id} · disconnected: {exc}"
+
+    def _show(self, detail: Detail | None) -> None:
+        self.loaded = True
+        if detail is None:
+            self.sub_title = f"job {self.job_id}"
+            self.query_one("#detail-fields", Static).update(f"[b red]job {escape(self.job_id)} not found[/]")
+            return
+        self.detail = detail
+        self.sub_title = f"job {self.job_id}"
+        job, now = detail.job, detail.taken_at
+        self.query_one("#detail-fields", Static).update(_fields(job, now))
+        self._show_progress(job)
+        self.query_one("#detail-args", Static).update(_json(job.args))
+        result = job.result if job.result is not None or status_value(job.status) == "completed" else None
+        self.query_one("#detail-result", Static).update(_json(result) if result is not None else Text(DASH))
+        self._toggle("#detail-error", bool(job.last_error))
+        if job.last_error:
+            self.query_one("#detail-error", Static).update(Text(str(job.last_error), style="red"))
+        self._toggle("#detail-why", bool(detail.why))
+        self.query_one("#detail-why", Static).update(Text("\n".join(f"• {line}" for line in detail.why)))
+        self.query_one("#detail-checkpoints", Static).update(_checkpoints(detail.checkpoints))
+        self._show_tree(detail)
+        events = [event_line(ev, now) for ev in detail.events[-15:]]
+        self.query_one("#detail-events", Static).update(Group(*events) if events else Text(DASH))
+
+    def _toggle(self, selector: str, visible: bool) -> None:
+        self.query_one(selector).display = visible
+
+    def _show_progress(self, job: Any) -> None:
+        done, total, message = progress_parts(getattr(job, "progress", None))
+        row = self.query_one("#detail-progress-row")
+        row.display = done is not None or bool(message)
+        bar = self.query_one("#detail-progress", ProgressBar)
+        if total:
+            bar.update(total=total, progress=done or 0)
+        elif done is not None:
+            bar.update(total=None)
+        label = f"{done:g}" + (f"/{total:g}" if total else "") if done is not None else ""
+        self.query_one("#detail-progress-label", Static).update(
+            Text.assemble((label, "bold"), ("  " + message if message else ""))
+        )
+
+    def _show_tree(self, detail: Detail) -> None:
+        signature = _tree_signature(detail.sub_jobs), detail.sub_jobs_more
+        if signature == self._tree_signature:
+            return
+        self._tree_signature = signature
+        box = self.query_one("#detail-subjobs-box")
+        box.display = bool(detail.sub_jobs)
+        tree: Tree[str] = self.query_one("#detail-subjobs", Tree)
+        tree.clear()
+        box.border_title = f"sub-jobs ({_count_nodes(detail.sub_jobs) + detail.sub_jobs_more})"
+
+        def add(parent: Any, nodes: list[SubJobNode], more: int) -> None:
+            for node in nodes:
+                label = Text.assemble(
+                    status_text(node.job.status), " ", (short_id(node.job.id, 14), "bold"), " ", node.job.type
+                )
+                if node.children or node.more:
+                    branch = parent.add(label, data=str(node.job.id), expand=True)
+                    add(branch, node.children, node.more)
+                else:
+                    parent.add_leaf(label, data=str(node.job.id))
+            if more:
+                parent.add_leaf(Text(f"… {more} more", style="dim"))
+
+        add(tree.root, detail.sub_jobs, detail.sub_jobs_more)
+        tree.root.expand()
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[str]) -> None:
+        event.stop()
+        if event.node.data:
+            self.djobs_app.open_job(event.node.data)
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def action_pause(self) -> None:
+        self.djobs_app.pause_job(self.job_id, aggressive=False)
+
+    def action_pause_aggressive(self) -> None:
+        self.djobs_app.pause_job(self.job_id, aggressive=True)
+
+    def action_resume(self) -> None:
+        self.djobs_app.resume_job(self.job_id)
+
+    def action_cancel(self) -> None:
+        self.djobs_app.cancel_job(self.job_id)
+
+    def action_retry(self) -> None:
+        self.djobs_app.retry_job(self.job_id)
+
+
+def _fields(job: Any, now: datetime) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_column(style="bold")
+    grid.add_column()
+    parent = getattr(job, "parent_id", None)
+    pairs: list[tuple[str, Any]] = [
+        ("id", str(job.id)),
+        ("status", status_text(job.status)),
+        ("type", job.type),
+        ("queue", job.queue),
+        ("priority", str(job.priority)),
+        ("attempt", f"{job.attempt} of {(job.max_retries or 0) + 1}"),
+        ("created", full_time(job.created_at, now)),
+        ("run at", full_time(job.run_at, now)),
+        ("started", full_time(job.started_at, now)),
+        ("completed", full_time(job.completed_at, now)),
+        ("updated", full_time(getattr(job, "updated_at", None), now)),
+        ("heartbeat", age(job.last_heartbeat_at, now) + " ago" if job.last_heartbeat_at else DASH),
+        ("unique key", str(getattr(job, "unique_key", None) or DASH)),
+        ("parent", str(parent) if parent else DASH),
+    ]
+    for (k1, v1), (k2, v2) in zip(pairs[::2], pairs[1::2], strict=True):
+        grid.add_row(k1, v1, k2, v2)
+    return grid
+
+
+def _json(value: Any) -> Syntax:
+    return Syntax(pretty_json(value), "json", theme="ansi_dark", word_wrap=True, background_color="default")
+
+
+def _checkpoints(checkpoints: list[Any]) -> Any:
+    if not checkpoints:
+        return Text(DASH)
+    table = Table(box=None, padding=(0, 1), show_edge=False)
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("name", style="bold")
+    table.add_column("value")
+    table.add_column("error", style="red")
+    for cp in checkpoints:
+        index = getattr(cp, "call_index", None)
+        error = getattr(cp, "error", None)
+        table.add_row(
+            DASH if index is None else str(index),
+            str(cp.name),
+            pretty_json(cp.value) if len(pretty_json(cp.value)) < 200 else pretty_json(cp.value)[:199] + "…",
+            str(error) if error else "",
+        )
+    return table
+
+
+def _tree_signature(nodes: list[SubJobNode]) -> tuple[Any, ...]:
+    return tuple(
+        (str(n.job.id), status_value(n.job.status), _tree_signature(n.children), n.more) for n in nodes
+    )
+
+
+def _count_nodes(nodes: list[SubJobNode]) -> int:
+    return len(nodes)

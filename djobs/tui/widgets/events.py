@@ -1,0 +1,65 @@
+"""The live event log: lifecycle and custom events read from the database event log, newest at the bottom,
+bounded to the last `EVENT_WINDOW` lines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import RichLog
+
+from ..data import EVENT_WINDOW, EventBatch
+from ..format import clock_time, one_line, short_id
+
+KIND_STYLES = {
+    "started": "yellow",
+    "completed": "green",
+    "failed": "bold red",
+    "retrying": "magenta",
+    "paused": "dark_orange",
+    "resumed": "cyan",
+    "cancelled": "bright_black",
+    "checkpoint": "blue",
+}
+
+
+def event_kind(ev: Any) -> str:
+    for attr in ("kind", "type", "event", "name"):
+        value = getattr(ev, attr, None)
+        if value:
+            return str(getattr(value, "value", value))
+    return type(ev).__name__
+
+
+def event_line(ev: Any, now: datetime) -> Text:
+    kind = event_kind(ev)
+    style = next((s for k, s in KIND_STYLES.items() if k in kind.lower()), "")
+    line = Text.assemble(
+        (clock_time(getattr(ev, "timestamp", None), now), "dim"), " ", (f"{kind:<16}", style), " "
+    )
+    job_id = getattr(ev, "job_id", None)
+    if job_id:
+        line.append(short_id(job_id), "bold")
+        line.append(" ")
+    for attr in ("job_type", "queue", "worker_id"):
+        value = getattr(ev, attr, None)
+        if value:
+            line.append(f"{attr.removesuffix('_id')}={value} ", "dim")
+    data = getattr(ev, "data", None)
+    if data:
+        line.append(one_line(data, 80))
+    return line
+
+
+class EventLog(RichLog):
+    BORDER_TITLE = "events"
+
+    def __init__(self) -> None:
+        super().__init__(id="events", max_lines=EVENT_WINDOW, wrap=False, markup=False, auto_scroll=True)
+
+    def add(self, batch: EventBatch, now: datetime) -> None:
+        if batch.skipped:
+            self.write(Text(f"… {batch.skipped:,} events skipped to keep up", style="dim italic"))
+        for ev in batch.events:
+            self.write(event_line(ev, now))

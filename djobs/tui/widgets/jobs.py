@@ -1,0 +1,108 @@
+"""The jobs region: a filter bar (`/`) over a table of the newest jobs.
+
+The table shows a bounded window (the newest `JOB_WINDOW` jobs matching the filter), so it costs the same
+with a million jobs in the database. Its bindings act on the job under the cursor.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import Input
+
+from ..data import JobFilter
+from ..format import age, one_line, progress_cell, short_id, status_text
+from .table import LiveTable, Row
+
+
+class FilterBar(Input):
+    """Hidden until `/`. Enter applies the filter, Escape closes the bar (keeping the filter)."""
+
+    BINDINGS = [Binding("escape", "close", "Close filter")]
+
+    class Applied(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    def __init__(self) -> None:
+        super().__init__(
+            placeholder="filter: status:failed queue:emails type:send-email (bare words work too; empty clears)",
+            id="filter",
+        )
+
+    def open(self) -> None:
+        self.display = True
+        self.focus()
+
+    def action_close(self) -> None:
+        self.display = False
+        self.app.query_one(JobsTable).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.post_message(self.Applied(event.value))
+
+
+class JobsTable(LiveTable):
+    COLUMNS = ("id", "type", "queue", "status", "pri", "try", "progress", "created", "error")
+    BINDINGS = [
+        Binding("enter", "open", "Detail"),
+        Binding("p", "pause", "Pause job"),
+        Binding("P", "pause_aggressive", "Pause job (aggressive)"),
+        Binding("u", "resume", "Resume job"),
+        Binding("c", "cancel", "Cancel job"),
+        Binding("t", "retry", "Retry job"),
+    ]
+
+    def update_from(self, jobs: list[Any], job_filter: JobFilter, window: int, now: datetime) -> None:
+        rows: list[Row] = []
+        for job in jobs:
+            error = one_line(job.last_error, 48) if job.last_error else ""
+            rows.append(
+                (
+                    str(job.id),
+                    (
+                        short_id(job.id),
+                        job.type,
+                        job.queue,
+                        status_text(job.status),
+                        str(job.priority),
+                        f"{job.attempt}/{(job.max_retries or 0) + 1}",
+                        progress_cell(getattr(job, "progress", None)),
+                        age(job.created_at, now),
+                        Text(error, style="red") if error else "",
+                    ),
+                )
+            )
+        self.sync(rows)
+        shown = f"newest {len(jobs)}" if len(jobs) >= window else f"{len(jobs)} jobs"
+        self.border_title = f"jobs · {shown}" + (f" · {job_filter.describe()}" if job_filter else "")
+
+    def action_open(self) -> None:
+        if (job_id := self.selected_key()) is not None:
+            self.djobs_app.open_job(job_id)
+
+    def action_pause(self) -> None:
+        if (job_id := self.selected_key()) is not None:
+            self.djobs_app.pause_job(job_id, aggressive=False)
+
+    def action_pause_aggressive(self) -> None:
+        if (job_id := self.selected_key()) is not None:
+            self.djobs_app.pause_job(job_id, aggressive=True)
+
+    def action_resume(self) -> None:
+        if (job_id := self.selected_key()) is not None:
+            self.djobs_app.resume_job(job_id)
+
+    def action_cancel(self) -> None:
+        if (job_id := self.selected_key()) is not None:
+            self.djobs_app.cancel_job(job_id)
+
+    def action_retry(self) -> None:
+        if (job_id := self.selected_key()) is not None:
+            self.djobs_app.retry_job(job_id)

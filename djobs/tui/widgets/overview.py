@@ -1,0 +1,153 @@
+"""The top row of the main screen: queue summary, workers panel, schedules panel.
+
+Each panel is a `LiveTable` whose bindings act on the row under its cursor, so the footer shows the
+queue, worker or schedule actions when that panel has focus.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+
+from ..format import DASH, STATUS_ORDER, age, status_value
+from .table import LiveTable, Row
+
+_COUNT_HEADERS = {
+    "pending": "pend",
+    "running": "run",
+    "waiting": "wait",
+    "retrying": "retry",
+    "paused": "psd",
+    "failed": "fail",
+    "completed": "done",
+    "cancelled": "canc",
+}
+
+PAUSED = Text("paused", style="bold dark_orange")
+
+
+class QueueSummary(LiveTable):
+    """Per queue: paused flag, counts by status, jobs completed in the last minute."""
+
+    BORDER_TITLE = "queues"
+    COLUMNS = ("queue", "state", *(_COUNT_HEADERS[s] for s in STATUS_ORDER), "/min")
+    BINDINGS = [
+        Binding("p", "pause", "Pause queue"),
+        Binding("u", "resume", "Resume queue"),
+    ]
+
+    def update_from(self, stats: list[Any]) -> None:
+        rows: list[Row] = []
+        for st in sorted(stats, key=lambda s: s.name):
+            counts = {status_value(k): v for k, v in (st.counts or {}).items()}
+            cells: list[Any] = [st.name, PAUSED if st.paused else ""]
+            cells += [_count(counts.get(s, 0)) for s in STATUS_ORDER]
+            cells.append(_count(getattr(st, "completed_last_minute", 0) or 0))
+            rows.append((st.name, tuple(cells)))
+        self.sync(rows)
+
+    def action_pause(self) -> None:
+        name = self.selected_key()
+        if name is not None:
+            self.djobs_app.pause_queue(name)
+
+    def action_resume(self) -> None:
+        name = self.selected_key()
+        if name is not None:
+            self.djobs_app.resume_queue(name)
+
+
+class WorkersPanel(LiveTable):
+    """Live workers: host and pid, queues with concurrency, running jobs, pause state, heartbeat age."""
+
+    BORDER_TITLE = "workers"
+    COLUMNS = ("worker", "host:pid", "queues", "run", "state", "beat")
+    BINDINGS = [
+        Binding("p", "pause", "Pause worker"),
+        Binding("P", "pause_aggressive", "Pause worker (aggressive)"),
+        Binding("u", "resume", "Resume worker"),
+    ]
+
+    def update_from(self, workers: list[Any], now: datetime) -> None:
+        rows: list[Row] = []
+        for w in sorted(workers, key=lambda w: str(w.id)):
+            queues = ",".join(f"{name}:{n}" for name, n in sorted((w.queues or {}).items()))
+            if w.paused:
+                mode = status_value(getattr(w, "pause_mode", None)) or "graceful"
+                state: Any = Text(f"paused ({mode})", style="bold dark_orange")
+            else:
+                state = "active"
+            rows.append(
+                (
+                    str(w.id),
+                    (
+                        _short_worker(str(w.id)),
+                        f"{w.host}:{w.pid}",
+                        queues,
+                        str(getattr(w, "running", 0) or 0),
+                        state,
+                        age(w.last_heartbeat_at, now),
+                    ),
+                )
+            )
+        self.sync(rows)
+
+    def action_pause(self) -> None:
+        if (wid := self.selected_key()) is not None:
+            self.djobs_app.pause_worker(wid, aggressive=False)
+
+    def action_pause_aggressive(self) -> None:
+        if (wid := self.selected_key()) is not None:
+            self.djobs_app.pause_worker(wid, aggressive=True)
+
+    def action_resume(self) -> None:
+        if (wid := self.selected_key()) is not None:
+            self.djobs_app.resume_worker(wid)
+
+
+class SchedulesPanel(LiveTable):
+    """Schedules: job, spec, next and last fire, paused."""
+
+    BORDER_TITLE = "schedules"
+    COLUMNS = ("schedule", "spec", "next", "last", "state")
+    BINDINGS = [
+        Binding("p", "pause", "Pause schedule"),
+        Binding("u", "resume", "Resume schedule"),
+    ]
+
+    def update_from(self, schedules: list[Any], now: datetime) -> None:
+        rows: list[Row] = []
+        for s in sorted(schedules, key=lambda s: s.name):
+            label = s.name if s.name == s.job else f"{s.name} ({s.job})"
+            rows.append(
+                (
+                    s.name,
+                    (
+                        label,
+                        str(s.spec),
+                        age(s.next_fire, now) if s.next_fire else DASH,
+                        f"{age(s.last_fire, now)} ago" if s.last_fire else DASH,
+                        PAUSED if s.paused else "",
+                    ),
+                )
+            )
+        self.sync(rows)
+
+    def action_pause(self) -> None:
+        if (name := self.selected_key()) is not None:
+            self.djobs_app.pause_schedule(name)
+
+    def action_resume(self) -> None:
+        if (name := self.selected_key()) is not None:
+            self.djobs_app.resume_schedule(name)
+
+
+def _count(n: int) -> Any:
+    return Text(str(n), style="dim") if not n else f"{n:,}"
+
+
+def _short_worker(worker_id: str) -> str:
+    return worker_id if len(worker_id) <= 14 else worker_id[:13] + "…"
