@@ -1,0 +1,122 @@
+"""`pause` and `resume` of jobs, queues, workers and schedules (stored in the database)."""
+
+from __future__ import annotations
+
+import typer
+
+from djobs.cli import common
+
+pause_app = typer.Typer(
+    name="pause", help="Pause a job, queue, worker or schedule.", no_args_is_help=True, rich_markup_mode=None
+)
+resume_app = typer.Typer(
+    name="resume", help="Resume a job, queue, worker or schedule.", no_args_is_help=True, rich_markup_mode=None
+)
+
+_REASON = typer.Option(None, "--reason", envvar="DJOBS_PAUSE_REASON", metavar="TEXT", help="Why (shown by inspect).")
+_AGGRESSIVE = typer.Option(
+    False, "--aggressive", envvar="DJOBS_PAUSE_AGGRESSIVE", help="Cancel running handlers now (default: let them finish)."
+)
+
+
+def _mode(aggressive: bool) -> object:
+    import djobs
+
+    return djobs.PauseMode.AGGRESSIVE if aggressive else djobs.PauseMode.GRACEFUL
+
+
+def _done(st: common.State, what: str, name: str, action: str, **extra: object) -> None:
+    data = {"kind": what, "id" if what in ("job", "worker") else "name": name, "action": action, **extra}
+    common.output(st, data, lambda: print(f"{action} {what} {name}"))
+
+
+def _require_job(queue: object, job_id: str) -> None:
+    import djobs
+
+    if queue.get_job(job_id) is None:  # type: ignore[attr-defined]
+        raise djobs.JobNotFound(job_id)
+
+
+@pause_app.command("job")
+def pause_job(
+    ctx: typer.Context,
+    job_id: str = typer.Argument(..., metavar="ID"),
+    aggressive: bool = _AGGRESSIVE,
+    reason: str | None = _REASON,
+) -> None:
+    """Pause a job: pending/waiting jobs stay put; --aggressive also stops a running one."""
+    st = common.state(ctx)
+    queue = common.open_queue(st)
+    _require_job(queue, job_id)
+    queue.pause_job(job_id, mode=_mode(aggressive), reason=reason)
+    _done(st, "job", job_id, "paused", mode="aggressive" if aggressive else "graceful")
+
+
+@pause_app.command("queue")
+def pause_queue(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"), reason: str | None = _REASON) -> None:
+    """Pause a queue: no worker claims from it; running jobs finish."""
+    st = common.state(ctx)
+    common.open_queue(st).pause_queue(name, reason=reason)
+    _done(st, "queue", name, "paused")
+
+
+@pause_app.command("worker")
+def pause_worker(
+    ctx: typer.Context,
+    worker_id: str = typer.Argument(..., metavar="ID"),
+    aggressive: bool = _AGGRESSIVE,
+    reason: str | None = _REASON,
+) -> None:
+    """Pause a worker (it notices within seconds): it stops claiming; --aggressive releases running jobs."""
+    st = common.state(ctx)
+    common.open_queue(st).pause_worker(worker_id, mode=_mode(aggressive), reason=reason)
+    _done(st, "worker", worker_id, "paused", mode="aggressive" if aggressive else "graceful")
+
+
+@pause_app.command("schedule")
+def pause_schedule(
+    ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"), reason: str | None = _REASON
+) -> None:
+    """Pause a schedule: it does not fire until resumed."""
+    st = common.state(ctx)
+    common.open_queue(st).pause_schedule(name, reason=reason)
+    _done(st, "schedule", name, "paused")
+
+
+@resume_app.command("job")
+def resume_job(ctx: typer.Context, job_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Resume a paused job (back to its prior status)."""
+    st = common.state(ctx)
+    queue = common.open_queue(st)
+    _require_job(queue, job_id)
+    queue.resume_job(job_id)
+    _done(st, "job", job_id, "resumed")
+
+
+@resume_app.command("queue")
+def resume_queue(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME")) -> None:
+    """Resume a paused queue."""
+    st = common.state(ctx)
+    common.open_queue(st).resume_queue(name)
+    _done(st, "queue", name, "resumed")
+
+
+@resume_app.command("worker")
+def resume_worker(ctx: typer.Context, worker_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Resume a paused worker."""
+    st = common.state(ctx)
+    common.open_queue(st).resume_worker(worker_id)
+    _done(st, "worker", worker_id, "resumed")
+
+
+@resume_app.command("schedule")
+def resume_schedule(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME")) -> None:
+    """Resume a paused schedule."""
+    st = common.state(ctx)
+    common.open_queue(st).resume_schedule(name)
+    _done(st, "schedule", name, "resumed")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(pause_app)
+    app.add_typer(resume_app)

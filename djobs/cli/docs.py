@@ -1,0 +1,290 @@
+"""Generated artefacts: the man page, the shell completions and the systemd/crontab examples.
+
+`scripts/gen-docs` writes them; `tests/test_cli_docs.py` regenerates them and fails when the committed
+copies are stale. Typer vendors Click since 0.26, so click-man does not work: the man page walks
+`typer.main.get_command(app)` itself. Completion scripts come from the real executable
+(`_DJOBS_COMPLETE=source_bash djobs`, ...). Output is deterministic (no dates)::
+
+    python -m djobs.cli.docs /path/to/repo      # what scripts/gen-docs runs
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+COMPLETIONS = {"bash": "completions/djobs.bash", "zsh": "completions/_djobs", "fish": "completions/djobs.fish"}
+MAN_PAGE = "man/djobs.1"
+SYSTEMD_UNIT = "examples/systemd/djobs-worker@.service"
+CRONTAB = "examples/crontab"
+
+SYSTEMD_UNIT_TEXT = """\
+# djobs worker as a systemd service, one instance per queue set:
+#   sudo cp djobs-worker@.service /etc/systemd/system/
+#   sudo systemctl enable --now djobs-worker@default
+# %i is the queue spec given to --queue (e.g. djobs-worker@emails:5).
+[Unit]
+Description=djobs worker (%i)
+After=network-online.target postgresql.service
+Wants=network-online.target
+
+[Service]
+# djobs sends READY=1 once the database is open, WATCHDOG=1 and STOPPING=1 (sd_notify).
+Type=notify
+NotifyAccess=main
+User=djobs
+WorkingDirectory=/srv/app
+Environment=DJOBS_CONFIG=/srv/app/djobs.toml
+ExecStart=/srv/app/.venv/bin/djobs worker --queue %i
+# SIGTERM: stop claiming, let running jobs finish (drain timeout 30 s), then exit 0.
+KillSignal=SIGTERM
+KillMode=mixed
+TimeoutStopSec=45
+Restart=on-failure
+RestartSec=5
+# Exit 78 is a bad config: restarting will not fix it.
+RestartPreventExitStatus=78
+WatchdogSec=60
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+CRONTAB_TEXT = """\
+# djobs from cron (crontab -e). Exit codes: 0 ok, 1 failed, 2 usage, 75 database unreachable, 78 bad config.
+DJOBS_CONFIG=/srv/app/djobs.toml
+# Enqueue a nightly job; the unique key makes a second run on the same day a no-op.
+15 2 * * *  /srv/app/.venv/bin/djobs enqueue nightly-etl --args '{"partitions": ["eu", "us"]}' --unique "etl:$(date +\\%F)" --if-exists skip
+# Drain the reports queue every 10 minutes with a burst worker (exits when no work is left).
+*/10 * * * *  /srv/app/.venv/bin/djobs worker --queue reports:4 --burst --no-scheduler
+# Delete finished jobs older than a week, every Sunday.
+30 3 * * 0  /srv/app/.venv/bin/djobs purge --older-than 7d
+"""
+
+_CONFIG_SECTION = """\
+djobs reads TOML from \\fB\\-\\-config\\fR, else \\fI./djobs.toml\\fR, else \\fI$XDG_CONFIG_HOME/djobs/djobs.toml\\fR.
+Without a config or \\fB\\-\\-database\\fR it uses the SQLite file \\fI./djobs.db\\fR.
+Unknown tables and keys, unknown job names, bad durations, bad cron expressions, unknown time zones and
+handlers that do not import are errors (exit 78) that name the file, the table and the key;
+\\fBdjobs config check\\fR reports all of them.
+.TP
+.B [djobs]
+\\fBdatabase\\fR = "sqlite:///djobs.db" or "postgresql://user@host/db";
+\\fBmodules\\fR = ["myapp.jobs"], imported at start (they may register handlers with @djobs.job).
+The directory of the config file and the working directory are put on the module path.
+.TP
+.B [queues.NAME]
+\\fBconcurrency\\fR = 10. \\fBdjobs worker\\fR without \\fB\\-\\-queue\\fR serves these queues (else \\fIdefault\\fR).
+.TP
+.B [worker]
+\\fBscheduler\\fR = true: whether \\fBdjobs worker\\fR also fires schedules unless \\fB\\-\\-no\\-scheduler\\fR.
+.TP
+.B [jobs.NAME]
+\\fBhandler\\fR = "module:function" (required), \\fBqueue\\fR, \\fBretries\\fR, \\fBpriority\\fR.
+.TP
+.B [schedules.NAME]
+\\fBjob\\fR (required) and exactly one of \\fBevery\\fR = "5m", \\fBcron\\fR = "*/5 * * * *",
+\\fBdaily\\fR = "02:00", \\fBweekly\\fR = "mon 09:00"; optional \\fBargs\\fR, \\fBqueue\\fR, \\fBpriority\\fR,
+\\fBtimezone\\fR (IANA name; UTC by default).
+.TP
+.B [workflows.NAME]
+\\fBsteps\\fR = ["extract", "transform", { fan_out = "load\\-partition", over = "partitions" }, "publish"];
+optional \\fBqueue\\fR, \\fBretries\\fR, \\fBpriority\\fR. A workflow is a job type; each step is a durable call
+whose input is the previous step's result; a fan_out step runs one sub-job per element of the list
+under \\fBover\\fR in the previous result (or of the result itself without \\fBover\\fR) and passes the list
+of results on. A crash mid-workflow resumes at the unfinished step.
+"""
+
+_EXIT_SECTION = """\
+.TP
+.B 0
+success
+.TP
+.B 1
+the operation failed (job failed under \\fB\\-\\-wait\\fR, job not found, duplicate under \\fB\\-\\-if\\-exists fail\\fR)
+.TP
+.B 2
+usage or bad input (bad JSON, bad duration, unknown job type)
+.TP
+.B 75
+database unreachable
+.TP
+.B 78
+bad config
+"""
+
+
+def _roff(text: str) -> str:
+    """Escape plain text for roff: backslashes, dashes, and control characters at line starts."""
+    text = text.replace("\\", "\\e").replace("-", "\\-")
+    return "\n".join("\\&" + line if line.startswith((".", "'")) else line for line in text.splitlines())
+
+
+def _literal(text: str) -> str:
+    return ".nf\n.RS 4\n" + _roff(text.rstrip("\n")) + "\n.RE\n.fi\n"
+
+
+def _option_line(param: Any) -> tuple[str, str] | None:
+    if param.param_type_name == "argument" or getattr(param, "hidden", False):
+        return None
+    names = ", ".join(param.opts)
+    if getattr(param, "secondary_opts", None):
+        names += " / " + ", ".join(param.secondary_opts)
+    metavar = ""
+    if not getattr(param, "is_flag", False):
+        metavar = " " + (param.metavar or param.type.name.upper())
+    help_text = getattr(param, "help", None) or ""
+    extras = []
+    if getattr(param, "multiple", False):
+        extras.append("repeatable")
+    if getattr(param, "envvar", None):
+        extras.append(f"env {param.envvar}")
+    if extras:
+        help_text = f"{help_text} ({'; '.join(extras)})".strip()
+    return f"\\fB{_roff(names)}\\fR{_roff(metavar)}", _roff(help_text)
+
+
+def _usage(ctx: Any, cmd: Any) -> str:
+    pieces = cmd.collect_usage_pieces(ctx)
+    return f"{ctx.command_path} {' '.join(pieces)}"
+
+
+def _walk(cmd: Any, ctx: Any, out: list[str]) -> None:
+    import typer
+
+    commands = getattr(cmd, "commands", None)
+    if commands:
+        for name in cmd.list_commands(ctx):
+            sub = commands[name]
+            if getattr(sub, "hidden", False):
+                continue
+            sub_ctx = typer.Context(sub, info_name=name, parent=ctx)
+            _walk(sub, sub_ctx, out)
+        return
+    out.append(f".SS {_roff(ctx.command_path)}")
+    out.append(f"\\fB{_roff(_usage(ctx, cmd))}\\fR")
+    out.append(".PP")
+    out.append(_roff((cmd.help or "").strip()))
+    for param in cmd.params:
+        line = _option_line(param)
+        if line is None:
+            continue
+        out.append(".TP")
+        out.append(line[0])
+        out.append(line[1])
+
+
+def man_page() -> str:
+    """The whole `djobs(1)` page, generated from the Typer app."""
+    import typer
+
+    from djobs.cli.app import app
+
+    root = typer.main.get_command(app)
+    ctx = typer.Context(root, info_name="djobs")
+    out = [
+        '.TH DJOBS 1 "" "djobs" "User Commands"',
+        ".SH NAME",
+        "djobs \\- durable jobs on SQLite or PostgreSQL: enqueue, run workers, inspect, pause, schedule",
+        ".SH SYNOPSIS",
+        "\\fBdjobs\\fR [\\fIGLOBAL OPTIONS\\fR] \\fICOMMAND\\fR [\\fIARGS\\fR]...",
+        ".SH DESCRIPTION",
+        _roff((root.help or "").strip()),
+        ".PP",
+        "Output is for people by default (tables; colours only on a terminal) and for scripts with",
+        "\\fB\\-\\-json\\fR (one JSON document on stdout). Errors are one line on stderr; a traceback only",
+        "with \\fB\\-\\-debug\\fR. \\fB\\-\\-json\\fR and \\fB\\-\\-debug\\fR may also follow the command.",
+        ".SH GLOBAL OPTIONS",
+    ]
+    for param in root.params:
+        line = _option_line(param)
+        if line is not None:
+            out += [".TP", line[0], line[1]]
+    out.append(".SH COMMANDS")
+    _walk(root, ctx, out)
+    out += [".SH CONFIGURATION FILE", _CONFIG_SECTION.rstrip("\n")]
+    out += [
+        ".SH ENVIRONMENT",
+        "Every option has an environment variable, shown with the option above. The global ones:",
+        ".TP",
+        ".B DJOBS_CONFIG",
+        "config file (\\fB\\-\\-config\\fR)",
+        ".TP",
+        ".B DJOBS_DATABASE_URL",
+        "database URL (\\fB\\-\\-database\\fR), overrides the config",
+        ".TP",
+        ".B DJOBS_JSON, DJOBS_DEBUG",
+        "set to 1 for \\fB\\-\\-json\\fR, \\fB\\-\\-debug\\fR",
+        ".TP",
+        ".B XDG_CONFIG_HOME",
+        "where the user config \\fIdjobs/djobs.toml\\fR is looked for (default \\fI~/.config\\fR)",
+        ".TP",
+        ".B NOTIFY_SOCKET, WATCHDOG_USEC",
+        "set by systemd: \\fBdjobs worker\\fR sends READY=1, WATCHDOG=1 and STOPPING=1",
+    ]
+    out += [".SH EXIT STATUS", _EXIT_SECTION.rstrip("\n")]
+    out += [
+        ".SH EXAMPLES",
+        _literal(
+            "djobs init\n"
+            "djobs enqueue send-email --args '{\"to\": \"a@example.com\"}' --delay 5m\n"
+            "djobs enqueue nightly-etl --args @etl.json --wait --timeout 600\n"
+            "djobs worker --queue default:10 --queue emails:5\n"
+            "djobs why 01J...\n"
+            "djobs events --follow --queue emails\n"
+            "djobs --json inspect | jq '.queues'"
+        ).rstrip("\n"),
+        ".SS A systemd unit (" + _roff(SYSTEMD_UNIT) + ")",
+        _literal(SYSTEMD_UNIT_TEXT).rstrip("\n"),
+        ".SS A crontab (" + _roff(CRONTAB) + ")",
+        _literal(CRONTAB_TEXT).rstrip("\n"),
+        ".SH FILES",
+        ".TP",
+        ".I ./djobs.toml, $XDG_CONFIG_HOME/djobs/djobs.toml",
+        "the config file",
+        ".TP",
+        ".I ./djobs.db",
+        "the default SQLite database",
+        ".SH SEE ALSO",
+        "\\fBsystemd.service\\fR(5), \\fBcrontab\\fR(5); workflows.example.toml in the djobs sources.",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def completion_script(shell: str) -> str:
+    """The completion script for `shell`, as the real executable prints it for `_DJOBS_COMPLETE`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJOBS_")}
+    env["_DJOBS_COMPLETE"] = f"source_{shell}"
+    done = subprocess.run(
+        [sys.executable, "-m", "djobs"], env=env, capture_output=True, text=True, check=True, timeout=60
+    )
+    return done.stdout
+
+
+def artefacts() -> dict[str, str]:
+    """Every generated file: repository path → content."""
+    files = {MAN_PAGE: man_page(), SYSTEMD_UNIT: SYSTEMD_UNIT_TEXT, CRONTAB: CRONTAB_TEXT}
+    for shell, path in COMPLETIONS.items():
+        files[path] = completion_script(shell)
+    return files
+
+
+def write(root: Path) -> list[str]:
+    """Write every artefact under `root`; return the paths that changed."""
+    changed = []
+    for rel, content in artefacts().items():
+        path = root / rel
+        if not path.exists() or path.read_text(encoding="utf-8") != content:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+            changed.append(rel)
+    return changed
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path.cwd()
+    for rel in write(target):
+        print(f"wrote {rel}")

@@ -1,0 +1,100 @@
+"""`djobs events`: print the database event log; `--follow` tails it live until Ctrl-C or SIGTERM.
+
+With `--json` the history is one JSON list; with `--follow --json` each event is one JSON line (JSON Lines),
+since a stream cannot be one document.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+
+from djobs.cli import common
+
+PAGE = 500
+
+
+def parse_since(text: str) -> datetime:
+    """`--since`: a duration ago (`10m`, `2h`) or an ISO-8601 time (naive = UTC); raises UsageProblem."""
+    from djobs.config import parse_duration
+
+    try:
+        return datetime.now(UTC) - parse_duration(text)
+    except (ValueError, OverflowError):
+        pass
+    try:
+        t = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise common.UsageProblem(f"--since: bad time {text!r} (use a duration like 10m or ISO 8601)") from None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
+
+
+def history(queue: Any, *, job_id: str | None, queue_name: str | None, since: datetime | None) -> list[Any]:
+    """All stored events matching the filters, oldest first."""
+    found: list[Any] = []
+    cursor = 0
+    while True:
+        page = queue.events_since(cursor=cursor, limit=PAGE, job_id=job_id, queue=queue_name, since=since)
+        found.extend(page)
+        if len(page) < PAGE:
+            return found
+        cursor = page[-1].id
+
+
+def events(
+    ctx: typer.Context,
+    follow: bool = typer.Option(False, "--follow", "-f", envvar="DJOBS_EVENTS_FOLLOW", help="Tail new events live."),
+    job_id: str | None = typer.Option(None, "--job", envvar="DJOBS_EVENTS_JOB", metavar="ID", help="Only this job."),
+    queue_name: str | None = typer.Option(
+        None, "--queue", "-q", envvar="DJOBS_EVENTS_QUEUE", metavar="Q", help="Only this queue."
+    ),
+    since: str | None = typer.Option(
+        None, "--since", envvar="DJOBS_EVENTS_SINCE", metavar="T", help="From T: a duration ago (10m) or ISO 8601."
+    ),
+) -> None:
+    """Print lifecycle events from the database (with --follow: keep printing new ones)."""
+    from djobs.cli import render
+
+    st = common.state(ctx)
+    since_t = parse_since(since) if since else None
+    queue = common.open_queue(st)
+    if not follow:
+        found = history(queue, job_id=job_id, queue_name=queue_name, since=since_t)
+        common.output(st, found, lambda: render.events_table(found))
+        return
+
+    cursor = queue.latest_event_id()
+    if since_t is not None:
+        for ev in history(queue, job_id=job_id, queue_name=queue_name, since=since_t):
+            _print_one(st, ev)
+            cursor = max(cursor, ev.id)  # the history already printed everything up to here
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        for ev in queue.follow_events(cursor=cursor, job_id=job_id, queue=queue_name, stop=stop):
+            _print_one(st, ev)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C ends the tail: that is success
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _print_one(st: common.State, ev: Any) -> None:
+    if st.json:
+        sys.stdout.write(json.dumps(common.to_jsonable(ev)) + "\n")
+        sys.stdout.flush()
+    else:
+        from djobs.cli import render
+
+        render.event_line(ev)
+        sys.stdout.flush()
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(events)

@@ -1,0 +1,282 @@
+"""Human output for the CLI: rich tables and panels (the `--json` path is `common.print_json`).
+
+rich is imported inside the functions, never at module import, so `djobs --help` and Tab completion stay
+fast. Colours only appear on a terminal (rich decides). Times are shown in UTC with a relative hint.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+_STATUS_STYLE = {
+    "pending": "cyan",
+    "running": "bold blue",
+    "completed": "green",
+    "failed": "bold red",
+    "retrying": "yellow",
+    "waiting": "magenta",
+    "cancelled": "dim",
+    "paused": "yellow",
+}
+_console: Console | None = None
+_err_console: Console | None = None
+
+
+def console() -> Console:
+    """The stdout console."""
+    global _console
+    from rich.console import Console
+
+    if _console is None or _console.file is not _stdout():
+        _console = Console(file=_stdout(), highlight=False, soft_wrap=False)
+    return _console
+
+
+def err_console() -> Console:
+    """The stderr console (spinners and progress)."""
+    global _err_console
+    import sys
+
+    from rich.console import Console
+
+    if _err_console is None or _err_console.file is not sys.stderr:
+        _err_console = Console(file=sys.stderr, highlight=False)
+    return _err_console
+
+
+def _stdout() -> Any:
+    import sys
+
+    return sys.stdout
+
+
+def value(v: Any) -> str:
+    """A status, enum or scalar as plain text."""
+    return str(getattr(v, "value", v)) if v is not None else ""
+
+
+def when(t: datetime | None, now: datetime | None = None) -> str:
+    """`2026-11-29 10:31:02 (3m ago)`; empty for None."""
+    if t is None:
+        return ""
+    now = now or datetime.now(UTC)
+    stamp = t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    secs = (t - now).total_seconds()
+    rel = _span(abs(secs))
+    return f"{stamp} ({'in ' + rel if secs > 0 else rel + ' ago'})"
+
+
+def _span(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 36 * 3600:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def status(s: Any) -> str:
+    """A job status with its colour markup."""
+    text = value(s)
+    style = _STATUS_STYLE.get(text)
+    return f"[{style}]{text}[/]" if style else text
+
+
+def short_json(v: Any, width: int = 60) -> str:
+    """A JSON value squeezed onto one line."""
+    from djobs.cli.common import to_jsonable
+
+    text = json.dumps(to_jsonable(v), separators=(",", ":"))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _esc(text: Any) -> str:
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
+def _table(title: str | None, *columns: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    return table
+
+
+def jobs_table(jobs: Sequence[Any], title: str | None = None) -> None:
+    """A table of jobs, one row each."""
+    table = _table(title, "ID", "TYPE", "QUEUE", "STATUS", "ATTEMPT", "PRI", "RUN AT", "ERROR")
+    for j in jobs:
+        table.add_row(
+            _esc(j.id), _esc(j.type), _esc(j.queue), status(j.status), f"{j.attempt}/{j.max_retries + 1}",
+            str(j.priority), when(j.run_at), _esc(_first_line(j.last_error or "")),
+        )  # fmt: skip
+    console().print(table)
+    if not jobs:
+        console().print("[dim]no jobs[/]")
+
+
+def job_detail(job: Any, checkpoints: Sequence[Any], subs: Sequence[Any], events: Sequence[Any]) -> None:
+    """Everything about one job."""
+    from rich.table import Table
+
+    out = console()
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    rows: list[tuple[str, str]] = [
+        ("id", _esc(job.id)), ("type", _esc(job.type)), ("queue", _esc(job.queue)),
+        ("status", status(job.status)), ("priority", str(job.priority)),
+        ("attempt", f"{job.attempt} of {job.max_retries + 1}"), ("run at", when(job.run_at)),
+        ("created", when(job.created_at)), ("started", when(job.started_at)),
+        ("completed", when(job.completed_at)), ("heartbeat", when(job.last_heartbeat_at)),
+    ]  # fmt: skip
+    if getattr(job, "parent_id", None):
+        rows.append(("parent", _esc(job.parent_id)))
+    if getattr(job, "unique_key", None):
+        rows.append(("unique key", _esc(job.unique_key)))
+    if getattr(job, "progress", None) is not None:
+        rows.append(("progress", _esc(short_json(job.progress, 100))))
+    rows.append(("args", _esc(short_json(job.args, 200))))
+    if value(job.status) == "completed":
+        rows.append(("result", _esc(short_json(job.result, 200))))
+    if job.last_error:
+        rows.append(("error", f"[red]{_esc(job.last_error.strip())}[/]"))
+    for k, v in rows:
+        grid.add_row(k, v)
+    out.print(grid)
+    if checkpoints:
+        table = _table("checkpoints", "#", "NAME", "VALUE", "ERROR")
+        for c in checkpoints:
+            idx = "" if c.call_index is None else str(c.call_index)
+            table.add_row(idx, _esc(c.name), _esc(short_json(c.value)), _esc(c.error or ""))
+        out.print()
+        out.print(table)
+    if subs:
+        out.print()
+        jobs_table(subs, title="sub-jobs")
+    if events:
+        out.print()
+        events_table(events, title="recent events")
+
+
+def events_table(events: Sequence[Any], title: str | None = None) -> None:
+    """Stored events as a table."""
+    table = _table(title, "#", "TIME", "KIND", "JOB", "QUEUE", "DETAIL")
+    for e in events:
+        table.add_row(*event_cells(e))
+    console().print(table)
+    if not events:
+        console().print("[dim]no events[/]")
+
+
+def event_cells(e: Any) -> tuple[str, ...]:
+    """The cells of one stored event."""
+    data = getattr(e, "data", None)
+    return (
+        str(getattr(e, "id", "")),
+        when(getattr(e, "timestamp", None)),
+        _esc(getattr(e, "kind", "")),
+        _esc(getattr(e, "job_id", "") or ""),
+        _esc(getattr(e, "queue", "") or ""),
+        _esc(short_json(data, 80) if data not in (None, {}) else ""),
+    )
+
+
+def event_line(e: Any) -> None:
+    """One stored event as one line (for `events --follow`)."""
+    ident, ts, kind, job, queue, detail = event_cells(e)
+    parts = [f"[dim]{ts.split(' (')[0]}[/]", f"[bold]{kind}[/]"]
+    if job:
+        parts.append(f"job={job}")
+    if queue:
+        parts.append(f"queue={queue}")
+    if detail:
+        parts.append(detail)
+    console().print(" ".join(parts))
+
+
+def overview(stats: Sequence[Any], workers: Sequence[Any], schedules: Sequence[Any]) -> None:
+    """`djobs inspect` without an id."""
+    statuses = ["pending", "running", "waiting", "retrying", "paused", "completed", "failed", "cancelled"]
+    table = _table("queues", "QUEUE", "PAUSED", *[s.upper() for s in statuses])
+    for q in stats:
+        counts = {value(k): v for k, v in q.counts.items()}
+        table.add_row(_esc(q.name), "[yellow]yes[/]" if q.paused else "", *[str(counts.get(s, 0)) for s in statuses])
+    console().print(table)
+    if not stats:
+        console().print("[dim]no queues[/]")
+    console().print()
+    workers_table(workers)
+    console().print()
+    schedules_table(schedules)
+
+
+def workers_table(workers: Sequence[Any]) -> None:
+    """Workers: host, pid, queues, paused, heartbeat."""
+    table = _table("workers", "ID", "HOST", "PID", "QUEUES", "RUNNING", "PAUSED", "HEARTBEAT", "ALIVE")
+    for w in workers:
+        queues = ", ".join(f"{k}:{v}" for k, v in w.queues.items())
+        paused = f"[yellow]{value(w.pause_mode) or 'yes'}[/]" if w.paused else ""
+        running = w.running if isinstance(w.running, int) else len(w.running)
+        table.add_row(
+            _esc(w.id), _esc(w.host), str(w.pid), _esc(queues), str(running), paused,
+            when(w.last_heartbeat_at), "yes" if w.alive else "[red]no[/]",
+        )  # fmt: skip
+    console().print(table)
+    if not workers:
+        console().print("[dim]no live workers[/]")
+
+
+def schedules_table(schedules: Sequence[Any]) -> None:
+    """Schedules: job, spec, last and next fire."""
+    table = _table("schedules", "NAME", "JOB", "SPEC", "QUEUE", "LAST FIRE", "NEXT FIRE", "PAUSED")
+    for s in schedules:
+        table.add_row(
+            _esc(s.name), _esc(s.job), _esc(s.spec), _esc(s.queue or ""), when(s.last_fire),
+            when(s.next_fire), "[yellow]yes[/]" if s.paused else "",
+        )  # fmt: skip
+    console().print(table)
+    if not schedules:
+        console().print("[dim]no schedules[/]")
+
+
+def reasons(job_id: str, items: Sequence[str]) -> None:
+    """`djobs why`: one bullet per reason."""
+    out = console()
+    out.print(f"[bold]{_esc(job_id)}[/]")
+    for r in items:
+        out.print(f"  • {_esc(r)}")
+
+
+def message(text: str) -> None:
+    """A plain confirmation line on stdout."""
+    console().print(_esc(text))
+
+
+@contextmanager
+def spinner(text: str, enabled: bool = True) -> Iterator[None]:
+    """A spinner on stderr while the block runs (only on a terminal)."""
+    import sys
+
+    if not enabled or not sys.stderr.isatty():
+        yield
+        return
+    with err_console().status(_esc(text)):
+        yield
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    line = lines[-1] if lines else ""
+    return line if len(line) <= 80 else line[:79] + "…"

@@ -1,0 +1,143 @@
+"""Read-only commands: `inspect [ID]`, `jobs`, `why ID`, `workers`, `schedules`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import typer
+
+from djobs.cli import common
+
+
+class Status(StrEnum):
+    pending = "pending"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    retrying = "retrying"
+    waiting = "waiting"
+    cancelled = "cancelled"
+    paused = "paused"
+
+
+RECENT_EVENTS = 20
+
+
+def inspect(
+    ctx: typer.Context,
+    job_id: str | None = typer.Argument(None, metavar="[ID]", help="A job id; without it, an overview."),
+) -> None:
+    """Without ID: queues, live workers and schedules. With ID: everything about one job."""
+    from djobs.cli import render
+
+    st = common.state(ctx)
+    queue = common.open_queue(st)
+    if job_id is None:
+        stats, workers, schedules = queue.queue_stats(), queue.workers(), queue.schedules()
+        data = {
+            "queues": [{"name": q.name, "paused": q.paused, "counts": q.counts} for q in stats],
+            "workers": workers,
+            "schedules": [schedule_json(s) for s in schedules],
+        }
+        common.output(st, data, lambda: render.overview(stats, workers, schedules))
+        return
+    import djobs
+
+    job = queue.get_job(job_id)
+    if job is None:
+        raise djobs.JobNotFound(job_id)
+    checkpoints = queue.checkpoints(job_id)
+    subs = queue.sub_jobs(job_id)
+    events = _recent_events(queue, job_id)
+    data = common.to_jsonable(job)
+    data.update(checkpoints=checkpoints, sub_jobs=subs, events=events)
+    common.output(st, data, lambda: render.job_detail(job, checkpoints, subs, events))
+
+
+def _recent_events(queue: Any, job_id: str) -> list[Any]:
+    """The last RECENT_EVENTS stored events of a job, oldest first."""
+    events: list[Any] = []
+    cursor = 0
+    while True:
+        page = queue.events_since(cursor=cursor, limit=500, job_id=job_id)
+        if not page:
+            break
+        events.extend(page)
+        events = events[-RECENT_EVENTS:]
+        cursor = page[-1].id
+        if len(page) < 500:
+            break
+    return events
+
+
+def schedule_json(s: Any) -> dict[str, Any]:
+    """The `schedules --json` shape: name, job, next_fire, last_fire, paused (plus spec, queue)."""
+    return {
+        "name": s.name, "job": s.job, "next_fire": s.next_fire, "last_fire": s.last_fire, "paused": s.paused,
+        "spec": s.spec, "queue": s.queue,
+    }  # fmt: skip
+
+
+def jobs(
+    ctx: typer.Context,
+    status: Status | None = typer.Option(None, "--status", "-s", envvar="DJOBS_JOBS_STATUS", help="Only this status."),
+    queue_name: str | None = typer.Option(
+        None, "--queue", "-q", envvar="DJOBS_JOBS_QUEUE", metavar="Q", help="Only this queue."
+    ),
+    job_type: str | None = typer.Option(None, "--type", "-t", envvar="DJOBS_JOBS_TYPE", metavar="T", help="Only this type."),
+    limit: int = typer.Option(50, "--limit", "-n", envvar="DJOBS_JOBS_LIMIT", metavar="N", min=1, help="At most N jobs."),
+) -> None:
+    """List jobs, newest first."""
+    from djobs.cli import render
+
+    st = common.state(ctx)
+    queue = common.open_queue(st)
+    found = queue.list_jobs(
+        status=status.value if status else None, queue=queue_name, type=job_type, limit=limit
+    )
+    common.output(st, found, lambda: render.jobs_table(found))
+
+
+def why(ctx: typer.Context, job_id: str = typer.Argument(..., metavar="ID", help="The job id.")) -> None:
+    """Explain in words why a job is not running yet."""
+    from djobs.cli import render
+    from djobs.explain import why as explain
+
+    st = common.state(ctx)
+    queue = common.open_queue(st)
+    reasons = explain(queue, job_id)
+    job = queue.get_job(job_id)
+    status = getattr(job.status, "value", job.status) if job is not None else None
+    common.output(st, {"id": job_id, "status": status, "reasons": reasons}, lambda: render.reasons(job_id, reasons))
+
+
+def workers(
+    ctx: typer.Context,
+    include_dead: bool = typer.Option(
+        False, "--all", "-a", envvar="DJOBS_WORKERS_ALL", help="Include workers that stopped heartbeating."
+    ),
+) -> None:
+    """Live workers: host, pid, queues, paused, heartbeat."""
+    from djobs.cli import render
+
+    st = common.state(ctx)
+    found = common.open_queue(st).workers(include_dead=include_dead)
+    common.output(st, found, lambda: render.workers_table(found))
+
+
+def schedules(ctx: typer.Context) -> None:
+    """Schedules with their last and next fire times."""
+    from djobs.cli import render
+
+    st = common.state(ctx)
+    found = common.open_queue(st).schedules()
+    common.output(st, [schedule_json(s) for s in found], lambda: render.schedules_table(found))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(inspect)
+    app.command()(jobs)
+    app.command()(why)
+    app.command()(workers)
+    app.command()(schedules)

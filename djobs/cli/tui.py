@@ -1,0 +1,20 @@
+"""`djobs tui`: the live Textual dashboard (djobs/tui, imported only when run)."""
+
+from __future__ import annotations
+
+import typer
+
+from djobs.cli import common
+
+
+def tui(ctx: typer.Context) -> None:
+    """The live dashboard: queues, jobs, workers, events; pause and cancel from the keyboard."""
+    st = common.state(ctx)
+    queue = common.open_queue(st)
+    from djobs.tui import run
+
+    run(queue, config=st.config())
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(tui)

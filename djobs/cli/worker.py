@@ -1,0 +1,187 @@
+"""`djobs worker`: run a worker until SIGTERM/SIGINT (it drains first), or with `--burst` until idle.
+
+`--reload` runs the worker in a child process under watchfiles `run_process` and restarts it when a
+Python file (or the config) changes in the handler modules' directories; watchfiles stops the child with
+SIGINT, which drains like SIGTERM. With `NOTIFY_SOCKET` set (systemd `Type=notify`) the worker sends
+READY=1 once the database is open, WATCHDOG=1 every half `WATCHDOG_USEC`, and STOPPING=1 when it returns.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from djobs.cli import common
+
+DEFAULT_CONCURRENCY = 10
+DRAIN_TIMEOUT = 30  # seconds; the worker's own default (SEMANTICS.md "Graceful stop")
+
+
+def parse_queue_specs(specs: list[str], concurrency: int | None) -> dict[str, int]:
+    """`["emails:5", "default"]` → `{"emails": 5, "default": concurrency or 10}`; raises UsageProblem."""
+    queues: dict[str, int] = {}
+    for spec in specs:
+        name, sep, count = spec.rpartition(":") if ":" in spec else (spec, "", "")
+        name = name.strip()
+        if not name:
+            raise common.UsageProblem(f"--queue: bad spec {spec!r} (use NAME or NAME:CONCURRENCY)")
+        if sep:
+            if not count.strip().isdigit() or int(count) < 1:
+                raise common.UsageProblem(f"--queue: bad concurrency in {spec!r} (a whole number of at least 1)")
+            queues[name] = int(count)
+        else:
+            queues[name] = concurrency or DEFAULT_CONCURRENCY
+    return queues
+
+
+def resolve_queues(specs: list[str], concurrency: int | None, configured: Mapping[str, int]) -> dict[str, int]:
+    """Queues to serve: `--queue`s, else the config's `[queues.*]` (`-c` overrides), else `default`."""
+    if specs:
+        return parse_queue_specs(specs, concurrency)
+    if configured:
+        return {name: concurrency or n for name, n in configured.items()}
+    return {"default": concurrency or DEFAULT_CONCURRENCY}
+
+
+def sd_notify(message: str) -> bool:
+    """Send `message` (e.g. "READY=1") to systemd's NOTIFY_SOCKET; False when there is none."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):  # abstract namespace socket
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(message.encode())
+    except OSError:
+        return False
+    return True
+
+
+def _start_watchdog(stop: threading.Event) -> None:
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    if not usec.isdigit() or int(usec) <= 0 or not os.environ.get("NOTIFY_SOCKET"):
+        return
+    interval = int(usec) / 1_000_000 / 2
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            sd_notify("WATCHDOG=1")
+
+    threading.Thread(target=beat, name="djobs-sd-watchdog", daemon=True).start()
+
+
+def watch_paths(conf: Any) -> list[Path]:
+    """Directories to watch for `--reload`: those of the handler modules, the config's, else the cwd."""
+    import importlib.util
+
+    dirs: list[Path] = []
+    if conf is not None:
+        for name in conf.handler_modules():
+            try:
+                spec = importlib.util.find_spec(name)
+            except (ImportError, ValueError):
+                spec = None
+            if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
+                continue
+            origin = Path(spec.origin).resolve()
+            if "site-packages" in origin.parts:  # installed code does not change under a developer
+                continue
+            # a package: watch the package directory; a module: the directory holding it
+            dirs.append(origin.parent)
+        if conf.path is not None:
+            dirs.append(conf.path.resolve().parent)
+    if not dirs:
+        dirs.append(Path.cwd())
+    kept: list[Path] = []
+    for d in sorted(set(dirs), key=lambda p: len(p.parts)):  # parents first: drop dirs already covered
+        if not any(k == d or k in d.parents for k in kept):
+            kept.append(d)
+    return kept
+
+
+def _child_command(st: common.State, queues: dict[str, int], scheduler: bool, burst: bool) -> str:
+    argv = [sys.executable, "-m", "djobs"]
+    if st.config_path:
+        argv += ["--config", st.config_path]
+    if st.database:
+        argv += ["--database", st.database]
+    if st.debug:
+        argv.append("--debug")
+    argv.append("worker")
+    for name, n in queues.items():
+        argv += ["--queue", f"{name}:{n}"]
+    argv.append("--scheduler" if scheduler else "--no-scheduler")
+    if burst:
+        argv.append("--burst")
+    return shlex.join(argv)
+
+
+def worker(
+    ctx: typer.Context,
+    queue_specs: list[str] | None = typer.Option(
+        None, "--queue", "-q", envvar="DJOBS_WORKER_QUEUE", metavar="NAME[:CONCURRENCY]",
+        help="Serve this queue (repeatable) [default: the config's [queues.*], else default].",
+    ),  # fmt: skip
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", "-c", envvar="DJOBS_WORKER_CONCURRENCY", metavar="N", min=1,
+        help="Concurrency for queues without :N (overrides the config) [default: 10].",
+    ),  # fmt: skip
+    scheduler: bool | None = typer.Option(
+        None, "--scheduler/--no-scheduler", envvar="DJOBS_WORKER_SCHEDULER",
+        help="Also fire schedules [default: the config's [worker] scheduler, else on].",
+    ),  # fmt: skip
+    reload: bool = typer.Option(
+        False, "--reload", envvar="DJOBS_WORKER_RELOAD", help="Restart when handler code changes (development)."
+    ),
+    burst: bool = typer.Option(
+        False, "--burst", envvar="DJOBS_WORKER_BURST", help="Exit once no runnable work is left."
+    ),
+) -> None:
+    """Run a worker until SIGTERM/SIGINT (running jobs drain first)."""
+    st = common.state(ctx)
+    conf = st.config()
+    queues = resolve_queues(list(queue_specs or []), concurrency, conf.queues if conf else {})
+    use_scheduler = scheduler if scheduler is not None else (conf.scheduler if conf else True)
+
+    if reload:
+        from watchfiles import PythonFilter, run_process
+
+        paths = watch_paths(conf)
+        print(f"djobs: watching {', '.join(map(str, paths))} for changes", file=sys.stderr)
+        run_process(
+            *paths,
+            target=_child_command(st, queues, use_scheduler, burst),
+            target_type="command",
+            watch_filter=PythonFilter(extra_extensions=(".toml",)),
+            sigint_timeout=DRAIN_TIMEOUT + 5,
+            callback=lambda changes: print("djobs: code changed, restarting the worker", file=sys.stderr),
+        )
+        return
+
+    queue = common.open_queue(st)
+    w = queue.worker(queues=queues, scheduler=use_scheduler, burst=burst)
+    stop_watchdog = threading.Event()
+    sd_notify(f"READY=1\nSTATUS=serving {', '.join(queues)}\nMAINPID={os.getpid()}")
+    _start_watchdog(stop_watchdog)
+    if not st.json:
+        served = ", ".join(f"{n}:{c}" for n, c in queues.items())
+        print(f"djobs: worker {w.id} serving {served}{' (burst)' if burst else ''}", file=sys.stderr)
+    try:
+        w.run()
+    finally:
+        stop_watchdog.set()
+        sd_notify("STOPPING=1")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(worker)
