@@ -202,7 +202,7 @@ class DetailPoller:
                 break
         why: list[str] = []
         if status_value(job.status) != "running":
-            why = _why(q, self.job_id)
+            why = _why(q, self.job_id, self.clock())
         return Detail(job, checkpoints, children, more, list(self._events), why, self.clock())
 
     def _children(self, job_id: str, depth: int) -> tuple[list[SubJobNode], int]:
@@ -219,12 +219,12 @@ class DetailPoller:
         return nodes, more
 
 
-def _why(queue: djobs.Queue, job_id: str) -> list[str]:
+def _why(queue: djobs.Queue, job_id: str, now: datetime) -> list[str]:
     try:
         from djobs.explain import why
     except ImportError:  # the explanation module is optional for the dashboard
         return []
     try:
-        return [str(line) for line in why(queue, job_id)]
+        return [str(line) for line in why(queue, job_id, now=now)]
     except Exception as exc:  # an explanation that fails must not take the detail screen down
         return [f"(could not explain: {exc})"]

@@ -38,6 +38,18 @@ class LiveTable(DataTable[Any]):
             return None
         return self._rows[self.cursor_row][0]
 
+    def keys(self) -> list[str]:
+        """Row keys in display order."""
+        return [key for key, _ in self._rows]
+
+    def select_key(self, key: str) -> bool:
+        """Put the cursor on the row with this key; False when no such row is shown."""
+        for index, (row_key, _) in enumerate(self._rows):
+            if row_key == key:
+                self.move_cursor(row=index, animate=False)
+                return True
+        return False
+
     def sync(self, rows: list[Row]) -> None:
         if rows == self._rows:
             return
@@ -54,7 +66,4 @@ class LiveTable(DataTable[Any]):
             self.add_row(*cells, key=key)
         self._rows = rows
         if selected is not None:
-            for index, (key, _) in enumerate(rows):
-                if key == selected:
-                    self.move_cursor(row=index, animate=False)
-                    break
+            self.select_key(selected)

@@ -1,0 +1,457 @@
+"""Pilot tests of the dashboard: every action against a real database (SQLite and PostgreSQL), with real
+workers in other processes where the behaviour crosses processes.
+
+The app is the one `djobs tui` runs (`djobs.tui.make_app`), driven with `App.run_test()`. Waits poll a
+condition with a generous timeout; nothing asserts on wall-clock time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import djobs
+from djobs.tui import make_app
+from djobs.tui.app import DjobsApp
+from djobs.tui.screens.detail import JobDetailScreen
+from djobs.tui.screens.dialogs import ConfirmScreen, EnqueueScreen
+from djobs.tui.widgets.table import LiveTable
+
+REFRESH = 0.2
+TIMEOUT = 20.0
+SIZE = (160, 50)
+REPO = Path(__file__).resolve().parent.parent
+
+
+# ---- helpers ----
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(scenario())
+
+
+async def wait_for(pilot: Any, predicate: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def table(app: DjobsApp, table_id: str) -> LiveTable:
+    return app.query_one(f"#{table_id}", LiveTable)
+
+
+async def select(pilot: Any, app: DjobsApp, table_id: str, key: str) -> None:
+    """Focus a panel and put its cursor on `key`, waiting for the row to be shown first."""
+    t = table(app, table_id)
+    await wait_for(pilot, lambda: key in t.keys(), f"{key} in #{table_id}")
+    t.focus()
+    assert t.select_key(key)
+    await pilot.pause()
+
+
+def job_status(queue: djobs.Queue, job_id: str) -> str:
+    job = queue.get_job(job_id)
+    assert job is not None
+    return str(job.status.value)
+
+
+WORKER_PRELUDE = """
+import sys, time
+import djobs
+store = djobs.connect({url!r})
+queue = djobs.Queue(store)
+"""
+
+
+@pytest.fixture
+def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start `djobs` workers in other processes: spawn(url, handlers_source, queues={...})."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(url: str, handlers: str, queues: dict[str, int] | None = None) -> subprocess.Popen[bytes]:
+        script = (
+            WORKER_PRELUDE.format(url=url)
+            + textwrap.dedent(handlers)
+            + f"\nqueue.worker(queues={queues or {'default': 4}!r}, poll_interval=0.05).run()\n"
+        )
+        path = tmp_path / f"worker{len(procs)}.py"
+        path.write_text(script)
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        proc = subprocess.Popen([sys.executable, str(path)], cwd=tmp_path, env=env)
+        procs.append(proc)
+        return proc
+
+    yield spawn
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def live_workers(queue: djobs.Queue) -> list[Any]:
+    return [w for w in queue.workers() if w.alive]
+
+
+# ---- cross-process behaviour ----
+
+
+def test_job_enqueued_by_another_process_appears(db_url: str, queue: djobs.Queue, tmp_path: Path) -> None:
+    script = WORKER_PRELUDE.format(url=db_url) + textwrap.dedent(
+        """
+        queue.register("hello", lambda args: None)
+        print(queue.enqueue("hello", {"n": 1}), flush=True)
+        """
+    )
+
+    async def scenario() -> None:
+        app = make_app(queue, refresh=REFRESH)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.connected, "first poll")
+            out = subprocess.run(
+                [sys.executable, "-c", script],
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            )
+            job_id = out.stdout.strip()
+            await wait_for(pilot, lambda: job_id in table(app, "jobs").keys(), "the other process's job")
+            await wait_for(
+                pilot, lambda: "default" in table(app, "queues").keys(), "its queue in the summary"
+            )
+
+    run(scenario)
+
+
+def test_pause_queue_stops_worker_and_worker_pause(
+    db_url: str, queue: djobs.Queue, spawn_worker: Any
+) -> None:
+    spawn_worker(db_url, 'queue.register("noop", lambda args: args, queue="work")\n', {"work": 2})
+    queue.register("noop", lambda args: args, queue="work")
+    first = queue.enqueue("noop", 1)
+
+    async def scenario() -> None:
+        app = make_app(queue, refresh=REFRESH)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: job_status(queue, first) == "completed", "the worker to run a job")
+            await select(pilot, app, "queues", "work")
+            await pilot.press("p")
+            await wait_for(pilot, lambda: queue.is_queue_paused("work"), "queue paused from the TUI")
+            await wait_for(
+                pilot, lambda: any("Pause queue work: done" in m for m in app.history), "notification"
+            )
+            held = queue.enqueue("noop", 2)
+            await asyncio.sleep(1.5)  # the worker polls every 50 ms: plenty of chances to claim, if it would
+            assert job_status(queue, held) == "pending"
+            await pilot.press("u")
+            await wait_for(pilot, lambda: not queue.is_queue_paused("work"), "queue resumed from the TUI")
+            await wait_for(pilot, lambda: job_status(queue, held) == "completed", "the held job to run")
+
+            # The same live worker, paused and resumed from the workers panel.
+            workers = live_workers(queue)
+            assert len(workers) == 1
+            wid = str(workers[0].id)
+            await select(pilot, app, "workers", wid)
+            await pilot.press("p")
+            await wait_for(pilot, lambda: live_workers(queue)[0].paused, "worker paused from the TUI")
+            held = queue.enqueue("noop", 3)
+            await asyncio.sleep(1.5)
+            assert job_status(queue, held) == "pending"
+            await pilot.press("u")
+            await wait_for(pilot, lambda: not live_workers(queue)[0].paused, "worker resumed")
+            await wait_for(pilot, lambda: job_status(queue, held) == "completed", "the held job to run")
+
+    run(scenario)
+
+
+CANCELLABLE = """
+from pathlib import Path
+
+def slow(ctx, args):
+    while not ctx.cancelled:
+        time.sleep(0.02)
+    Path(args["flag"]).write_text("cancelled")
+    ctx.raise_if_cancelled()
+
+queue.register("slow", slow, retries=0)
+"""
+
+
+def test_cancel_running_job_cancels_it_in_the_worker(
+    db_url: str, queue: djobs.Queue, spawn_worker: Any, tmp_path: Path
+) -> None:
+    spawn_worker(db_url, CANCELLABLE)
+    queue.register("slow", lambda ctx, args: None, retries=0)
+    flag = tmp_path / "flag"
+    job_id = queue.enqueue("slow", {"flag": str(flag)})
+
+    async def scenario() -> None:
+        app = make_app(queue, refresh=REFRESH)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: job_status(queue, job_id) == "running", "the job to start")
+            await select(pilot, app, "jobs", job_id)
+            await pilot.press("c")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+            await pilot.press("n")  # no: nothing happens
+            await pilot.pause(0.3)
+            assert job_status(queue, job_id) == "running"
+            await pilot.press("c")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+            await pilot.press("y")
+            await wait_for(pilot, lambda: job_status(queue, job_id) == "cancelled", "the job cancelled")
+            await wait_for(pilot, flag.exists, "the handler in the worker process to see the cancel")
+            await wait_for(pilot, lambda: any("Cancel job" in m and "done" in m for m in app.history), "note")
+
+    run(scenario)
+
+
+def test_aggressive_pause_of_a_running_job_then_resume(
+    db_url: str, queue: djobs.Queue, spawn_worker: Any, tmp_path: Path
+) -> None:
+    spawn_worker(
+        db_url,
+        """
+        from pathlib import Path
+
+        def slow(ctx, args):
+            flag = Path(args["flag"])
+            if flag.exists():
+                return "second run"
+            while not ctx.cancelled:
+                time.sleep(0.02)
+            flag.write_text("paused")
+            ctx.raise_if_cancelled()
+
+        queue.register("slow", slow)
+        """,
+    )
+    queue.register("slow", lambda ctx, args: None)
+    flag = tmp_path / "flag"
+    job_id = queue.enqueue("slow", {"flag": str(flag)})
+
+    async def scenario() -> None:
+        app = make_app(queue, refresh=REFRESH)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: job_status(queue, job_id) == "running", "the job to start")
+            await select(pilot, app, "jobs", job_id)
+            await pilot.press("P")
+            await wait_for(pilot, lambda: job_status(queue, job_id) == "paused", "the running job paused")
+            await wait_for(pilot, flag.exists, "the handler cancelled in the worker")
+            await pilot.press("u")
+            await wait_for(
+                pilot, lambda: job_status(queue, job_id) == "completed", "the resumed job to finish"
+            )
+            assert queue.get_job(job_id).result == "second run"  # type: ignore[union-attr]
+
+    run(scenario)
+
+
+FAN_OUT = """
+def parent(ctx, args):
+    results = ctx.fan_out([djobs.Sub("child", i) for i in range(3)])
+    return djobs.values(results)
+
+queue.register("parent", parent)
+queue.register("child", lambda args: args * 10)
+"""
+
+
+def test_detail_of_a_fan_out_parent_shows_its_sub_jobs(
+    db_url: str, queue: djobs.Queue, spawn_worker: Any
+) -> None:
+    spawn_worker(db_url, FAN_OUT)
+    queue.register("parent", lambda ctx, args: None)
+    parent = queue.enqueue("parent", None)
+
+    async def scenario() -> None:
+        app = make_app(queue, refresh=REFRESH)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: job_status(queue, parent) == "completed", "the fan-out to finish")
+            children = {str(j.id) for j in queue.sub_jobs(parent)}
+            assert len(children) == 3
+            await select(pilot, app, "jobs", parent)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, JobDetailScreen), "the detail screen")
+            screen = app.screen
+            assert isinstance(screen, JobDetailScreen)
+            await wait_for(pilot, lambda: screen.loaded and screen.detail is not None, "the detail loaded")
+            tree = screen.query_one("#detail-subjobs")
+            await wait_for(pilot, lambda: len(tree.root.children) == 3, "three sub-jobs in the tree")  # type: ignore[attr-defined]
+            shown = {node.data for node in tree.root.children}  # type: ignore[attr-defined]
+            assert shown == children
+            assert all("completed" in str(node.label) for node in tree.root.children)  # type: ignore[attr-defined]
+            assert "[0,10,20]" in "".join(_static_text(screen, "#detail-result").split())
+            # Enter on a sub-job opens its own detail screen.
+            tree.focus()
+            await pilot.press("down", "enter")
+            await wait_for(
+                pilot,
+                lambda: isinstance(app.screen, JobDetailScreen) and app.screen.job_id in children,
+                "the sub-job's detail",
+            )
+            await pilot.press("escape", "escape")
+            await wait_for(
+                pilot, lambda: not isinstance(app.screen, JobDetailScreen), "back to the main screen"
+            )
+
+    run(scenario)
+
+
+def _static_text(screen: Any, selector: str) -> str:
+    """What a Static shows, as plain text."""
+    from rich.console import Console
+
+    console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(screen.query_one(selector).content)
+    return console.export_text()
+
+
+# ---- single-process actions ----
+
+
+def test_pause_and_resume_a_pending_job(db_url: str, queue: djobs.Queue) -> None:
+    queue.register("hello", lambda args: None)
+    job_id = queue.enqueue("hello", {})
+
+    async def scenario() -> None:
+        app = make_app(queue, refresh=REFRESH)
+        async with app.run_test(size=SIZE) as pilot:
+            await select(pilot, app, "jobs", job_id)
+            await pilot.press("p")
+            await wait_for(pilot, lambda: queue.is_job_paused(job_id), "the job paused (graceful)")
+            await pilot.press("u")
+            await wait_for(pilot, lambda: not queue.is_job_paused(job_id), "the job resumed")
+            assert job_status(queue, job_id) == "pending"
+            await pilot.press("P")
+            await wait_for(pilot, lambda: queue.is_job_paused(job_id), "the job paused (aggressive)")
+            # The same actions from the detail screen.
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, JobDetailScreen), "the detail screen")
+            await pilot.press("u")
+            await wait_for(pilot, lambda: not queue.is_job_paused(job_id), "resumed from the detail screen")
+            await pilot.press("c", "y")
+            await wait_for(pilot, lambda: job_status(queue, job_id) == "cancelled", "cancelled from detail")
+            await pilot.press("t")
+            await wait_for(pilot, lambda: job_status(queue, job_id) == "pending", "retried from detail")
+
+    run(scenario)
+
+
+def test_retry_a_cancelled_job(db_url: str, queue: djobs.Queue) -> None:
+    queue.register("hello", lambda args: None)
+    job_id = queue.enqueue("hello", {})
+    queue.cancel_job(job_id)
+
+    async def scenario() -> None:
+        app = make_app(queue, refresh=REFRESH)
+        async with app.run_test(size=SIZE) as pilot:
+            await select(pilot, app, "jobs", job_id)
+            await pilot.press("t")
+            await wait_for(pilot, lambda: job_status(queue, job_id) == "pending", "the job requeued")
+            await wait_for(pilot, lambda: any("Retry job" in m for m in app.history), "notification")
+
+    run(scenario)
+
+
+def test_failed_action_is_reported_not_raised(db_url: str, queue: djobs.Queue) -> None:
+    queue.register("hello", lambda args: None)
+    job_id = queue.enqueue("hello", {})
+
+    async def scenario() -> None:
+        app = make_app(queue, refresh=REFRESH)
+        async with app.run_test(size=SIZE) as pilot:
+            await select(pilot, app, "jobs", job_id)
+            await pilot.press("t")  # retrying a pending job is refused by the library
+            await wait_for(pilot, lambda: any("Retry job" in m for m in app.history), "a notification")
+            assert app.is_running
+
+    run(scenario)
+
+
+def test_pause_and_resume_a_schedule(db_url: str, queue: djobs.Queue) -> None:
+    from datetime import timedelta
+
+    queue.register("cleanup", lambda args: None)
+    queue.schedule("cleanup", djobs.every(timedelta(hours=1)))
+
+    def paused() -> bool:
+        return bool([s for s in queue.schedules() if s.name == "cleanup"][0].paused)
+
+    async def scenario() -> None:
+        app = make_app(queue, refresh=REFRESH)
+        async with app.run_test(size=SIZE) as pilot:
+            await select(pilot, app, "schedules", "cleanup")
+            await pilot.press("p")
+            await wait_for(pilot, paused, "the schedule paused")
+            await pilot.press("u")
+            await wait_for(pilot, lambda: not paused(), "the schedule resumed")
+
+    run(scenario)
+
+
+def test_enqueue_form_validates_json_then_enqueues(db_url: str, queue: djobs.Queue) -> None:
+    queue.register("greet", lambda args: None, queue="mail")
+
+    async def scenario() -> None:
+        app = make_app(queue, refresh=REFRESH)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.connected, "first poll")
+            await pilot.press("n")
+            await wait_for(pilot, lambda: isinstance(app.screen, EnqueueScreen), "the form")
+            form = app.screen
+            form.query_one("#enqueue-args").value = '{"name": '  # type: ignore[attr-defined]
+            form.query_one("#enqueue-priority").value = "7"  # type: ignore[attr-defined]
+            await pilot.press("ctrl+s")
+            assert app.screen is form  # invalid JSON keeps the form open
+            assert "not valid JSON" in _static_text(form, "#enqueue-error")
+            assert queue.list_jobs() == []
+            form.query_one("#enqueue-args").value = '{"name": "Ada"}'  # type: ignore[attr-defined]
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: len(queue.list_jobs()) == 1, "the job enqueued")
+            job = queue.list_jobs()[0]
+            assert (job.type, job.args, job.queue, job.priority) == ("greet", {"name": "Ada"}, "mail", 7)
+            await wait_for(pilot, lambda: str(job.id) in table(app, "jobs").keys(), "the job in the table")
+            assert any(str(job.id) in m for m in app.history)
+
+    run(scenario)
+
+
+def test_filter_bar(db_url: str, queue: djobs.Queue) -> None:
+    queue.register("a", lambda args: None)
+    queue.register("b", lambda args: None, queue="other")
+    a = queue.enqueue("a", {})
+    b = queue.enqueue("b", {})
+    queue.cancel_job(a)
+
+    async def scenario() -> None:
+        app = make_app(queue, refresh=REFRESH)
+        async with app.run_test(size=SIZE) as pilot:
+            jobs = table(app, "jobs")
+            await wait_for(pilot, lambda: set(jobs.keys()) == {a, b}, "both jobs")
+            await pilot.press("slash", *"cancelled", "enter")
+            await wait_for(pilot, lambda: jobs.keys() == [a], "only the cancelled job")
+            await pilot.press("slash", "ctrl+u", *"queue:other", "enter")
+            await wait_for(pilot, lambda: jobs.keys() == [b], "only the other queue")
+            await pilot.press("slash", "ctrl+u", *"status:bogus", "enter")
+            await wait_for(pilot, lambda: any("unknown status" in m for m in app.history), "a filter error")
+            await pilot.press("ctrl+u", "enter")
+            await wait_for(pilot, lambda: set(jobs.keys()) == {a, b}, "the filter cleared")
+
+    run(scenario)

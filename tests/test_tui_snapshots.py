@@ -1,0 +1,139 @@
+"""Snapshot tests of the dashboard's layout: the main screen and the job detail screen.
+
+The data is made deterministic: rows are written through the library, then their ids and times are pinned
+with SQL on the SQLite file, and the app's clock is frozen, so every age and time on screen is fixed.
+Update the snapshots with `pytest tests/test_tui_snapshots.py --snapshot-update` and look at the SVGs.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+import djobs
+from djobs.tui import make_app
+from djobs.tui.screens.detail import JobDetailScreen
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+T = NOW.timestamp()
+SIZE = (160, 48)
+
+# id, type, queue, status, priority, attempt, created (s before NOW), extra columns
+JOBS: list[tuple[str, str, str, str, int, int, int, dict[str, Any]]] = [
+    ("job-0001", "send-email", "emails", "completed", 0, 1, 300, {"result": json.dumps({"sent": True})}),
+    ("job-0002", "resize", "default", "failed", 5, 4, 240, {"last_error": "ValueError: image too large"}),
+    ("job-0003", "resize", "default", "running", 5, 1, 180,
+     {"progress": json.dumps({"done": 40, "total": 100, "message": "tiles"}), "started_at": T - 30}),
+    ("job-0004", "report", "default", "pending", 0, 0, 120, {}),
+    ("job-0005", "send-email", "emails", "paused", 0, 0, 60, {"paused_from": "pending", "paused_at": T - 50}),
+    ("job-0006", "report", "default", "waiting", 10, 1, 50, {"started_at": T - 45}),
+    ("job-0007", "resize", "default", "completed", 0, 1, 45, {"parent_id": "job-0006", "result": "7"}),
+    ("job-0008", "resize", "default", "running", 0, 1, 45, {"parent_id": "job-0006", "started_at": T - 20}),
+    ("job-0009", "resize", "default", "pending", 0, 0, 45, {"parent_id": "job-0006"}),
+]  # fmt: skip
+
+EVENTS = [
+    (290, "job_completed", "job-0001", "emails"),
+    (235, "job_failed", "job-0002", "default"),
+    (45, "job_started", "job-0006", "default"),
+    (40, "checkpoint_saved", "job-0006", "default"),
+    (20, "job_started", "job-0008", "default"),
+]
+
+
+def seed(url: str) -> None:
+    store = djobs.connect(url)
+    queue = djobs.Queue(store)
+    queue.register("send-email", lambda args: None, queue="emails")
+    queue.register("resize", lambda args: None)
+    queue.register("report", lambda args: None)
+    ids = [queue.enqueue(job_type, {"n": n}, queue=q) for n, (_, job_type, q, *_rest) in enumerate(JOBS, 1)]
+    queue.schedule("report", djobs.every(timedelta(minutes=5)), name="nightly-report")
+    queue.pause_queue("emails")
+    store.close()
+
+    db = sqlite3.connect(url.split(":///", 1)[1])
+    with db:
+        for old, (job_id, _, _, status, priority, attempt, ago, extra) in zip(ids, JOBS, strict=True):
+            columns = {
+                "id": job_id,
+                "status": status,
+                "priority": priority,
+                "attempt": attempt,
+                "created_at": T - ago,
+                "updated_at": T - ago + 5,
+                "run_at": T - ago,
+                "completed_at": T - ago + 10 if status in ("completed", "failed") else None,
+                **extra,
+            }
+            sets = ", ".join(f"{name} = ?" for name in columns)
+            db.execute(f"UPDATE djobs_jobs SET {sets} WHERE id = ?", (*columns.values(), old))
+        db.execute(
+            "INSERT INTO djobs_checkpoints (job_id, key, call_index, name, value, error, created_at) "
+            "VALUES ('job-0006', '0', 0, 'fetch-rows', '{\"rows\": 3}', NULL, ?)",
+            (T - 40,),
+        )
+        db.execute("UPDATE djobs_queues SET paused_at = ?", (T - 100,))
+        db.execute(
+            "UPDATE djobs_schedules SET last_fire = ?, next_fire = ?, created_at = ?",
+            (T - 120, T + 180, T - 900),
+        )
+        db.execute("DELETE FROM djobs_events")
+        for ago, kind, job_id, q in EVENTS:
+            db.execute(
+                "INSERT INTO djobs_events (ts, kind, job_id, queue, data) VALUES (?, ?, ?, ?, '{}')",
+                (T - ago, kind, job_id, q),
+            )
+    db.close()
+
+
+@pytest.fixture
+def frozen_app(sqlite_url: str) -> Any:
+    seed(sqlite_url)
+    store = djobs.connect(sqlite_url)
+    queue = djobs.Queue(store)
+    # A long refresh: the picture is the first poll's, with nothing changing under the camera.
+    yield make_app(queue, refresh=60.0, clock=lambda: NOW)
+    store.close()
+
+
+async def _loaded(pilot: Any) -> None:
+    app = pilot.app
+    while app.polls == 0:
+        await pilot.pause(0.02)
+    await pilot.pause()
+
+
+def test_main_screen(frozen_app: Any, snap_compare: Any) -> None:
+    assert snap_compare(frozen_app, terminal_size=SIZE, run_before=_loaded)
+
+
+def test_detail_screen_of_a_fan_out_parent(frozen_app: Any, snap_compare: Any) -> None:
+    async def open_parent(pilot: Any) -> None:
+        await _loaded(pilot)
+        app = pilot.app
+        jobs = app.query_one("#jobs")
+        jobs.focus()
+        assert jobs.select_key("job-0006")
+        await pilot.press("enter")
+        while not (isinstance(app.screen, JobDetailScreen) and app.screen.loaded):
+            await pilot.pause(0.02)
+        await pilot.pause()
+
+    assert snap_compare(frozen_app, terminal_size=SIZE, run_before=open_parent)
+
+
+def test_confirm_dialog(frozen_app: Any, snap_compare: Any) -> None:
+    async def ask(pilot: Any) -> None:
+        await _loaded(pilot)
+        jobs = pilot.app.query_one("#jobs")
+        jobs.focus()
+        assert jobs.select_key("job-0004")
+        await pilot.press("c")
+        await pilot.pause()
+
+    assert snap_compare(frozen_app, terminal_size=SIZE, run_before=ask)
