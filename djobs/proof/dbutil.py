@@ -1,0 +1,93 @@
+"""Throwaway databases for the proof commands: never the user's own jobs.
+
+    with throwaway("postgresql://postgres@127.0.0.1/test", prefix="djobs_selftest") as db:
+        db.url         # postgresql://...?schema=djobs_selftest_3f2a...   (djobs.connect understands it)
+        db.dsn         # the URL psycopg understands (no ?schema=)
+        db.schema      # the schema name
+    with throwaway(None) as db:      # a fresh SQLite file in a temp directory
+        db.path
+
+A PostgreSQL URL gets a fresh schema that is dropped on exit; any other URL (or none) gets a temp SQLite
+file in a temp directory, removed on exit unless `keep=True`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+
+def is_postgres(url: str | None) -> bool:
+    return bool(url) and urlsplit(url or "").scheme.split("+")[0] in ("postgres", "postgresql", "psycopg3")
+
+
+def split_schema(url: str) -> tuple[str, str | None]:
+    """Return (url without the `schema` query parameter, that schema or None)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "schema"), None)
+    rest = [(k, v) for k, v in query if k != "schema"]
+    scheme = "postgresql" if parts.scheme in ("postgres", "psycopg3") else parts.scheme
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)), schema
+
+
+def with_schema(url: str, schema: str) -> str:
+    base, _ = split_schema(url)
+    return f"{base}{'&' if '?' in base else '?'}schema={schema}"
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for reports."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@dataclass(frozen=True)
+class Throwaway:
+    url: str
+    backend: str  # "sqlite" | "postgres"
+    dsn: str | None = None  # psycopg DSN (PostgreSQL)
+    schema: str | None = None  # PostgreSQL schema
+    path: str | None = None  # SQLite file
+    directory: str | None = None  # SQLite temp directory (for side files: ledgers, raw baselines)
+
+
+def _pg_exec(dsn: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql)
+
+
+@contextmanager
+def throwaway(url: str | None, prefix: str = "djobs_proof", keep: bool = False) -> Iterator[Throwaway]:
+    directory = tempfile.mkdtemp(prefix=prefix + "_")
+    try:
+        if is_postgres(url):
+            assert url is not None
+            dsn, _ = split_schema(url)
+            schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+            _pg_exec(dsn, f'CREATE SCHEMA "{schema}"')
+            try:
+                yield Throwaway(with_schema(url, schema), "postgres", dsn, schema, None, directory)
+            finally:
+                if not keep:
+                    try:
+                        _pg_exec(dsn, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                    except Exception:
+                        pass  # the server may be restarting; a leftover schema is harmless
+        else:
+            path = os.path.join(directory, "djobs.db")
+            yield Throwaway(f"sqlite:///{path}", "sqlite", None, None, path, directory)
+    finally:
+        if not keep:
+            shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,110 @@
+"""Worker processes for the proof commands: start, wait for `ready`, kill -9, stop gracefully, restart.
+
+    proc = WorkerProcess([url, "--role", "selftest", ...], log_dir)
+    proc.start(); proc.wait_ready(30)
+    proc.kill()        # SIGKILL; returns the Interruption it caused (for the invariant checks)
+    proc.terminate()   # SIGTERM: the worker drains and exits
+    proc.start()       # again: a new process in the same slot
+
+Each process writes stdout and stderr to its own log file (never a pipe that could fill and block it);
+`ready` is read from that file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from djobs.proof.invariants import Interruption
+
+
+class WorkerProcess:
+    def __init__(self, args: list[str], log_dir: str | os.PathLike[str], slot: int = 0, stdin_pipe: bool = False):
+        self.args = args
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.slot = slot
+        self.stdin_pipe = stdin_pipe
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+        self.generation = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self) -> None:
+        self.generation += 1
+        self.log_path = self.log_dir / f"worker-{self.slot}-{self.generation}.log"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "djobs.proof.worker", *self.args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.PIPE if self.stdin_pipe else subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace") if self.log_path else ""
+        except FileNotFoundError:
+            return ""
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "ready" in self.log_text().split("\n"):
+                return
+            if not self.alive():
+                raise RuntimeError(f"worker process exited before it was ready:\n{self.log_tail()}")
+            time.sleep(0.02)
+        raise TimeoutError(f"worker process not ready within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def go(self) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(b"go\n")
+        self.proc.stdin.flush()
+
+    def log_tail(self, lines: int = 15) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def kill(self) -> Interruption | None:
+        if not self.alive():
+            return None
+        assert self.proc is not None
+        ts = time.time()
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        return Interruption(ts, self.proc.pid, "kill")
+
+    def terminate(self, timeout: float = 60.0) -> Interruption | None:
+        """SIGTERM and wait for the drain; SIGKILL if it does not exit within `timeout`."""
+        if not self.alive():
+            return None
+        assert self.proc is not None
+        ts = time.time()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        return Interruption(ts, self.proc.pid, "term")
+
+    def wait(self, timeout: float | None = None) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def crashed(self) -> bool:
+        """Exited by itself with an error (not by our signal)."""
+        if self.proc is None or self.proc.poll() is None:
+            return False
+        return self.proc.returncode not in (0, -signal.SIGKILL, -signal.SIGTERM)
