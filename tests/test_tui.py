@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -455,3 +457,135 @@ def test_filter_bar(db_url: str, queue: djobs.Queue) -> None:
             await wait_for(pilot, lambda: set(jobs.keys()) == {a, b}, "the filter cleared")
 
     run(scenario)
+
+
+# ---- a database that goes away ----
+
+
+class TcpProxy:
+    """A TCP forwarder to the database that can be cut (every connection dropped, new ones refused) and
+    restored on the same port: the network going away, for real, without touching the server."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = 0
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            socks, self._socks = self._socks, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._socks += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def test_postgres_going_away_shows_disconnected_then_reconnects(pg_url: str) -> None:
+    if "@127.0.0.1:5432/" not in pg_url:
+        pytest.skip("the proxy test expects PostgreSQL on 127.0.0.1:5432")
+    proxy = TcpProxy("127.0.0.1", 5432)
+    store = djobs.connect(pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"))
+    queue = djobs.Queue(store)
+    direct_store = djobs.connect(pg_url)
+    direct = djobs.Queue(direct_store)
+    direct.register("hello", lambda args: None)
+
+    async def scenario() -> None:
+        app = make_app(queue, refresh=REFRESH)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.connected, "first poll")
+            proxy.cut()
+            await wait_for(pilot, lambda: app.connected is False, "the app to notice")
+            assert app.query_one("#status").has_class("-disconnected")
+            await pilot.pause(1.0)  # a few failed polls; the app keeps running
+            assert app.is_running
+            job_id = direct.enqueue("hello", {})
+            proxy.restore()
+            await wait_for(pilot, lambda: app.connected, "the app to reconnect", timeout=40)
+            await wait_for(pilot, lambda: job_id in table(app, "jobs").keys(), "fresh data after reconnect")
+            assert not app.query_one("#status").has_class("-disconnected")
+            assert any("Reconnected" in m for m in app.history)
+
+    try:
+        run(scenario)
+    finally:
+        proxy.cut()
+        store.close()
+        direct_store.close()
+
+
+def test_database_error_at_the_poll_boundary_does_not_crash(sqlite_url: str) -> None:
+    """A poll that fails with a driver error (here a table renamed away under the app) shows the
+    disconnected state and recovers when the database is back."""
+    import sqlite3
+
+    store = djobs.connect(sqlite_url)
+    queue = djobs.Queue(store)
+    path = sqlite_url.split(":///", 1)[1]
+
+    def rename(a: str, b: str) -> None:
+        db = sqlite3.connect(path)
+        with db:
+            db.execute(f"ALTER TABLE {a} RENAME TO {b}")
+        db.close()
+
+    async def scenario() -> None:
+        app = make_app(queue, refresh=REFRESH)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.connected, "first poll")
+            rename("djobs_workers", "djobs_workers_away")
+            await wait_for(pilot, lambda: app.connected is False, "the failure to show")
+            rename("djobs_workers_away", "djobs_workers")
+            await wait_for(pilot, lambda: app.connected, "recovery")
+
+    try:
+        run(scenario)
+    finally:
+        store.close()

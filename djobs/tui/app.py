@@ -24,7 +24,7 @@ from textual.widgets import Footer, Header
 
 import djobs
 
-from .data import EVENT_WINDOW, JOB_WINDOW, JobFilter, Poller, Snapshot
+from .data import EVENT_WINDOW, JOB_WINDOW, JobFilter, Poller, Snapshot, forget_connection
 from .format import clock_time, short_id
 from .screens.detail import JobDetailScreen
 from .screens.dialogs import ConfirmScreen, EnqueueRequest, EnqueueScreen
@@ -48,10 +48,10 @@ class DjobsApp(App[None]):
         Binding("slash", "filter", "Filter"),
         Binding("n", "enqueue", "Enqueue"),
         Binding("f5", "refresh_now", "Refresh"),
-        Binding("1", "focus('queues')", "Queues", show=False),
-        Binding("2", "focus('workers')", "Workers", show=False),
-        Binding("3", "focus('schedules')", "Schedules", show=False),
-        Binding("4", "focus('jobs')", "Jobs", show=False),
+        Binding("1", "focus_panel('queues')", "Queues", show=False),
+        Binding("2", "focus_panel('workers')", "Workers", show=False),
+        Binding("3", "focus_panel('schedules')", "Schedules", show=False),
+        Binding("4", "focus_panel('jobs')", "Jobs", show=False),
     ]
 
     def __init__(
@@ -123,6 +123,7 @@ class DjobsApp(App[None]):
         try:
             snapshot = self.poller.snapshot(job_filter)
         except Exception as exc:  # any failure at the poll boundary means "disconnected", never a crash
+            forget_connection(self.queue)
             self._polling = False
             self._call(self._poll_failed, exc)
             return
@@ -172,7 +173,7 @@ class DjobsApp(App[None]):
         self._next_poll = 0.0
         self.poll_now()
 
-    def action_focus(self, widget_id: str) -> None:
+    def action_focus_panel(self, widget_id: str) -> None:
         self.query_one(f"#{widget_id}").focus()
 
     def action_filter(self) -> None:
@@ -208,6 +209,7 @@ class DjobsApp(App[None]):
         try:
             result = fn()
         except Exception as exc:
+            forget_connection(self.queue)
             self._call(self._acted, what, f"{type(exc).__name__}: {exc}", "error")
             return
         if result is False:
@@ -298,6 +300,7 @@ class DjobsApp(App[None]):
         try:
             job_id = self.queue.enqueue(request.type, request.args, **options)
         except Exception as exc:
+            forget_connection(self.queue)
             self._call(self._acted, f"Enqueue {request.type}", f"{type(exc).__name__}: {exc}", "error")
             return
         self._call(self._acted, f"Enqueue {request.type}", f"job {job_id}", "information")

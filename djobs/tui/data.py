@@ -228,3 +228,16 @@ def _why(queue: djobs.Queue, job_id: str, now: datetime) -> list[str]:
         return [str(line) for line in why(queue, job_id, now=now)]
     except Exception as exc:  # an explanation that fails must not take the detail screen down
         return [f"(could not explain: {exc})"]
+
+
+def forget_connection(queue: djobs.Queue) -> None:
+    """After a failed read, drop this thread's database connection so the next read opens a new one.
+
+    The library's `storage.run()` does this for writes it retries; its plain read methods leave a broken
+    connection in place, so the dashboard resets it itself (call from the thread that saw the error)."""
+    reset = getattr(getattr(queue, "storage", None), "reset_connection", None)
+    if callable(reset):
+        try:
+            reset()
+        except Exception:  # resetting is best effort; the next poll reports whatever is still wrong
+            pass

@@ -23,7 +23,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar, Static, Tree
 
-from ..data import Detail, DetailPoller, SubJobNode
+from ..data import Detail, DetailPoller, SubJobNode, forget_connection
 from ..format import DASH, age, full_time, pretty_json, progress_parts, short_id, status_text, status_value
 from ..widgets.events import event_line
 
@@ -108,6 +108,7 @@ class JobDetailScreen(Screen[None]):
         try:
             detail = self.poller.detail()
         except Exception as exc:  # the main screen's status line reports the connection; keep what we have
+            forget_connection(self.poller.queue)
             self._polling = False
             self.djobs_app.call_from_thread(self._show_error, exc)
             return

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class LiveTable(DataTable[Any]):
             for index, ((_, new), (_, old)) in enumerate(zip(rows, self._rows, strict=True)):
                 for column, (a, b) in enumerate(zip(new, old, strict=True)):
                     if a != b:
-                        self.update_cell_at((index, column), a)
+                        self.update_cell_at(Coordinate(index, column), a)
             self._rows = rows
             return
         selected = self.selected_key()
