@@ -1,0 +1,86 @@
+"""`djobs bench` with tiny sizes: the report's shape, and ratios computed from the numbers measured.
+
+No wall-clock assertions: machines are noisy. Speed is read from `benchmarks/run.py`, not asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from djobs import bench
+from djobs.proof.dbutil import is_postgres
+from djobs.proof.report import BenchReport, BenchRow, percentile
+
+pytestmark = pytest.mark.timeout(300)
+
+TINY = dict(jobs=200, workers=(1, 2), enqueue_jobs=100, latency_samples=5, latency_gap=0.01, workflows=5,
+            fanout_width=10, fanout_rounds=1)
+
+
+def test_tiny_bench_measures_every_figure_beside_its_baseline(db_url: str) -> None:
+    seen: list[float] = []
+    report = bench.run([db_url if is_postgres(db_url) else None], progress=lambda _m, f: seen.append(f), **TINY)
+    assert report.errors == []
+    backend = "postgres" if is_postgres(db_url) else "sqlite"
+    assert [r.metric for r in report.rows] == [
+        "enqueue, 1 per call",
+        "enqueue, batches of 100",
+        "end-to-end, 1 process",
+        "end-to-end, 2 processes",
+        "dispatch latency p50",
+        "dispatch latency p95",
+        "dispatch latency p99",
+        "durable steps (10-step workflow)",
+        "fan-out round trip (10 sub-jobs)",
+    ]
+    for r in report.rows:
+        assert r.backend == backend
+        assert r.djobs is not None and r.djobs > 0 and r.raw is not None and r.raw > 0, r
+        assert r.ratio == pytest.approx(r.djobs / r.raw)
+        assert r.higher_is_better is (r.unit != "ms")
+    p50, p99 = report.rows[4], report.rows[6]
+    assert p50.djobs is not None and p99.djobs is not None and p50.djobs <= p99.djobs
+    assert seen and seen == sorted(seen) and seen[-1] == 1.0
+
+    data = json.loads(report.to_json())
+    assert data["params"]["jobs"] == 200
+    for row, out in zip(report.rows, data["rows"], strict=True):
+        assert out["djobs"] == row.djobs and out["raw"] == row.raw and out["ratio"] == row.ratio
+    assert data["reading"] and data["reading"] == report.reading
+
+
+def test_ratio_and_reading_from_given_numbers() -> None:
+    rows = [
+        BenchRow("sqlite", "end-to-end, 1 process", "jobs/s", 5000.0, 10000.0),
+        BenchRow("sqlite", "end-to-end, 2 processes", "jobs/s", 5200.0, 9000.0),
+        BenchRow("postgres", "end-to-end, 1 process", "jobs/s", 3000.0, 1500.0),
+        BenchRow("sqlite", "dispatch latency p50", "ms", 6.0, 4.0, higher_is_better=False),
+        BenchRow("postgres", "dispatch latency p50", "ms", None, 4.0, higher_is_better=False),
+    ]
+    report = BenchReport(rows, params={})
+    assert rows[0].ratio == 0.5 and rows[2].ratio == 2.0 and rows[3].ratio == 1.5
+    assert rows[4].ratio is None
+    assert "SQLite 5,000 vs PostgreSQL 3,000" in report.reading
+    assert "second SQLite worker process adds little" in report.reading
+    assert math.isclose(percentile([1.0, 2.0, 3.0, 4.0], 50), 2.0)
+    assert percentile([1.0, 2.0, 3.0, 4.0], 99) == 4.0
+
+
+def test_bench_command_json_and_bad_backend() -> None:
+    from djobs.cli.app import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["--database", "sqlite:///unused.db", "bench", "--backend", "postgres"])
+    assert result.exit_code == 2, result.output
+    result = runner.invoke(
+        app, ["bench", "--backend", "sqlite", "--jobs", "50", "--samples", "2", "--workers", "1", "--json"],
+        env={"DJOBS_BENCH_WORKERS": "1"},
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert {r["metric"] for r in data["rows"]} >= {"end-to-end, 1 process", "dispatch latency p50"}
+    assert all(r["backend"] == "sqlite" for r in data["rows"])

@@ -1,0 +1,111 @@
+"""A short `djobs selftest` with kill -9 chaos on both backends, and proof that its checks can fail.
+
+One selftest run per backend (module-scoped, about 30-60 s each) feeds several tests: every invariant must
+hold on the real run, and violations planted into a copy of its record must be caught.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from djobs import selftest
+from djobs.proof.invariants import JobRow
+from djobs.proof.report import SelftestReport
+
+PG_URL = os.environ.get("DJOBS_TEST_PG_URL", "")
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def chaos_report(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SelftestReport]:
+    if request.param == "postgres":
+        if not PG_URL:
+            if os.environ.get("CI") == "true":
+                pytest.fail("CI=true requires PostgreSQL (DJOBS_TEST_PG_URL)")
+            pytest.skip("no PostgreSQL server (set DJOBS_TEST_PG_URL)")
+        url: str | None = PG_URL
+    else:
+        url = None
+    yield selftest.run(url, duration=14, workers=3, kills=5, chaos=True, seed=20261129, settle_timeout=90)
+
+
+def _explain(report: SelftestReport) -> str:
+    return json.dumps(report.to_dict(), indent=1, default=str)[:6000]
+
+
+def test_every_invariant_holds_under_kill_9(chaos_report: SelftestReport) -> None:
+    r = chaos_report
+    assert r.errors == [], _explain(r)
+    assert [v.name for v in r.verdicts if not v.ok] == [], _explain(r)
+    assert r.ok
+    assert r.stats["kills"] == 5 and r.stats["graceful_stops"] == 1, r.stats
+    seeded = r.stats["seeded"]
+    for kind in ("plain", "slow", "workflow", "fail", "fanout", "unique"):
+        assert seeded.get(kind, 0) > 0, seeded
+    assert r.verdict("exactly once").checked >= 5 * seeded["workflow"]
+    assert r.verdict("fan-out").checked == 10
+    assert r.verdict("schedule").checked >= 3
+    assert r.stats["unique_duplicates_refused"] > 0  # the storm really collided
+
+
+def _planted(report: SelftestReport) -> SelftestReport:
+    planted = copy.deepcopy(report)
+    assert planted.snapshot is not None
+    return planted
+
+
+def test_checker_catches_a_duplicated_durable_step(chaos_report: SelftestReport) -> None:
+    r = _planted(chaos_report)
+    assert r.snapshot is not None
+    step = next(row for row in r.snapshot.ledger if row["kind"] == "step")
+    r.snapshot.ledger.append({**step, "ts": step["ts"] + 1000})  # the same step ran again, much later
+    checked = selftest.recheck(r)
+    assert not checked.ok
+    assert not checked.verdict("exactly once").ok
+    assert step["wf"] in checked.verdict("exactly once").violations[0]
+
+
+def test_checker_catches_an_unexplained_plain_rerun(chaos_report: SelftestReport) -> None:
+    r = _planted(chaos_report)
+    assert r.snapshot is not None
+    start = next(row for row in r.snapshot.ledger if row["kind"] == "plain" and row["phase"] == "start")
+    r.snapshot.ledger.append({**start, "ts": start["ts"] + 1000, "pid": 1})  # pid 1 was never killed
+    r.snapshot.ledger.sort(key=lambda row: row["ts"])
+    assert not selftest.recheck(r).verdict("at least once").ok
+
+
+def test_checker_catches_a_lost_and_a_wedged_job(chaos_report: SelftestReport) -> None:
+    r = _planted(chaos_report)
+    assert r.snapshot is not None
+    s = r.snapshot
+    lost = next(j for j in s.jobs if s.seeded.get(j.id) == "plain")
+    s.jobs.remove(lost)
+    i, wedged = next((i, j) for i, j in enumerate(s.jobs) if s.seeded.get(j.id) == "slow")
+    s.jobs[i] = JobRow(**{**wedged.__dict__, "status": "running"})
+    v = selftest.recheck(r).verdict("terminal")
+    assert not v.ok
+    assert any(lost.id in x and "lost" in x for x in v.violations)
+    assert any(wedged.id in x and "wedged" in x for x in v.violations)
+
+
+def test_checker_catches_a_double_schedule_fire(chaos_report: SelftestReport) -> None:
+    r = _planted(chaos_report)
+    assert r.snapshot is not None
+    tick = next(j for j in r.snapshot.jobs if j.type == "selftest.tick")
+    r.snapshot.jobs.append(JobRow(**{**tick.__dict__, "id": "planted"}))
+    assert not selftest.recheck(r).verdict("schedule").ok
+
+
+def test_selftest_never_touches_the_given_database(tmp_path: Path) -> None:
+    db = tmp_path / "mine.db"
+    report = selftest.run(f"sqlite:///{db}", duration=2, workers=1, kills=0, settle_timeout=60)
+    assert report.ok, _explain(report)
+    assert not db.exists()
+    assert report.stats["chaos"] is False and report.stats["kills"] == 0
