@@ -72,8 +72,8 @@ def seed(url: str, jobs: int, events: int) -> None:
     weights = [w for _, w in STATUSES]
     job_sql = (
         "INSERT INTO djobs_jobs (id, type, queue, args, priority, status, attempt, max_retries, last_error, "
-        "result, run_at, started_at, completed_at, created_at, updated_at) VALUES "
-        f"({', '.join([p] * 15)})"
+        "result, run_at, started_at, completed_at, created_at, updated_at, pause_requested) VALUES "
+        f"({', '.join([p] * 16)})"
     )
     event_sql = f"INSERT INTO djobs_events (ts, kind, job_id, queue, data) VALUES ({', '.join([p] * 5)})"
     ids: list[str] = []
@@ -101,6 +101,7 @@ def seed(url: str, jobs: int, events: int) -> None:
                 created + 0.02 if done else None,
                 created,
                 created + 0.02,
+                0,
             )
         )
     cur = conn.cursor()  # type: ignore[attr-defined]

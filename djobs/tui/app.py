@@ -77,6 +77,7 @@ class DjobsApp(App[None]):
         #: Every notification shown, newest last (the operator's action history; tests read it too).
         self.history: deque[str] = deque(maxlen=100)
         self._polling = False
+        self._force_next = False
         self._failures = 0
         self._next_poll = 0.0
         if subtitle:
@@ -111,17 +112,20 @@ class DjobsApp(App[None]):
         if time.monotonic() >= self._next_poll:
             self.poll_now()
 
-    def poll_now(self) -> None:
-        """Start a poll unless one is running."""
+    def poll_now(self, *, force: bool = False) -> None:
+        """Start a poll unless one is running; `force` re-reads the queue counts too."""
+        force = force or self._force_next
         if self._polling:
+            self._force_next = force  # the next poll re-reads the counts
             return
+        self._force_next = False
         self._polling = True
-        self._poll(self.job_filter)
+        self._poll(self.job_filter, force)
 
     @work(thread=True, group="poll", exit_on_error=False)
-    def _poll(self, job_filter: JobFilter) -> None:
+    def _poll(self, job_filter: JobFilter, force: bool) -> None:
         try:
-            snapshot = self.poller.snapshot(job_filter)
+            snapshot = self.poller.snapshot(job_filter, force=force)
         except Exception as exc:  # any failure at the poll boundary means "disconnected", never a crash
             forget_connection(self.queue)
             self._polling = False
@@ -171,7 +175,7 @@ class DjobsApp(App[None]):
 
     def action_refresh_now(self) -> None:
         self._next_poll = 0.0
-        self.poll_now()
+        self.poll_now(force=True)
 
     def action_focus_panel(self, widget_id: str) -> None:
         self.query_one(f"#{widget_id}").focus()
