@@ -1,0 +1,106 @@
+"""JSON in and out of the database, and decoding args into a handler's annotated type.
+
+Args and results are stored as JSON text. Encoding happens before anything is written, so args that do not
+encode raise TypeError and nothing is stored. Dataclasses encode as their fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+
+def _default(o: Any) -> Any:
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return dataclasses.asdict(o)
+    if isinstance(o, datetime | date):
+        return o.isoformat()
+    if isinstance(o, Enum):
+        return o.value
+    if isinstance(o, set | frozenset | tuple):
+        return list(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def dumps(value: Any) -> str:
+    """Encode to compact JSON; raises TypeError for values JSON cannot hold."""
+    try:
+        return json.dumps(value, default=_default, separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:  # NaN/inf
+        raise TypeError(str(exc)) from None
+
+
+def loads(text: str | bytes | None) -> Any:
+    if text is None:
+        return None
+    return json.loads(text)
+
+
+def roundtrip(value: Any) -> Any:
+    """What a value looks like after storage: results come back this way on first run and replay alike."""
+    return loads(dumps(value))
+
+
+def decode_as(value: Any, tp: Any) -> Any:
+    """Decode a JSON value into the annotated type `tp` (dataclass, TypedDict, containers, scalars).
+
+    Raises TypeError when the value does not fit, so a bad payload fails the job at once (never retried).
+    """
+    if tp is Any or tp is None or tp is dataclasses.MISSING or tp is typing.Any:
+        return value
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(value, dict):
+            raise TypeError(f"{tp.__name__} expects a JSON object, got {type(value).__name__}")
+        hints = typing.get_type_hints(tp)
+        names = {f.name for f in dataclasses.fields(tp)}
+        unknown = set(value) - names
+        if unknown:
+            raise TypeError(f"{tp.__name__} has no field(s) {', '.join(sorted(unknown))}")
+        try:
+            return tp(**{k: decode_as(v, hints.get(k, Any)) for k, v in value.items()})
+        except TypeError as exc:
+            raise TypeError(f"{tp.__name__}: {exc}") from None
+    if typing.is_typeddict(tp):
+        if not isinstance(value, dict):
+            raise TypeError(f"{tp.__name__} expects a JSON object")
+        return value
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        last: Exception | None = None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return decode_as(value, a)
+            except TypeError as exc:
+                last = exc
+        raise TypeError(str(last))
+    if origin in (list, typing.List):  # noqa: UP006
+        if not isinstance(value, list):
+            raise TypeError(f"expected a JSON array, got {type(value).__name__}")
+        (item,) = typing.get_args(tp) or (Any,)
+        return [decode_as(v, item) for v in value]
+    if origin in (dict, typing.Dict):  # noqa: UP006
+        if not isinstance(value, dict):
+            raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+        kv = typing.get_args(tp)
+        vt = kv[1] if len(kv) == 2 else Any
+        return {k: decode_as(v, vt) for k, v in value.items()}
+    if tp in (dict, list):
+        if not isinstance(value, tp):
+            raise TypeError(f"expected {tp.__name__}, got {type(value).__name__}")
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool):
+        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+            raise TypeError(f"expected {tp.__name__}, got {type(value).__name__}")
+        return value
+    return value

@@ -1,0 +1,163 @@
+"""What a handler sees: `ctx` and the module-level twins that find the current job.
+
+    def workflow(ctx: djobs.Context, args: dict) -> str:
+        a = ctx.call("step1", args)           # checkpointed: never re-run once done
+        results = ctx.fan_out([djobs.Sub("item", x) for x in a])
+        return "ok"
+
+`djobs.current_job()` and `djobs.call(...)` work from any code the handler calls, through a context var.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from djobs.errors import JobCancelled
+
+if TYPE_CHECKING:
+    from djobs.jobs import Job, Result, Strategy, Sub
+    from djobs.queue import Queue
+
+_current: ContextVar[Context | None] = ContextVar("djobs_current", default=None)
+
+
+@dataclass
+class _Replay:
+    """Checkpoints of the running job, loaded once per execution so replay costs no queries."""
+
+    rows: dict[str, tuple[str, str | None, str | None]]  # key -> (name, value json, error)
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class Context:
+    """Per-execution handle on the running job. Nested `call`s get a child context of their own."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        job: Job,
+        worker_id: str,
+        cancel: threading.Event,
+        replay: _Replay | None = None,
+        path: str = "",
+    ) -> None:
+        self.queue = queue
+        self.job = job
+        self.worker_id = worker_id
+        self._cancel = cancel
+        self._replay = replay
+        self._path = path
+
+    # -- identity and cancellation --------------------------------------------------------------------
+    @property
+    def job_id(self) -> str:
+        return self.job.id
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the job was cancelled, paused aggressively, or released by a stopping worker."""
+        return self._cancel.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._cancel.is_set():
+            raise JobCancelled(f"job {self.job.id} was cancelled")
+
+    def wait_cancelled(self, timeout: float) -> bool:
+        """Sleep up to `timeout` seconds, waking early (True) if the job is cancelled."""
+        return self._cancel.wait(timeout)
+
+    # -- durable -------------------------------------------------------------------------------------
+    def _replay_state(self) -> _Replay:
+        if self._replay is None:
+            from djobs import durable
+
+            self._replay = durable.load_replay(self)
+        return self._replay
+
+    def _next_key(self) -> tuple[str, int]:
+        state = self._replay_state()
+        n = state.counters.get(self._path, 0)
+        state.counters[self._path] = n + 1
+        return f"c:{self._path}{n}", n
+
+    def child(self, key: str) -> Context:
+        return Context(self.queue, self.job, self.worker_id, self._cancel, self._replay_state(), key[2:] + ".")
+
+    def call(self, name: str, args: Any = None) -> Any:
+        """Run handler `name` in-process as a durable step; its JSON result is checkpointed."""
+        from djobs import durable
+
+        return durable.call(self, name, args)
+
+    def save_checkpoint(self, name: str, value: Any) -> None:
+        from djobs import durable
+
+        durable.save_checkpoint(self, name, value)
+
+    def load_checkpoint(self, name: str) -> tuple[Any, bool]:
+        from djobs import durable
+
+        return durable.load_checkpoint(self, name)
+
+    def fan_out(
+        self,
+        subs: list[Sub],
+        strategy: Strategy | None = None,
+        queue: str | None = None,
+        retries: int | None = None,
+        timeout: timedelta | float | None = None,
+        cancel_on_parent_failure: bool = False,
+    ) -> list[Result]:
+        """Enqueue sub-jobs and wait for them durably (the worker slot is freed while they run)."""
+        from djobs import durable
+
+        return durable.fan_out(self, subs, strategy, queue, retries, timeout, cancel_on_parent_failure)
+
+    # -- events and progress ---------------------------------------------------------------------------
+    def emit(self, kind: str, data: Any = None, persist: bool = False) -> None:
+        self.queue.emit_custom(self.job.id, kind, data, persist=persist)
+
+    def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
+        """Store progress on the job (shown by inspect and the TUI) and emit a "progress" event."""
+        self.queue._set_progress(self, {"done": done, "total": total, "message": message})
+
+
+def current_context() -> Context | None:
+    return _current.get()
+
+
+def _require() -> Context:
+    ctx = _current.get()
+    if ctx is None:
+        raise RuntimeError("not inside a djobs handler")
+    return ctx
+
+
+def current_job() -> Job | None:
+    ctx = _current.get()
+    return ctx.job if ctx else None
+
+
+def current_job_id() -> str | None:
+    ctx = _current.get()
+    return ctx.job.id if ctx else None
+
+
+def call(name: str, args: Any = None) -> Any:
+    return _require().call(name, args)
+
+
+def save_checkpoint(name: str, value: Any) -> None:
+    _require().save_checkpoint(name, value)
+
+
+def load_checkpoint(name: str) -> tuple[Any, bool]:
+    return _require().load_checkpoint(name)
+
+
+def fan_out(subs: list[Sub], **kwargs: Any) -> list[Result]:
+    return _require().fan_out(subs, **kwargs)

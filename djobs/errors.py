@@ -1,0 +1,145 @@
+"""Every exception a djobs user may catch, in one place.
+
+Handlers steer retries with `NoRetry` and `RetryAfter`; callers of the Queue API get `UnknownJobType`,
+`DuplicateJob`, `JobNotFound`, `JobFailedError`, `JobCancelledError`; infrastructure trouble surfaces as
+`StorageUnavailable` (the CLI maps it to exit 75) and `ConfigError` (exit 78).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from djobs.jobs import Result
+
+
+class DjobsError(Exception):
+    """Base class of djobs's own errors."""
+
+
+class NoRetry(DjobsError):  # noqa: N818 - the contract's name
+    """Raise (or wrap an exception) to fail the job at once, whatever retries remain."""
+
+    def __init__(self, reason: object = "") -> None:
+        self.reason = reason
+        super().__init__(str(reason))
+        if isinstance(reason, BaseException):
+            self.__cause__ = reason
+
+
+class RetryAfter(DjobsError):  # noqa: N818 - the contract's name
+    """Raise to retry at exactly now + delay (if retries remain), instead of the exponential backoff."""
+
+    def __init__(self, delay: timedelta | float | int, reason: object = "") -> None:
+        from djobs.retry import to_seconds
+
+        self.delay = to_seconds(delay)
+        self.reason = reason
+        super().__init__(str(reason) if reason else f"retry after {self.delay:g}s")
+
+
+class UnknownJobType(DjobsError, LookupError):  # noqa: N818
+    """No handler is registered under that job type."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"unknown job type {name!r}")
+
+
+class DuplicateJob(DjobsError):  # noqa: N818
+    """A non-terminal job already holds this unique key."""
+
+    def __init__(self, key: str, existing_id: str | None) -> None:
+        self.key = key
+        self.existing_id = existing_id
+        super().__init__(f"a job with unique key {key!r} is already active ({existing_id})")
+
+
+class JobNotFound(DjobsError, LookupError):
+    """No job has this id."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"no job {job_id!r}")
+
+
+class JobFailedError(DjobsError):
+    """The job ended `failed`; `.job` holds it and the message its last error."""
+
+    def __init__(self, job: Any) -> None:
+        self.job = job
+        super().__init__(f"job {job.id} failed: {job.last_error}")
+
+
+class JobCancelledError(DjobsError):
+    """The job ended `cancelled`."""
+
+    def __init__(self, job: Any) -> None:
+        self.job = job
+        super().__init__(f"job {job.id} was cancelled")
+
+
+class DeterminismError(NoRetry):
+    """A replayed durable call does not match the checkpoint stored at its index."""
+
+
+class FanOutFailed(NoRetry):
+    """A fan-out's strategy decided failure; `.results` holds every sub-job's Result."""
+
+    def __init__(self, message: str, results: list[Result]) -> None:
+        super().__init__(message)
+        self.results = results
+
+
+class NotPaused(DjobsError):  # noqa: N818
+    """`wait_for_pause` was called on a worker that is not paused."""
+
+
+class StorageUnavailable(DjobsError):
+    """The database cannot be reached (or stays unreachable after the configured retries)."""
+
+
+class ConfigError(DjobsError, ValueError):
+    """A djobs.toml problem; the message names the file, the table and the key."""
+
+
+class JobCancelled(DjobsError):  # noqa: N818
+    """Raised inside a handler by `ctx.raise_if_cancelled()` once the job is cancelled or paused."""
+
+
+def has_no_retry(exc: BaseException) -> bool:
+    """True if `NoRetry` is anywhere in the exception's cause/context chain."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, NoRetry):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def error_text(exc: BaseException) -> str:
+    """The one-line text stored as a job's `last_error`."""
+    msg = str(exc)
+    name = type(exc).__name__
+    return f"{name}: {msg}" if msg else name
+
+
+class SubJobError(DjobsError):
+    """The error carried by a fan-out Result whose sub-job failed, was cancelled or did not finish."""
+
+    def __init__(self, job_id: str, status: str, error: str | None) -> None:
+        self.job_id = job_id
+        self.status = status
+        self.error = error
+        super().__init__(f"sub-job {job_id} {status}" + (f": {error}" if error else ""))
+
+
+class OwnershipLost(BaseException):  # noqa: N818 - control flow, deliberately not an Exception
+    """The job was taken from this worker (cancelled, paused, reclaimed): unwind, write nothing."""
+
+
+class Suspend(BaseException):  # noqa: N818 - control flow, deliberately not an Exception
+    """The handler's fan-out is written and the job is waiting: unwind and free the worker slot."""

@@ -1,0 +1,189 @@
+"""Lifecycle events and the in-process event bus.
+
+Publishing never blocks a worker: each subscription has a bounded buffer that drops its own oldest events
+when full and counts the drops (`sub.dropped`). Lifecycle events are also written to the database event log
+by the worker (see `StoredEvent`), which is how other processes follow them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from djobs.jobs import Job, PauseMode
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Event:
+    timestamp: datetime = field(default_factory=_now, kw_only=True)
+
+
+@dataclass(frozen=True)
+class JobEvent(Event):
+    job_id: str
+    job: Job | None = None
+
+
+@dataclass(frozen=True)
+class JobStarted(JobEvent):
+    """A worker claimed the job and its handler is starting."""
+
+
+@dataclass(frozen=True)
+class JobCompleted(JobEvent):
+    """The handler returned; the result is stored."""
+
+
+@dataclass(frozen=True)
+class JobFailed(JobEvent):
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class JobRetrying(JobEvent):
+    error: str = ""
+    attempt: int = 0
+    next_run_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class JobPaused(JobEvent):
+    """The job was paused (by anyone, from any process)."""
+
+
+@dataclass(frozen=True)
+class JobResumed(JobEvent):
+    """A paused job was resumed."""
+
+
+@dataclass(frozen=True)
+class QueuePaused(Event):
+    queue: str
+
+
+@dataclass(frozen=True)
+class QueueResumed(Event):
+    queue: str
+
+
+@dataclass(frozen=True)
+class WorkerPaused(Event):
+    worker_id: str
+    mode: PauseMode = PauseMode.GRACEFUL
+
+
+@dataclass(frozen=True)
+class WorkerResumed(Event):
+    worker_id: str
+    mode: PauseMode | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointSaved(Event):
+    job_id: str
+    call_index: int | None
+    name: str
+
+
+@dataclass(frozen=True)
+class CustomEvent(Event):
+    job_id: str | None
+    kind: str = "custom"
+    data: Any = None
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+def event_kind(ev: Event) -> str:
+    """The stable tag stored in the event log: "job_started", …, "custom:<kind>" for custom events."""
+    if isinstance(ev, CustomEvent):
+        return f"custom:{ev.kind}"
+    return _snake(type(ev).__name__)
+
+
+class Subscription:
+    """An iterable, bounded view of the bus: `for ev in sub`, `sub.get(timeout=)`, `sub.close()`."""
+
+    def __init__(self, bus: EventBus, maxsize: int) -> None:
+        self._bus = bus
+        self._buf: deque[Event] = deque()
+        self._maxsize = maxsize
+        self._cond = threading.Condition()
+        self._closed = False
+        self.dropped = 0
+
+    def _put(self, ev: Event) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            if len(self._buf) >= self._maxsize:
+                self._buf.popleft()
+                self.dropped += 1
+            self._buf.append(ev)
+            self._cond.notify()
+
+    def get(self, timeout: float | None = None) -> Event | None:
+        """The next event, or None on timeout or once closed and empty."""
+        with self._cond:
+            if not self._buf and not self._closed:
+                self._cond.wait(timeout)
+            return self._buf.popleft() if self._buf else None
+
+    def close(self) -> None:
+        self._bus.unsubscribe(self)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __iter__(self) -> Iterator[Event]:
+        while True:
+            ev = self.get(timeout=0.5)
+            if ev is not None:
+                yield ev
+            elif self._closed:
+                return
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EventBus:
+    def __init__(self, buffer: int = 1000) -> None:
+        self._subs: list[Subscription] = []
+        self._lock = threading.Lock()
+        self._buffer = buffer
+
+    def subscribe(self, buffer: int | None = None) -> Subscription:
+        sub = Subscription(self, buffer or self._buffer)
+        with self._lock:
+            self._subs = [*self._subs, sub]
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            self._subs = [s for s in self._subs if s is not sub]
+
+    @property
+    def has_subscribers(self) -> bool:
+        return bool(self._subs)
+
+    def publish(self, ev: Event) -> None:
+        for sub in self._subs:  # copy-on-write list: no lock on the hot path
+            sub._put(ev)

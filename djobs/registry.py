@@ -1,0 +1,103 @@
+"""Handlers: how a Python callable becomes a job type.
+
+Accepted shapes are `fn(ctx, args)`, `fn(args)` and `fn()`, each plain or `async def`. The args parameter's
+annotation (a dataclass, TypedDict, dict, list or scalar) is the type JSON args are decoded into.
+
+    @djobs.job("cleanup", retries=0)      # module level: every Queue registers these
+    def cleanup(args: dict) -> int: ...
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from djobs import codec
+
+DEFAULT_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """Defaults a handler gives the jobs of its type; enqueue options override them."""
+
+    queue: str = "default"
+    retries: int = DEFAULT_RETRIES
+    priority: int = 0
+
+
+@dataclass
+class Handler:
+    name: str
+    fn: Callable[..., Any]
+    options: JobOptions = field(default_factory=JobOptions)
+    wants_ctx: bool = False
+    takes_args: bool = True
+    args_type: Any = Any
+    is_async: bool = False
+
+    @classmethod
+    def build(cls, name: str, fn: Callable[..., Any], options: JobOptions) -> Handler:
+        if not callable(fn):
+            raise TypeError(f"handler for {name!r} is not callable: {fn!r}")
+        sig = inspect.signature(fn)
+        params = [
+            p
+            for p in sig.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+        if len(params) > 2:
+            raise TypeError(f"handler {name!r} must take (ctx, args), (args) or nothing; it takes {len(params)}")
+        try:
+            hints = typing.get_type_hints(fn)
+        except Exception:  # unresolvable forward references: fall back to no decoding
+            hints = {}
+        args_type: Any = Any
+        if params:
+            args_type = hints.get(params[-1].name, Any)
+        target = fn
+        is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
+            getattr(target, "__call__", None)  # noqa: B004 - callable objects with async __call__
+        )
+        return cls(
+            name=name,
+            fn=fn,
+            options=options,
+            wants_ctx=len(params) == 2,
+            takes_args=len(params) >= 1,
+            args_type=args_type,
+            is_async=is_async,
+        )
+
+    def decode(self, value: Any) -> Any:
+        """JSON value -> the annotated type; TypeError when it does not fit."""
+        return codec.decode_as(value, self.args_type)
+
+    def check_args(self, args: Any) -> str:
+        """Encode args to JSON and check they decode into the handler's type; returns the JSON text."""
+        text = codec.dumps(args)
+        self.decode(codec.loads(text))
+        return text
+
+
+_module_jobs: dict[str, Handler] = {}
+
+
+def job(
+    name: str, *, queue: str = "default", retries: int = DEFAULT_RETRIES, priority: int = 0
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a handler at module level; every `Queue` (made by the CLI or not) knows it."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        _module_jobs[name] = Handler.build(name, fn, JobOptions(queue, retries, priority))
+        return fn
+
+    return deco
+
+
+def module_jobs() -> dict[str, Handler]:
+    """The handlers registered with `@djobs.job` so far (no database needed)."""
+    return dict(_module_jobs)

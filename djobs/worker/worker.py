@@ -1,0 +1,721 @@
+"""The worker: claims jobs in batches, runs handlers, writes outcomes in batches, keeps itself alive.
+
+Threads, and why:
+- the dispatcher (the caller of `run()`, or the thread of `start()`): claims into free slots and writes
+  outcomes, all database writes of the hot path from one connection, batched;
+- one thread pool per queue for sync handlers, one asyncio loop thread for async handlers;
+- the maintenance thread: heartbeats, remote pause and lost-ownership checks, the stale-job reaper,
+  fan-out time-outs and backstops, the scheduler, event-log trimming;
+- on PostgreSQL a LISTEN thread, so an enqueue anywhere wakes the dispatcher at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from djobs import codec
+from djobs.context import Context
+from djobs.durable import decide, invoke
+from djobs.errors import (
+    JobCancelled,
+    NotPaused,
+    OwnershipLost,
+    RetryAfter,
+    StorageUnavailable,
+    Suspend,
+    error_text,
+    has_no_retry,
+)
+from djobs.events import JobCompleted, JobFailed, JobRetrying, JobStarted, WorkerPaused, WorkerResumed
+from djobs.jobs import JobStatus, PauseMode
+from djobs.retry import RetryConfig, job_backoff, to_seconds
+from djobs.storage import one_line
+
+if TYPE_CHECKING:
+    from djobs.jobs import Job
+    from djobs.queue import Queue
+    from djobs.registry import Handler
+
+log = logging.getLogger("djobs.worker")
+
+FLUSH_BATCH = 512
+
+
+@dataclass
+class _Running:
+    job: Job
+    handler: Handler
+    fanout_id: str | None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    task: Any = None  # asyncio.Task for async handlers
+    loop: asyncio.AbstractEventLoop | None = None
+
+
+@dataclass
+class _Outcome:
+    job_id: str
+    kind: str  # complete | fail | retry | drop | suspended
+    params: tuple[Any, ...] = ()
+    exc: BaseException | None = None
+    value: Any = None
+    delay: float = 0.0
+
+
+class Worker:
+    """Runs jobs of the queues it serves. See `Queue.worker()`."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        *,
+        queues: dict[str, int] | None = None,
+        scheduler: bool = False,
+        poll_interval: timedelta | float = 0.1,
+        storage_retry: RetryConfig | None = None,
+        dequeue_retry: RetryConfig | None = None,
+        retry_attempts: int | None = None,
+        disable_retry: bool = False,
+        stale_lock_interval: timedelta | float = 5.0,
+        stale_lock_age: timedelta | float = 30.0,
+        heartbeat_interval: timedelta | float | None = None,
+        drain_timeout: timedelta | float = 30.0,
+        burst: bool = False,
+        persist_events: bool = True,
+        wake_poll: timedelta | float = 0.001,
+    ) -> None:
+        self.queue = queue
+        self.storage = queue.storage
+        self.queues = dict(queues or {"default": 10})
+        for name, n in self.queues.items():
+            if int(n) < 1:
+                raise ValueError(f"concurrency of queue {name!r} must be at least 1")
+        self.scheduler = scheduler
+        self.poll_interval = to_seconds(poll_interval)
+        base = RetryConfig.default()
+        if retry_attempts is not None:
+            base = dataclasses.replace(base, max_attempts=retry_attempts)
+        if disable_retry:
+            base = RetryConfig.disabled()
+        self.storage_retry = RetryConfig.disabled() if disable_retry else (storage_retry or base)
+        self.dequeue_retry = RetryConfig.disabled() if disable_retry else (dequeue_retry or base)
+        self.stale_lock_interval = to_seconds(stale_lock_interval)
+        self.stale_lock_age = to_seconds(stale_lock_age)
+        self.heartbeat_interval = (
+            to_seconds(heartbeat_interval) if heartbeat_interval is not None else min(5.0, self.stale_lock_age / 3)
+        )
+        self.drain_timeout = to_seconds(drain_timeout)
+        self.burst = burst
+        self.persist_events = persist_events
+        self.wake_poll = to_seconds(wake_poll)
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.types = queue.job_types()
+
+        self._running: dict[str, _Running] = {}
+        self._by_queue: dict[str, int] = dict.fromkeys(self.queues, 0)
+        self._outcomes: deque[_Outcome] = deque()
+        self._retry_outcomes: list[_Outcome] = []
+        self._events: list[tuple[Any, ...]] = []
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
+        self._paused = False
+        self._pause_mode: PauseMode | None = None
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._hook_pool: ThreadPoolExecutor | None = None
+        self._threads: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
+        self._listener: Any = None
+        self._waker = self._wake.set
+
+    # -- public state --------------------------------------------------------------------------------------
+    @property
+    def is_paused(self) -> bool:
+        return self._paused
+
+    @property
+    def pause_mode(self) -> PauseMode | None:
+        return self._pause_mode
+
+    @property
+    def running_job_count(self) -> int:
+        return len(self._running)
+
+    @property
+    def is_running(self) -> bool:
+        return not self._stopped.is_set()
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Block until stop() or SIGTERM/SIGINT (or, with burst, until no work is left); drain, then return."""
+        restore = self._install_signals()
+        try:
+            self._startup()
+            self._loop_forever()
+        finally:
+            self._shutdown()
+            for sig, old in restore:
+                signal.signal(sig, old)
+
+    def start(self) -> None:
+        """Run the same loop on a background thread; returns once the worker is registered."""
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                self._startup()
+            except BaseException as exc:
+                errors.append(exc)
+                ready.set()
+                return
+            ready.set()
+            try:
+                self._loop_forever()
+            finally:
+                self._shutdown()
+
+        self._stopped.clear()
+        self._thread = threading.Thread(target=target, name=f"djobs-worker-{self.id}", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if errors:
+            raise errors[0]
+
+    def stop(self, timeout: timedelta | float | None = None) -> None:
+        """Stop claiming, let running jobs finish for up to `timeout` (default: the drain timeout), release
+        the rest to pending with their attempt refunded, and return."""
+        if timeout is not None:
+            self.drain_timeout = to_seconds(timeout)
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        elif threading.current_thread() is not threading.main_thread() or self._thread is None:
+            self._stopped.wait(self.drain_timeout + 30)
+
+    def _install_signals(self) -> list[tuple[int, Any]]:
+        if threading.current_thread() is not threading.main_thread():
+            return []
+        restore: list[tuple[int, Any]] = []
+
+        def on_signal(signum: int, frame: Any) -> None:
+            if self._stop.is_set():  # second signal: stop waiting for running jobs
+                self.drain_timeout = 0
+            log.info("worker %s: %s received, draining", self.id, signal.Signals(signum).name)
+            self._stop.set()
+            self._wake.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            restore.append((sig, signal.getsignal(sig)))
+            signal.signal(sig, on_signal)
+        return restore
+
+    def _startup(self) -> None:
+        self._stopped.clear()
+        self.types = self.queue.job_types()
+        self.storage.run(
+            lambda: self.storage.register_worker(
+                self.id, socket.gethostname(), os.getpid(), codec.dumps(self.queues), codec.dumps(self.types)
+            ),
+            self.storage_retry,
+            "register worker",
+        )
+        self.storage.add_waker(self._waker)
+        for name, n in self.queues.items():
+            self._pools[name] = ThreadPoolExecutor(max_workers=int(n), thread_name_prefix=f"djobs-{name}")
+        if self.queue._hooks and any(self.queue._hooks.values()):
+            self._hook_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="djobs-hooks")
+        t = threading.Thread(target=self._maintenance, name="djobs-maintenance", daemon=True)
+        t.start()
+        self._threads.append(t)
+        if self.storage.is_pg:
+            from djobs.storage.listen import Listener
+
+            self._listener = Listener(self.storage, "djobs_wake", self._wake.set)
+            self._listener.start()
+        log.info("worker %s started: queues %s, %d job types", self.id, self.queues, len(self.types))
+
+    def _shutdown(self) -> None:
+        try:
+            self._drain()
+        finally:
+            self._stop.set()
+            self.storage.remove_waker(self._waker)
+            if self._listener is not None:
+                self._listener.stop()
+            for t in self._threads:
+                t.join(timeout=5)
+            self._threads.clear()
+            for pool in self._pools.values():
+                pool.shutdown(wait=False, cancel_futures=True)
+            self._pools.clear()
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._loop = None
+            if self._hook_pool is not None:
+                self._hook_pool.shutdown(wait=True)
+                self._hook_pool = None
+            with contextlib.suppress(Exception):
+                self.storage.stop_worker(self.id)
+            self._stopped.set()
+            log.info("worker %s stopped", self.id)
+
+    def _drain(self) -> None:
+        deadline = time.monotonic() + self.drain_timeout
+        while self._running and time.monotonic() < deadline:
+            self._flush()
+            self._wake.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+            self._wake.clear()
+        self._flush()
+        if self._running:
+            # What did not finish goes back to pending, attempt refunded; its handlers are cancelled.
+            try:
+                released = self.storage.run(lambda: self.storage.release_all(self.id), self.storage_retry, "release")
+                log.warning("worker %s: released %d unfinished job(s) to pending", self.id, len(released))
+            except StorageUnavailable as exc:
+                log.error("worker %s: could not release jobs (%s); the reaper will recover them", self.id, exc)
+            for entry in list(self._running.values()):
+                self._cancel_entry(entry)
+        self._flush()
+
+    # -- the dispatch loop -----------------------------------------------------------------------------------
+    def _loop_forever(self) -> None:
+        idle_rounds = 0
+        while not self._stop.is_set():
+            self._wake.clear()
+            did = self._flush()
+            claimed = self._claim_all()
+            if self.burst and not claimed and not self._running and not self._outcomes and not did:
+                idle_rounds += 1
+                if idle_rounds >= 3:  # nothing runnable, nothing in flight: a burst worker is done
+                    break
+                time.sleep(0.05)
+                continue
+            idle_rounds = 0
+            if not did and not claimed:
+                self._idle_wait()
+
+    def _idle_wait(self) -> None:
+        if self.storage.is_pg or self.wake_poll <= 0:
+            self._wake.wait(self.poll_interval)
+            return
+        # SQLite: PRAGMA data_version changes when another connection commits; polling it is nearly free.
+        try:
+            start = self.storage.data_version()
+        except Exception:
+            self._wake.wait(self.poll_interval)
+            return
+        deadline = time.monotonic() + self.poll_interval
+        while time.monotonic() < deadline:
+            if self._wake.wait(self.wake_poll):
+                return
+            try:
+                if self.storage.data_version() != start:
+                    return
+            except Exception:
+                return
+
+    def _claim_all(self) -> int:
+        if self._paused or self._stop.is_set() or not self.types:
+            return 0
+        total = 0
+        for name, conc in self.queues.items():
+            free = conc - self._by_queue[name]
+            if free <= 0:
+                continue
+            try:
+                rows = self.storage.run(
+                    functools.partial(self.storage.claim, self.id, name, self.types, free),
+                    self.dequeue_retry,
+                    "claim",
+                )
+            except StorageUnavailable as exc:
+                log.warning("worker %s: cannot claim jobs: %s; backing off", self.id, exc)
+                self._stop.wait(min(5.0, max(self.poll_interval, 1.0)))
+                return total
+            rows.sort(key=lambda r: (-r[4], r[10], r[0]))
+            for row in rows:
+                self._start(row)
+            total += len(rows)
+        return total
+
+    def _start(self, row: tuple[Any, ...]) -> None:
+        from djobs.queue import job_from_row
+
+        job = job_from_row(row)
+        fanout_id = row[19]
+        handler = self.queue.get_handler(job.type)
+        entry = _Running(job=job, handler=handler, fanout_id=fanout_id)
+        self._running[job.id] = entry
+        self._by_queue[job.queue] = self._by_queue.get(job.queue, 0) + 1
+        if self._paused:  # a pause landed while this claim was in flight: give the job back, never run it
+            self._outcomes.append(_Outcome(job.id, "release"))
+            return
+        if self.persist_events:
+            self._events.append(("job_started", job.id, job.queue, self.id, codec.dumps({"attempt": job.attempt})))
+        if self.queue._bus.has_subscribers:
+            self.queue.emit(JobStarted(job_id=job.id, job=job))
+        if self._hook_pool is not None and self.queue._hooks["start"]:
+            self._hook_pool.submit(self.queue._call_hooks, "start", job)
+        if handler.is_async:
+            loop = self._ensure_loop()
+            entry.loop = loop
+            asyncio.run_coroutine_threadsafe(self._execute_async(entry), loop)
+        else:
+            self._pools[job.queue].submit(self._execute_sync, entry)
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def runner() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            self._loop_thread = threading.Thread(target=runner, name="djobs-asyncio", daemon=True)
+            self._loop_thread.start()
+            ready.wait()
+            self._loop = loop
+        return self._loop
+
+    # -- running handlers --------------------------------------------------------------------------------------
+    def _context(self, entry: _Running) -> Context:
+        return Context(self.queue, entry.job, self.id, entry.cancel)
+
+    def _execute_sync(self, entry: _Running) -> None:
+        try:
+            args = entry.handler.decode(entry.job.args)
+        except TypeError as exc:
+            self._finish(entry, exc=exc, bad_args=True)
+            return
+        try:
+            value = invoke(entry.handler, self._context(entry), args)
+        except BaseException as exc:
+            self._finish(entry, exc=exc)
+            return
+        self._finish(entry, value=value)
+
+    async def _execute_async(self, entry: _Running) -> None:
+        entry.task = asyncio.current_task()
+        try:
+            args = entry.handler.decode(entry.job.args)
+        except TypeError as exc:
+            self._finish(entry, exc=exc, bad_args=True)
+            return
+        from djobs.context import _current
+
+        ctx = self._context(entry)
+        token = _current.set(ctx)
+        try:
+            params = (ctx, args) if entry.handler.wants_ctx else (args,) if entry.handler.takes_args else ()
+            value = await entry.handler.fn(*params)
+        except BaseException as exc:
+            self._finish(entry, exc=exc)
+            return
+        finally:
+            _current.reset(token)
+        self._finish(entry, value=value)
+
+    def _finish(self, entry: _Running, value: Any = None, exc: BaseException | None = None, bad_args: bool = False) -> None:
+        """Turn a handler's ending into an outcome for the dispatcher to write (never writes itself)."""
+        job = entry.job
+        if exc is None:
+            try:
+                text = codec.dumps(value)
+            except TypeError as e:
+                out = _Outcome(job.id, "fail", (f"result is not JSON: {e}",), exc=e)
+            else:
+                out = _Outcome(job.id, "complete", (text,), value=codec.loads(text))
+        elif isinstance(exc, Suspend):
+            out = _Outcome(job.id, "suspended")
+        elif isinstance(exc, OwnershipLost) or (
+            entry.cancel.is_set() and isinstance(exc, JobCancelled | asyncio.CancelledError)
+        ):
+            out = _Outcome(job.id, "drop")
+        elif entry.cancel.is_set():
+            out = _Outcome(job.id, "drop")  # the job was taken away; whatever the handler did is moot
+        elif bad_args:
+            out = _Outcome(job.id, "fail", (f"args do not fit the handler: {error_text(exc)}",), exc=exc)
+        elif isinstance(exc, RetryAfter) and not has_no_retry(exc):
+            if job.attempt <= job.max_retries:
+                out = _Outcome(job.id, "retry", (error_text(exc), exc.delay), exc=exc, delay=exc.delay)
+            else:
+                out = _Outcome(job.id, "fail", (error_text(exc),), exc=exc)
+        elif not isinstance(exc, Exception):
+            # KeyboardInterrupt/SystemExit inside a handler: not the job's fault; give it back.
+            out = _Outcome(job.id, "release")
+        elif has_no_retry(exc) or job.attempt > job.max_retries:
+            out = _Outcome(job.id, "fail", (error_text(exc),), exc=exc)
+        else:
+            delay = job_backoff(job.attempt)
+            out = _Outcome(job.id, "retry", (error_text(exc), delay), exc=exc, delay=delay)
+        if exc is not None and out.kind in ("fail", "retry"):
+            log.info("job %s (%s) attempt %d: %s", job.id, job.type, job.attempt, error_text(exc))
+        self._outcomes.append(out)
+        self._wake.set()
+
+    # -- writing outcomes ----------------------------------------------------------------------------------------
+    def _flush(self) -> bool:
+        batch = self._retry_outcomes
+        self._retry_outcomes = []
+        while self._outcomes and len(batch) < FLUSH_BATCH:
+            batch.append(self._outcomes.popleft())
+        if not batch and not self._events:
+            return False
+        writes: list[tuple[str, str, tuple[Any, ...]]] = []
+        write_idx: list[int] = []
+        for i, o in enumerate(batch):
+            if o.kind in ("complete", "fail", "retry", "release"):
+                writes.append((o.kind, o.job_id, o.params))
+                write_idx.append(i)
+        events = self._events
+        self._events = []
+        try:
+            matched = self.storage.run(
+                lambda: self.storage.write_outcomes(self.id, writes, events, self._event_rows(batch, write_idx)),
+                self.storage_retry,
+                "write outcomes",
+            )
+        except StorageUnavailable as exc:
+            log.warning("worker %s: cannot write %d outcome(s): %s; will retry", self.id, len(writes), exc)
+            self._retry_outcomes = batch
+            self._events = events + self._events
+            self._stop.wait(1.0)
+            return False
+        owned = dict.fromkeys(range(len(batch)), False)
+        for i, ok in zip(write_idx, matched, strict=True):
+            owned[i] = ok
+        fanouts: set[str] = set()
+        for i, o in enumerate(batch):
+            entry = self._running.pop(o.job_id, None)
+            if entry is None:
+                continue
+            self._by_queue[entry.job.queue] = max(0, self._by_queue.get(entry.job.queue, 1) - 1)
+            if not owned[i]:
+                continue  # someone else owns the job now: drop silently
+            if o.kind in ("complete", "fail") and entry.fanout_id:
+                fanouts.add(entry.fanout_id)
+            self._announce(entry, o)
+        if fanouts:
+            self._decide(fanouts)
+        return True
+
+    def _event_rows(self, batch: list[_Outcome], write_idx: list[int]) -> list[tuple[Any, ...] | None]:
+        if not self.persist_events:
+            return [None] * len(write_idx)
+        rows: list[tuple[Any, ...] | None] = []
+        for i in write_idx:
+            o = batch[i]
+            entry = self._running.get(o.job_id)
+            q = entry.job.queue if entry else None
+            if o.kind == "complete":
+                rows.append(("job_completed", o.job_id, q, self.id, None))
+            elif o.kind == "fail":
+                rows.append(("job_failed", o.job_id, q, self.id, codec.dumps({"error": o.params[0]})))
+            elif o.kind == "retry":
+                attempt = entry.job.attempt if entry else None
+                rows.append(
+                    ("job_retrying", o.job_id, q, self.id, codec.dumps({"error": o.params[0], "attempt": attempt, "delay": o.delay}))
+                )
+            else:
+                rows.append(None)
+        return rows
+
+    def _announce(self, entry: _Running, o: _Outcome) -> None:
+        """In-process events and hooks for an outcome that was written (never for a dropped one)."""
+        job = entry.job
+        subscribers = self.queue._bus.has_subscribers
+        hooks = self._hook_pool is not None
+        if o.kind == "fail" and entry.job.id:
+            self._cancel_children_on_failure(job.id)
+        if not subscribers and not hooks:
+            return
+        if o.kind == "complete":
+            snap = dataclasses.replace(job, status=JobStatus.COMPLETED, result=o.value)
+            if subscribers:
+                self.queue.emit(JobCompleted(job_id=job.id, job=snap))
+            if hooks and self.queue._hooks["complete"]:
+                self._hook_pool.submit(self.queue._call_hooks, "complete", snap, o.value)  # type: ignore[union-attr]
+        elif o.kind == "fail":
+            snap = dataclasses.replace(job, status=JobStatus.FAILED, last_error=o.params[0])
+            if subscribers:
+                self.queue.emit(JobFailed(job_id=job.id, job=snap, error=o.params[0]))
+            if hooks and self.queue._hooks["fail"]:
+                self._hook_pool.submit(self.queue._call_hooks, "fail", snap, o.exc)  # type: ignore[union-attr]
+        elif o.kind == "retry":
+            from djobs.jobs import from_epoch
+
+            snap = dataclasses.replace(job, status=JobStatus.RETRYING, last_error=o.params[0])
+            nxt = from_epoch(time.time() + o.delay)
+            if subscribers:
+                self.queue.emit(JobRetrying(job_id=job.id, job=snap, error=o.params[0], attempt=job.attempt, next_run_at=nxt))
+            if hooks and self.queue._hooks["retry"]:
+                self._hook_pool.submit(self.queue._call_hooks, "retry", snap, job.attempt, o.exc)  # type: ignore[union-attr]
+
+    def _cancel_children_on_failure(self, job_id: str) -> None:
+        st = self.storage
+        try:
+            rows = st.execute(
+                st.dialect.render(
+                    "SELECT s.id FROM djobs_jobs s JOIN djobs_fanouts f ON s.fanout_id = f.id "
+                    "WHERE f.parent_id = ? AND f.cancel_on_parent_failure = 1 "
+                    "AND s.status NOT IN ('completed','failed','cancelled')"
+                ),
+                (job_id,),
+            ).fetchall()
+            for (sub_id,) in rows:
+                st.cancel_tree(sub_id, "parent failed")
+        except Exception as exc:
+            log.warning("could not cancel sub-jobs of failed job %s: %s", job_id, one_line(exc))
+
+    def _decide(self, fanouts: set[str]) -> None:
+        for fid in sorted(fanouts):
+            try:
+                self.storage.run(functools.partial(self.storage.evaluate_fanout, fid, decide), self.storage_retry, "fan-out")
+            except StorageUnavailable as exc:  # the maintenance backstop decides it later
+                log.warning("fan-out %s: %s", fid, exc)
+
+    def _cancel_entry(self, entry: _Running) -> None:
+        entry.cancel.set()
+        if entry.task is not None and entry.loop is not None:
+            entry.loop.call_soon_threadsafe(entry.task.cancel)
+
+    # -- pause, resume, cancel ----------------------------------------------------------------------------------
+    def pause(self, mode: PauseMode = PauseMode.GRACEFUL, reason: str | None = None) -> None:
+        """Graceful: stop claiming, running jobs finish. Aggressive: running handlers are cancelled and
+        their jobs released to pending (attempt refunded). Stored in the database."""
+        mode = PauseMode(mode)
+        self._paused = True
+        self._pause_mode = mode
+        self.storage.run(
+            lambda: self.storage.set_worker_pause(self.id, True, mode.value, reason), self.storage_retry, "pause"
+        )
+        if mode == PauseMode.AGGRESSIVE:
+            self._cancel_lost()
+        self.queue._persist_events([("worker_paused", None, None, self.id, codec.dumps({"mode": mode.value, "reason": reason}))])
+        self.queue.emit(WorkerPaused(worker_id=self.id, mode=mode))
+
+    def resume(self) -> None:
+        self.storage.run(lambda: self.storage.set_worker_pause(self.id, False, None, None), self.storage_retry, "resume")
+        mode = self._pause_mode
+        self._paused = False
+        self._pause_mode = None
+        self.queue._persist_events([("worker_resumed", None, None, self.id, None)])
+        self.queue.emit(WorkerResumed(worker_id=self.id, mode=mode))
+        self._wake.set()
+
+    def wait_for_pause(self, timeout: timedelta | float = 5.0) -> None:
+        """Block until a paused worker has no running jobs; TimeoutError, or NotPaused if not paused."""
+        if not self._paused:
+            raise NotPaused(f"worker {self.id} is not paused")
+        deadline = time.monotonic() + to_seconds(timeout)
+        while self._running:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"worker {self.id} still runs {len(self._running)} job(s)")
+            time.sleep(0.01)
+
+    def cancel_job(self, job_id: str) -> bool:
+        """Cancel a job running on this worker (as queue.cancel_job); False if it is not running here."""
+        entry = self._running.get(job_id)
+        if entry is None:
+            return False
+        self.queue.cancel_job(job_id)
+        self._cancel_entry(entry)
+        return True
+
+    def _cancel_lost(self) -> None:
+        """Cancel handlers whose jobs this worker no longer owns (cancelled, paused, reclaimed elsewhere)."""
+        if not self._running:
+            return
+        owned = self.storage.owned_running(self.id)
+        for job_id, entry in list(self._running.items()):
+            if job_id not in owned and not entry.cancel.is_set():
+                log.info("job %s was taken from worker %s; cancelling its handler", job_id, self.id)
+                self._cancel_entry(entry)
+
+    # -- maintenance ---------------------------------------------------------------------------------------------
+    def _maintenance(self) -> None:
+        last_hb = last_reap = last_trim = last_sched = 0.0
+        while not self._stop.wait(0.25):
+            now = time.monotonic()
+            try:
+                self._sync_control()
+                if now - last_hb >= self.heartbeat_interval:
+                    last_hb = now
+                    if not self.storage.heartbeat(self.id, len(self._running)):
+                        log.warning("worker %s: its row was gone; registering again", self.id)
+                        self.storage.register_worker(
+                            self.id, socket.gethostname(), os.getpid(), codec.dumps(self.queues), codec.dumps(self.types)
+                        )
+                if self.stale_lock_interval > 0 and now - last_reap >= self.stale_lock_interval:
+                    last_reap = now
+                    self._reap()
+                if self.scheduler and now - last_sched >= 0.5:
+                    last_sched = now
+                    self.queue._scheduler_tick()
+                if now - last_trim >= 60:
+                    last_trim = now
+                    self.storage.trim_events(self.queue.event_retention, self.queue.event_max_rows)
+            except Exception as exc:
+                self.storage.reset_connection()
+                log.warning("worker %s maintenance: %s", self.id, one_line(exc))
+                self._stop.wait(1.0)
+
+    def _sync_control(self) -> None:
+        state = self.storage.worker_control(self.id)
+        if state is not None:
+            paused, mode = state
+            if paused != self._paused:
+                self._paused = paused
+                self._pause_mode = PauseMode(mode) if paused and mode else None
+                if paused:
+                    self.queue.emit(WorkerPaused(worker_id=self.id, mode=self._pause_mode or PauseMode.GRACEFUL))
+                else:
+                    self.queue.emit(WorkerResumed(worker_id=self.id))
+                    self._wake.set()
+        self._cancel_lost()
+
+    def _reap(self) -> None:
+        rows = self.storage.reap(self.stale_lock_age, "worker lost (no heartbeat) and attempts are spent")
+        if rows:
+            log.warning("worker %s: recovered %d job(s) from silent workers", self.id, len(rows))
+            self.queue._persist_events(
+                [("job_failed" if st == "failed" else "job_recovered", jid, q, self.id, None) for jid, st, q, _, _ in rows]
+            )
+            self._wake.set()
+        fanouts = {f for _, st, _, _, f in rows if f and st == "failed"}
+        timed_out, finished = self.storage.fanouts_due()
+        for fid in timed_out:
+            subs = self.storage.execute(
+                self.storage.dialect.render(
+                    "SELECT id FROM djobs_jobs WHERE fanout_id = ? AND status NOT IN ('completed','failed','cancelled')"
+                ),
+                (fid,),
+            ).fetchall()
+            for (sub_id,) in subs:
+                self.storage.cancel_tree(sub_id, "fan-out timed out")
+        fanouts.update(timed_out, finished)
+        if fanouts:
+            self._decide(fanouts)
+        if self.storage.resume_orphaned_waiters():
+            self._wake.set()
