@@ -37,7 +37,7 @@ CONFIG_NAME = "djobs.toml"
 
 _DJOBS_KEYS = ("database", "modules")
 _QUEUE_KEYS = ("concurrency",)
-_WORKER_KEYS = ("scheduler",)
+_WORKER_KEYS = ("scheduler", "drain_timeout", "stale_after")
 _JOB_KEYS = ("handler", "queue", "retries", "priority")
 _SCHEDULE_KINDS = ("every", "cron", "daily", "weekly")
 _SCHEDULE_KEYS = ("job", *_SCHEDULE_KINDS, "args", "queue", "priority", "timezone")
@@ -113,6 +113,8 @@ class Config:
     modules: tuple[str, ...] = ()
     queues: Mapping[str, int] = field(default_factory=dict)
     scheduler: bool = True
+    drain_timeout: float = 30.0
+    stale_after: float = 30.0
     jobs: Mapping[str, JobConfig] = field(default_factory=dict)
     schedules: Mapping[str, ScheduleConfig] = field(default_factory=dict)
     workflows: Mapping[str, WorkflowConfig] = field(default_factory=dict)
@@ -132,7 +134,10 @@ class Config:
         if self.database:
             out["djobs"]["database"] = self.database
         out["queues"] = {name: {"concurrency": n} for name, n in self.queues.items()}
-        out["worker"] = {"scheduler": self.scheduler}
+        out["worker"] = {
+            "scheduler": self.scheduler, "drain_timeout": f"{self.drain_timeout:g}s",
+            "stale_after": f"{self.stale_after:g}s",
+        }  # fmt: skip
         out["jobs"] = {
             j.name: _drop_none({"handler": j.handler, "queue": j.queue, "retries": j.retries, "priority": j.priority})
             for j in self.jobs.values()
@@ -327,6 +332,17 @@ def validate(raw: Mapping[str, Any], path: Path | None = None) -> tuple[Config, 
             scheduler = wk["scheduler"]
         else:
             c.add("worker", "scheduler", f"must be true or false, got {wk['scheduler']!r}")
+    timeouts = {"drain_timeout": 30.0, "stale_after": 30.0}
+    for key in timeouts:
+        if key in wk:
+            try:
+                if isinstance(wk[key], bool) or not isinstance(wk[key], str | int | float):
+                    raise ValueError(f"bad duration {wk[key]!r} (use e.g. 30s, 5m, 2h, 7d)")
+                timeouts[key] = parse_duration(wk[key]).total_seconds()
+                if key == "stale_after" and timeouts[key] <= 0:
+                    raise ValueError("must be more than zero")
+            except ValueError as exc:
+                c.add("worker", key, str(exc))
 
     queues: dict[str, int] = {}
     for name, data in _subtables(c, raw, "queues").items():
@@ -376,6 +392,8 @@ def validate(raw: Mapping[str, Any], path: Path | None = None) -> tuple[Config, 
         modules=tuple(modules),
         queues=queues,
         scheduler=scheduler,
+        drain_timeout=timeouts["drain_timeout"],
+        stale_after=timeouts["stale_after"],
         jobs=jobs,
         schedules=schedules,
         workflows=workflows,
@@ -501,11 +519,15 @@ def _extend_sys_path(conf: Config) -> None:
 def _import_problems(conf: Config) -> list[str]:
     _extend_sys_path(conf)
     c = _Collector(conf.path)
+    failed: set[str] = set()
     for module in conf.modules:
         problem = _try_import(module)
         if problem:
+            failed.add(module)
             c.add("djobs", "modules", f"cannot import {module!r}: {problem}")
     for job in conf.jobs.values():
+        if job.handler.partition(":")[0] in failed:
+            continue  # reported once, under [djobs] modules
         try:
             resolve_handler(job.handler)
         except ImportError as exc:
@@ -573,9 +595,10 @@ def check(path: Path | str) -> list[str]:
     conf, problems = read(Path(path))
     if any(": invalid TOML:" in p or ": cannot read:" in p or ": not UTF-8" in p for p in problems):
         return problems
-    problems += _import_problems(conf)
-    problems += _reference_problems(conf, _module_job_names())
-    return problems
+    imports = _import_problems(conf)
+    if imports:  # job names cannot be judged when the modules that register them did not import
+        return problems + imports
+    return problems + _reference_problems(conf, _module_job_names())
 
 
 def schedule_spec(s: ScheduleConfig) -> Any:

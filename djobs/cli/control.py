@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from djobs.cli import common
+
+if TYPE_CHECKING:
+    from djobs.queue import Queue
 
 pause_app = typer.Typer(
     name="pause", help="Pause a job, queue, worker or schedule.", no_args_is_help=True, rich_markup_mode=None
@@ -30,11 +35,16 @@ def _done(st: common.State, what: str, name: str, action: str, **extra: object) 
     common.output(st, data, lambda: print(f"{action} {what} {name}"))
 
 
-def _require_job(queue: object, job_id: str) -> None:
+def _require_job(queue: Queue, job_id: str) -> None:
     import djobs
 
-    if queue.get_job(job_id) is None:  # type: ignore[attr-defined]
+    if queue.get_job(job_id) is None:
         raise djobs.JobNotFound(job_id)
+
+
+def _status(queue: Queue, job_id: str) -> str:
+    job = queue.get_job(job_id)
+    return str(getattr(job.status, "value", job.status)) if job is not None else "gone"
 
 
 @pause_app.command("job")
@@ -48,7 +58,8 @@ def pause_job(
     st = common.state(ctx)
     queue = common.open_queue(st)
     _require_job(queue, job_id)
-    queue.pause_job(job_id, mode=_mode(aggressive), reason=reason)
+    if not queue.pause_job(job_id, mode=_mode(aggressive), reason=reason):
+        raise common.OperationFailed(f"job {job_id} is {_status(queue, job_id)}; only unfinished jobs can be paused")
     _done(st, "job", job_id, "paused", mode="aggressive" if aggressive else "graceful")
 
 
@@ -69,7 +80,8 @@ def pause_worker(
 ) -> None:
     """Pause a worker (it notices within seconds): it stops claiming; --aggressive releases running jobs."""
     st = common.state(ctx)
-    common.open_queue(st).pause_worker(worker_id, mode=_mode(aggressive), reason=reason)
+    if not common.open_queue(st).pause_worker(worker_id, mode=_mode(aggressive), reason=reason):
+        raise common.OperationFailed(f"no worker {worker_id!r}")
     _done(st, "worker", worker_id, "paused", mode="aggressive" if aggressive else "graceful")
 
 
@@ -79,7 +91,8 @@ def pause_schedule(
 ) -> None:
     """Pause a schedule: it does not fire until resumed."""
     st = common.state(ctx)
-    common.open_queue(st).pause_schedule(name, reason=reason)
+    if not common.open_queue(st).pause_schedule(name, reason=reason):
+        raise common.OperationFailed(f"no schedule {name!r}")
     _done(st, "schedule", name, "paused")
 
 
@@ -89,7 +102,8 @@ def resume_job(ctx: typer.Context, job_id: str = typer.Argument(..., metavar="ID
     st = common.state(ctx)
     queue = common.open_queue(st)
     _require_job(queue, job_id)
-    queue.resume_job(job_id)
+    if not queue.resume_job(job_id):
+        raise common.OperationFailed(f"job {job_id} is {_status(queue, job_id)}, not paused")
     _done(st, "job", job_id, "resumed")
 
 
@@ -105,7 +119,8 @@ def resume_queue(ctx: typer.Context, name: str = typer.Argument(..., metavar="NA
 def resume_worker(ctx: typer.Context, worker_id: str = typer.Argument(..., metavar="ID")) -> None:
     """Resume a paused worker."""
     st = common.state(ctx)
-    common.open_queue(st).resume_worker(worker_id)
+    if not common.open_queue(st).resume_worker(worker_id):
+        raise common.OperationFailed(f"no worker {worker_id!r}")
     _done(st, "worker", worker_id, "resumed")
 
 
@@ -113,7 +128,8 @@ def resume_worker(ctx: typer.Context, worker_id: str = typer.Argument(..., metav
 def resume_schedule(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME")) -> None:
     """Resume a paused schedule."""
     st = common.state(ctx)
-    common.open_queue(st).resume_schedule(name)
+    if not common.open_queue(st).resume_schedule(name):
+        raise common.OperationFailed(f"no schedule {name!r}")
     _done(st, "schedule", name, "resumed")
 
 

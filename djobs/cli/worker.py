@@ -22,7 +22,8 @@ import typer
 from djobs.cli import common
 
 DEFAULT_CONCURRENCY = 10
-DRAIN_TIMEOUT = 30  # seconds; the worker's own default (SEMANTICS.md "Graceful stop")
+DRAIN_TIMEOUT = 30.0  # seconds; the worker's own default (SEMANTICS.md "Graceful stop")
+STALE_AFTER = 30.0  # seconds without a heartbeat before a worker's jobs return to pending
 
 
 def parse_queue_specs(specs: list[str], concurrency: int | None) -> dict[str, int]:
@@ -109,7 +110,17 @@ def watch_paths(conf: Any) -> list[Path]:
     return kept
 
 
-def _child_command(st: common.State, queues: dict[str, int], scheduler: bool, burst: bool) -> str:
+def _seconds(option: str, given: str | None, default: float) -> float:
+    if given is None:
+        return default
+    from djobs.cli.jobs import parse_duration_option
+
+    return float(parse_duration_option(option, given).total_seconds())
+
+
+def _child_command(
+    st: common.State, queues: dict[str, int], scheduler: bool, burst: bool, drain: float, stale: float
+) -> str:
     argv = [sys.executable, "-m", "djobs"]
     if st.config_path:
         argv += ["--config", st.config_path]
@@ -123,6 +134,7 @@ def _child_command(st: common.State, queues: dict[str, int], scheduler: bool, bu
     argv.append("--scheduler" if scheduler else "--no-scheduler")
     if burst:
         argv.append("--burst")
+    argv += ["--drain-timeout", f"{drain:g}", "--stale-after", f"{stale:g}"]
     return shlex.join(argv)
 
 
@@ -146,12 +158,24 @@ def worker(
     burst: bool = typer.Option(
         False, "--burst", envvar="DJOBS_WORKER_BURST", help="Exit once no runnable work is left."
     ),
+    drain_timeout: str | None = typer.Option(
+        None, "--drain-timeout", envvar="DJOBS_WORKER_DRAIN_TIMEOUT", metavar="DURATION",
+        help="On SIGTERM/SIGINT, let running jobs finish this long [default: [worker] drain_timeout, else 30s].",
+    ),  # fmt: skip
+    stale_after: str | None = typer.Option(
+        None, "--stale-after", envvar="DJOBS_WORKER_STALE_AFTER", metavar="DURATION",
+        help="Requeue jobs of workers silent this long [default: [worker] stale_after, else 30s].",
+    ),  # fmt: skip
 ) -> None:
     """Run a worker until SIGTERM/SIGINT (running jobs drain first)."""
     st = common.state(ctx)
     conf = st.config()
     queues = resolve_queues(list(queue_specs or []), concurrency, conf.queues if conf else {})
     use_scheduler = scheduler if scheduler is not None else (conf.scheduler if conf else True)
+    drain = _seconds("--drain-timeout", drain_timeout, conf.drain_timeout if conf else DRAIN_TIMEOUT)
+    stale = _seconds("--stale-after", stale_after, conf.stale_after if conf else STALE_AFTER)
+    if stale <= 0:
+        raise common.UsageProblem("--stale-after: must be more than zero")
 
     if reload:
         from watchfiles import PythonFilter, run_process
@@ -160,16 +184,18 @@ def worker(
         print(f"djobs: watching {', '.join(map(str, paths))} for changes", file=sys.stderr)
         run_process(
             *paths,
-            target=_child_command(st, queues, use_scheduler, burst),
+            target=_child_command(st, queues, use_scheduler, burst, drain, stale),
             target_type="command",
             watch_filter=PythonFilter(extra_extensions=(".toml",)),
-            sigint_timeout=DRAIN_TIMEOUT + 5,
+            sigint_timeout=int(drain) + 5,
             callback=lambda changes: print("djobs: code changed, restarting the worker", file=sys.stderr),
         )
         return
 
     queue = common.open_queue(st)
-    w = queue.worker(queues=queues, scheduler=use_scheduler, burst=burst)
+    w = queue.worker(
+        queues=queues, scheduler=use_scheduler, burst=burst, drain_timeout=drain, stale_lock_age=stale
+    )
     stop_watchdog = threading.Event()
     sd_notify(f"READY=1\nSTATUS=serving {', '.join(queues)}\nMAINPID={os.getpid()}")
     _start_watchdog(stop_watchdog)

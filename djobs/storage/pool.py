@@ -79,7 +79,7 @@ class DjobsPooledPostgres(PooledPostgresqlDatabase):
         with self._pool_lock:
             cutoff = time.time() - self._pool_cfg.max_idle_time
             keep = []
-            current: list[Any] = self._connections
+            current: list[Any] = getattr(self, "_connections")  # noqa: B009 - set by the base class
             for ts, counter, conn in current:
                 if self._idle_since.get(id(conn), time.time()) < cutoff:
                     self._idle_since.pop(id(conn), None)

@@ -47,6 +47,8 @@ def event_line(ev: Any, now: datetime) -> Text:
         if value:
             line.append(f"{attr.removesuffix('_id')}={value} ", "dim")
     data = getattr(ev, "data", None)
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if v is not None}
     if data:
         line.append(one_line(data, 80))
     return line
