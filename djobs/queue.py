@@ -839,8 +839,39 @@ class Queue:
                 log.debug("pg_notify failed", exc_info=True)
 
 
-def _stored_kind(ev: Event) -> str:
-    return event_kind(ev)
+_READS = (
+    "get_job", "list_jobs", "sub_jobs", "checkpoints", "queue_stats", "is_job_paused", "paused_jobs",
+    "is_queue_paused", "paused_queues", "workers", "schedules", "latest_event_id", "events_since",
+)  # fmt: skip
+_WRITES = (
+    "enqueue", "enqueue_many", "cancel_job", "retry_job", "pause_job", "resume_job", "pause_queue",
+    "resume_queue", "pause_worker", "resume_worker", "schedule", "unschedule", "pause_schedule",
+    "resume_schedule", "purge",
+)  # fmt: skip
 
 
-__all__ = ["Queue", "job_from_row", "JobEvent", "TERMINAL"]
+def _guard(fn: Callable[..., Any], retry: bool) -> Callable[..., Any]:
+    """Public Queue calls: a lost connection is reset (so the next call reconnects) and surfaces as
+    StorageUnavailable; reads are tried once more first, since a pooled connection may simply be stale."""
+    from djobs.errors import StorageUnavailable
+    from djobs.storage import TRANSIENT_ERRORS, one_line
+
+    @functools.wraps(fn)
+    def wrapper(self: Queue, *args: Any, **kwargs: Any) -> Any:
+        tries = 2 if retry else 1
+        for attempt in range(tries):
+            try:
+                return fn(self, *args, **kwargs)
+            except TRANSIENT_ERRORS as exc:
+                self.storage.reset_connection()
+                if attempt + 1 >= tries:
+                    raise StorageUnavailable(f"database unavailable: {one_line(exc)}") from exc
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+for _name in _READS + _WRITES:
+    setattr(Queue, _name, _guard(getattr(Queue, _name), _name in _READS))
+
+__all__ = ["Queue", "job_from_row", "JobEvent", "TERMINAL", "event_kind"]

@@ -169,6 +169,8 @@ def extra_ddl(is_pg: bool) -> list[str]:
         "CREATE INDEX IF NOT EXISTS djobs_jobs_running ON djobs_jobs (locked_by) WHERE status = 'running'",
         "CREATE INDEX IF NOT EXISTS djobs_jobs_created ON djobs_jobs (created_at)",
         "CREATE INDEX IF NOT EXISTS djobs_jobs_status ON djobs_jobs (status, queue)",
+        # Throughput of the last minute, read by the dashboard every second.
+        "CREATE INDEX IF NOT EXISTS djobs_jobs_done ON djobs_jobs (completed_at, queue) WHERE status = 'completed'",
     ]
     if is_pg:
         stmts += [
