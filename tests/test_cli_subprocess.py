@@ -1,0 +1,306 @@
+"""The real `djobs` executable: version, burst worker, --wait, SIGTERM drain, --reload, a TOML workflow
+resumed after `kill -9`, config check, an unreachable database, `events --follow`, and lazy imports.
+
+Generous timeouts only; no assertion on how fast things are except the 10 s bound for exit 75.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DJOBS = Path(sys.executable).with_name("djobs")
+
+HANDLERS = '''
+import json, os, time
+import djobs
+
+def _log(path, line):
+    with open(path, "a") as fh:
+        fh.write(line + "\\n")
+
+@djobs.job("add")
+def add(args):
+    return args["a"] + args["b"]
+
+@djobs.job("boom", retries=0)
+def boom(args):
+    raise djobs.NoRetry("boom")
+
+@djobs.job("nap", retries=0)
+def nap(args):
+    _log(args["log"], "nap started")
+    time.sleep(args["seconds"])
+    _log(args["log"], "nap finished")
+    return "rested"
+
+@djobs.job("first")
+def first(args):
+    _log(args["log"], "first")
+    return {"items": [{"n": n, "log": args["log"], "sleep": args["sleep"]} for n in (1, 2, 3)]}
+
+@djobs.job("part")
+def part(item):
+    _log(item["log"], f"part {item['n']}")
+    time.sleep(item["sleep"])
+    return item["n"] * 10
+
+@djobs.job("last")
+def last(results):
+    return {"total": sum(results), "parts": results}
+'''
+
+CONFIG = """
+[djobs]
+database = "{db}"
+modules = ["subjobs"]
+
+[workflows.wf]
+steps = ["first", {{ fan_out = "part", over = "items" }}, "last"]
+"""
+
+
+def env() -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("DJOBS_")}
+    e.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", COLUMNS="200")
+    return e
+
+
+class Project:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def run(self, *args: str, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(DJOBS), *args], cwd=self.root, env=env(), capture_output=True, text=True, timeout=timeout,
+            input=input,
+        )  # fmt: skip
+
+    def ok(self, *args: str, **kw: Any) -> str:
+        done = self.run(*args, **kw)
+        assert done.returncode == 0, (args, done.returncode, done.stdout, done.stderr)
+        return done.stdout
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.ok("--json", *args))
+
+    def spawn(self, *args: str, name: str = "proc") -> subprocess.Popen[bytes]:
+        out = open(self.root / f"{name}.out", "wb")  # files, not pipes: nobody has to drain them
+        err = open(self.root / f"{name}.err", "wb")
+        proc = subprocess.Popen([str(DJOBS), *args], cwd=self.root, env=env(), stdout=out, stderr=err)
+        self.procs.append(proc)
+        return proc
+
+    def text(self, name: str) -> str:
+        path = self.root / name
+        return path.read_text() if path.exists() else ""
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def executable() -> None:
+    assert DJOBS.exists(), f"{DJOBS} missing: run `.venv/bin/pip install -e . --no-deps`"
+
+
+@pytest.fixture
+def project(tmp_path: Path, db_url: str) -> Iterator[Project]:
+    (tmp_path / "subjobs.py").write_text(HANDLERS)
+    (tmp_path / "djobs.toml").write_text(CONFIG.format(db=db_url))
+    p = Project(tmp_path)
+    yield p
+    for proc in p.procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.fixture
+def sqlite_project(tmp_path: Path, sqlite_url: str) -> Iterator[Project]:
+    (tmp_path / "subjobs.py").write_text(HANDLERS)
+    (tmp_path / "djobs.toml").write_text(CONFIG.format(db=sqlite_url))
+    p = Project(tmp_path)
+    yield p
+    for proc in p.procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_version(tmp_path):
+    from importlib.metadata import version
+
+    done = subprocess.run([str(DJOBS), "--version"], capture_output=True, text=True, env=env(), cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (0, f"djobs {version('djobs')}\n")
+
+
+def test_help_and_completion_do_not_import_heavy_modules(tmp_path):
+    for extra in ({}, {"_DJOBS_COMPLETE": "complete_bash", "COMP_WORDS": "djobs pa", "COMP_CWORD": "1"}):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "djobs", *([] if extra else ["--help"])],
+            capture_output=True, text=True, env={**env(), **extra}, cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        modules = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+        assert "djobs.cli.app" in modules
+        heavy = {m for m in modules if m.split(".")[0] in ("peewee", "textual", "rich", "psycopg", "croniter")}
+        assert heavy == set()
+    assert "pause" in done.stdout.split()
+
+
+def test_enqueue_burst_worker_then_inspect_shows_the_result(project):
+    job_id = project.ok("enqueue", "add", "--args", '{"a": 40, "b": 2}').strip()
+    failed = project.ok("enqueue", "boom").strip()
+    project.ok("worker", "--burst", timeout=60)
+    data = project.json("inspect", job_id)
+    assert (data["status"], data["result"]) == ("completed", 42)
+    assert project.json("inspect", failed)["status"] == "failed"
+
+
+def test_enqueue_wait_with_a_background_worker(project):
+    worker = project.spawn("worker", "--no-scheduler", name="worker")
+    try:
+        assert project.ok("enqueue", "add", "--args", '{"a": 1, "b": 2}', "--wait", "--timeout", "60") == "3\n"
+        done = project.run("enqueue", "boom", "--wait", "--timeout", "60")
+        assert done.returncode == 1 and "failed" in done.stderr and "Traceback" not in done.stderr
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(40) == 0
+
+
+def test_sigterm_drains_running_jobs_then_exits_0(sqlite_project):
+    p = sqlite_project
+    log = str(p.root / "nap.log")
+    job_id = p.ok("enqueue", "nap", "--args", json.dumps({"log": log, "seconds": 2})).strip()
+    worker = p.spawn("worker", "--drain-timeout", "20s", name="worker")
+    wait_until(lambda: "nap started" in p.text("nap.log"), what="the job to start")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0, p.text("worker.err")
+    assert "nap finished" in p.text("nap.log")
+    assert p.json("inspect", job_id)["status"] == "completed"
+    assert p.json("workers") == []
+
+
+RELOADABLE = '''
+import djobs
+VERSION = "{v}"
+
+@djobs.job("version")
+def version(args):
+    return VERSION
+'''
+
+
+def test_reload_restarts_the_worker_when_a_handler_file_changes(sqlite_project):
+    p = sqlite_project
+    (p.root / "reloadme.py").write_text(RELOADABLE.format(v="v1"))
+    (p.root / "djobs.toml").write_text((p.root / "djobs.toml").read_text().replace('"subjobs"', '"subjobs", "reloadme"'))
+    parent = p.spawn("worker", "--reload", "--no-scheduler", name="reload")
+    try:
+        assert p.ok("enqueue", "version", "--wait", "--timeout", "60") == '"v1"\n'
+        [first] = [w["id"] for w in p.json("workers")]
+        (p.root / "reloadme.py").write_text(RELOADABLE.format(v="v2"))
+        wait_until(lambda: "restarting" in p.text("reload.err"), what="the reload")
+        wait_until(lambda: [w["id"] for w in p.json("workers")] not in ([], [first]), what="a new worker")
+        assert p.ok("enqueue", "version", "--wait", "--timeout", "60") == '"v2"\n'
+    finally:
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(40) == 0, p.text("reload.err")
+    assert p.json("workers") == []
+
+
+def test_toml_workflow_with_fan_out_resumes_after_kill_9(project):
+    log = project.root / "wf.log"
+    job_id = project.ok("enqueue", "wf", "--args", json.dumps({"log": str(log), "sleep": 3})).strip()
+    first = project.spawn("worker", "--no-scheduler", name="first")
+    wait_until(lambda: "part " in project.text("wf.log"), what="a fan-out sub-job to start")
+    first.kill()  # SIGKILL mid-workflow: the sub-jobs are running, the parent is waiting
+    first.wait(10)
+    assert project.json("inspect", job_id)["status"] == "waiting"
+    second = project.spawn("worker", "--no-scheduler", "--stale-after", "1s", name="second")
+    try:
+        done = wait_until(
+            lambda: (d := project.json("inspect", job_id))["status"] in ("completed", "failed") and d,
+            timeout=90, what="the workflow to finish",
+        )  # fmt: skip
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(40) == 0
+    assert done["status"] == "completed", done
+    assert done["result"] == {"total": 60, "parts": [10, 20, 30]}
+    lines = log.read_text().splitlines()
+    assert lines.count("first") == 1  # the finished step was not re-run
+    assert {f"part {n}" for n in (1, 2, 3)} <= set(lines)
+    names = [c["name"] for c in done["checkpoints"]]
+    assert names[:1] == ["first"] and "last" in names
+    assert len(done["sub_jobs"]) == 3
+
+
+def test_config_check_on_good_and_bad_files(tmp_path):
+    good = subprocess.run(
+        [str(DJOBS), "--config", str(REPO / "workflows.example.toml"), "config", "check"],
+        capture_output=True, text=True, env=env(), cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert good.returncode == 0 and ": ok (" in good.stdout, good.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text(textwrap.dedent("""
+        [djobs]
+        modules = ["no_such_module_here"]
+        [schedules.s]
+        job = "x"
+        every = "5 minutes"
+        timezone = "Nowhere/City"
+        """))  # fmt: skip
+    done = subprocess.run(
+        [str(DJOBS), "--config", str(bad), "config", "check"], capture_output=True, text=True, env=env(),
+        cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 78 and "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith(f"{bad}: ") for line in lines), lines
+
+
+def test_unreachable_postgres_exits_75_quickly(tmp_path):
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(DJOBS), "--database", "postgresql://postgres@127.0.0.1:1/nothing", "jobs"],
+        capture_output=True, text=True, env=env(), cwd=tmp_path, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 75, done.stderr
+    assert time.monotonic() - started < 10
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_events_follow_tails_until_interrupted(project):
+    follower = project.spawn("--json", "events", "--follow", "--since", "1h", name="follow")
+    job_id = project.ok("enqueue", "add", "--args", '{"a": 1, "b": 1}').strip()
+    project.ok("worker", "--burst")
+
+    def kinds() -> list[str]:
+        rows = [json.loads(line) for line in project.text("follow.out").splitlines() if line.strip()]
+        return [r["kind"] for r in rows if r["job_id"] == job_id]
+
+    wait_until(lambda: "job_completed" in kinds(), what="the completion event")
+    follower.send_signal(signal.SIGINT)
+    assert follower.wait(20) == 0
+    assert "Traceback" not in project.text("follow.err")
