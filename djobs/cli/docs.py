@@ -127,24 +127,13 @@ def _literal(text: str) -> str:
     return ".nf\n.RS 4\n" + _roff(text.rstrip("\n")) + "\n.RE\n.fi\n"
 
 
-def _option_line(param: Any) -> tuple[str, str] | None:
-    if param.param_type_name == "argument" or getattr(param, "hidden", False):
+def _option_line(param: Any, ctx: Any) -> tuple[str, str] | None:
+    """The option's `--help` record (names, metavar, help with env var and default) as roff."""
+    record = param.get_help_record(ctx)
+    if record is None:
         return None
-    names = ", ".join(param.opts)
-    if getattr(param, "secondary_opts", None):
-        names += " / " + ", ".join(param.secondary_opts)
-    metavar = ""
-    if not getattr(param, "is_flag", False):
-        metavar = " " + (param.metavar or param.type.name.upper())
-    help_text = getattr(param, "help", None) or ""
-    extras = []
-    if getattr(param, "multiple", False):
-        extras.append("repeatable")
-    if getattr(param, "envvar", None):
-        extras.append(f"env {param.envvar}")
-    if extras:
-        help_text = f"{help_text} ({'; '.join(extras)})".strip()
-    return f"\\fB{_roff(names)}\\fR{_roff(metavar)}", _roff(help_text)
+    names, help_text = record
+    return f"\\fB{_roff(names)}\\fR", _roff(help_text)
 
 
 def _usage(ctx: Any, cmd: Any) -> str:
@@ -169,7 +158,7 @@ def _walk(cmd: Any, ctx: Any, out: list[str]) -> None:
     out.append(".PP")
     out.append(_roff((cmd.help or "").strip()))
     for param in cmd.params:
-        line = _option_line(param)
+        line = _option_line(param, ctx)
         if line is None:
             continue
         out.append(".TP")
@@ -200,7 +189,7 @@ def man_page() -> str:
         ".SH GLOBAL OPTIONS",
     ]
     for param in root.params:
-        line = _option_line(param)
+        line = _option_line(param, ctx)
         if line is not None:
             out += [".TP", line[0], line[1]]
     out.append(".SH COMMANDS")

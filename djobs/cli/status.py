@@ -26,7 +26,7 @@ RECENT_EVENTS = 20
 
 def inspect(
     ctx: typer.Context,
-    job_id: str | None = typer.Argument(None, metavar="[ID]", help="A job id; without it, an overview."),
+    job_id: str | None = typer.Argument(None, metavar="ID", help="A job id; without it, an overview."),
 ) -> None:
     """Without ID: queues, live workers and schedules. With ID: everything about one job."""
     from djobs.cli import render

@@ -1,0 +1,49 @@
+"""The generated man page, completions and systemd/crontab examples are committed and up to date."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from djobs.cli import docs
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def generated() -> dict[str, str]:
+    return docs.artefacts()
+
+
+def test_generated_files_are_committed_and_fresh(generated):
+    stale = [rel for rel, content in generated.items() if (REPO / rel).read_text(encoding="utf-8") != content]
+    assert stale == [], f"stale generated files {stale}: run scripts/gen-docs and commit"
+
+
+def test_man_page_covers_every_command_and_section(generated):
+    page = generated[docs.MAN_PAGE]
+    for command in ("init", "config check", "config show", "enqueue", "worker", "pause job", "pause queue",
+                    "pause worker", "pause schedule", "resume job", "resume queue", "resume worker",
+                    "resume schedule", "cancel", "retry", "inspect", "jobs", "why", "events", "workers",
+                    "schedules", "purge", "tui"):  # fmt: skip
+        assert f".SS djobs {command}\n" in page, command
+    for section in ("CONFIGURATION FILE", "ENVIRONMENT", "EXIT STATUS", "EXAMPLES"):
+        assert f".SH {section}\n" in page
+    assert "DJOBS_ENQUEUE_DELAY" in page and "RestartPreventExitStatus=78" in page and "crontab" in page
+
+
+@pytest.mark.parametrize(("shell", "marker"), [("bash", "complete -o default -F"), ("zsh", "#compdef djobs"),
+                                               ("fish", "complete --command djobs")])  # fmt: skip
+def test_completion_scripts_call_djobs(generated, shell, marker):
+    script = generated[docs.COMPLETIONS[shell]]
+    assert marker in script and "_DJOBS_COMPLETE=complete_" in script
+
+
+def test_systemd_unit_is_a_notify_service_that_outlives_the_drain():
+    unit = (REPO / docs.SYSTEMD_UNIT).read_text()
+    assert "Type=notify" in unit and "KillSignal=SIGTERM" in unit and "Restart=on-failure" in unit
+    stop = int(next(line.split("=")[1] for line in unit.splitlines() if line.startswith("TimeoutStopSec=")))
+    from djobs.cli.worker import DRAIN_TIMEOUT
+
+    assert stop > DRAIN_TIMEOUT
