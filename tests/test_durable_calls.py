@@ -1,0 +1,250 @@
+"""Durable calls and checkpoints (issue 3), on SQLite and PostgreSQL.
+
+Ports of the Go library's CrashRecoveryReplay, Call_ResumesAfterWorkerKilled,
+Call_MultipleResumesPreservesCheckpoints and Call_CheckpointedErrorReturned, plus determinism violations,
+nested calls, named checkpoints, the module-level twins and CheckpointSaved events. Side effects are counted
+in an fsync'd ledger (see durable_handlers.py); a step whose checkpoint was written must never run again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from durable_handlers import (
+    WorkerProcs,
+    count,
+    entries,
+    in_process_worker,
+    open_gate,
+    register,
+    wait_status,
+    wait_until,
+)
+
+import djobs
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def led(tmp_path: Path) -> Path:
+    d = tmp_path / "ledger"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def q(queue: djobs.Queue, led: Path) -> djobs.Queue:
+    register(queue, led)
+    return queue
+
+
+@pytest.fixture
+def procs(db_url: str, led: Path) -> Iterator[WorkerProcs]:
+    p = WorkerProcs(db_url, led)
+    yield p
+    p.close()
+
+
+def run_to_end(q: djobs.Queue, job_id: str, *statuses: str, timeout: float = 30.0, **opts: object) -> djobs.Job:
+    w = in_process_worker(q, **opts)
+    w.start()
+    try:
+        return wait_status(q, job_id, *(statuses or ("completed",)), timeout=timeout)
+    finally:
+        w.stop(timeout=5)
+
+
+def test_crash_recovery_replay(q: djobs.Queue, led: Path) -> None:
+    """A 3-step workflow fails once after step 2; on retry steps 1-2 do not re-run and step 3 runs once."""
+    jid = q.enqueue("workflow", {"wf": "w", "steps": 3, "fail_after": 1})
+    job = run_to_end(q, jid)
+    assert job.attempt == 2
+    assert [count(led, "step", "w", str(n)) for n in range(3)] == [1, 1, 1]
+    assert count(led, "wf-run", "w") == 2
+    # Steps 1 and 2 ran on attempt 1, step 3 on attempt 2.
+    assert [e[3] for e in entries(led, "step")] == ["1", "1", "2"]
+    assert job.result == [{"wf": "w", "n": n, "sq": n * n} for n in range(3)]
+    cps = q.checkpoints(jid)
+    assert [(c.call_index, c.name, c.value) for c in cps] == [
+        (n, "step", {"wf": "w", "n": n, "sq": n * n}) for n in range(3)
+    ]
+    assert all(c.error is None for c in cps)
+
+
+def test_call_resumes_after_worker_killed(q: djobs.Queue, led: Path, procs: WorkerProcs) -> None:
+    """kill -9 of a worker process mid-step: the next worker re-runs only the unfinished step."""
+    jid = q.enqueue("workflow", {"wf": "k", "steps": 4, "hang_at": 2, "gate": "g"})
+    first = procs.start()
+    wait_until(lambda: count(led, "hang-start", "k") == 1, 60, "the worker to reach the hanging step")
+    assert status(q, jid) == "running"
+    procs.kill9(first)
+    open_gate(led, "g")  # the re-run of the step may finish now
+    second = procs.start()
+    procs.wait_registered(q, second)
+    job = wait_status(q, jid, "completed", timeout=60)
+    assert job.attempt == 2  # the kill cost an attempt (not refunded on reclaim)
+    assert [count(led, "step", "k", str(n)) for n in (0, 1, 3)] == [1, 1, 1]
+    starts = entries(led, "hang-start")
+    assert [(e[2], e[3]) for e in starts] == [("1", str(first.pid)), ("2", str(second.pid))]
+    assert count(led, "hang-done", "k") == 1
+    steps = {e[2]: e for e in entries(led, "step")}
+    assert steps["0"][4] == steps["1"][4] == str(first.pid)
+    assert steps["3"][4] == str(second.pid)
+    assert job.result[2] == "hung k"
+    assert [c.call_index for c in q.checkpoints(jid)] == [0, 1, 2, 3]
+
+
+def status(q: djobs.Queue, jid: str) -> str:
+    job = q.get_job(jid)
+    assert job is not None
+    return job.status.value
+
+
+def test_call_multiple_resumes_preserve_checkpoints(q: djobs.Queue, led: Path) -> None:
+    """Attempt k completes step k-1 then fails: every resume replays all earlier checkpoints untouched."""
+    jid = q.enqueue("workflow", {"wf": "c", "steps": 5, "creep": True}, retries=5)
+    job = run_to_end(q, jid)
+    assert job.attempt == 5
+    assert [count(led, "step", "c", str(n)) for n in range(5)] == [1] * 5
+    # Step n ran on attempt n+1 and never again.
+    assert [(e[2], e[3]) for e in entries(led, "step")] == [(str(n), str(n + 1)) for n in range(5)]
+    assert count(led, "wf-run", "c") == 5
+    cps = q.checkpoints(jid)
+    assert [c.call_index for c in cps] == [0, 1, 2, 3, 4]
+    assert job.result == [c.value for c in cps]
+
+
+def test_call_checkpointed_error_returned(q: djobs.Queue, led: Path) -> None:
+    """A NoRetry raised inside a call is checkpointed; replay raises it again without re-running the call."""
+    jid = q.enqueue("catch-noretry", {"wf": "e"})
+    job = run_to_end(q, jid)
+    assert job.attempt == 2
+    assert count(led, "refuse", "e") == 1
+    caught = entries(led, "caught")
+    assert [e[2] for e in caught] == ["1", "2"]
+    assert all(issubclass(getattr(djobs, e[3]), djobs.NoRetry) for e in caught)
+    assert caught[0][4] == caught[1][4]  # the same message on replay
+    assert "refused e" in json.loads(caught[1][4].replace("_", " "))
+    assert count(led, "step", "e", "1") == 1
+    cps = q.checkpoints(jid)
+    assert cps[0].call_index == 0 and cps[0].name == "refuse"
+    assert cps[0].error is not None and "refused e" in cps[0].error
+    assert "refused e" in job.result
+
+
+def test_noretry_inside_call_fails_the_job_at_once(q: djobs.Queue, led: Path) -> None:
+    """An uncaught NoRetry from a call fails the job on its first attempt, whatever retries remain."""
+    q.register("refusing-wf", lambda ctx, args: ctx.call("refuse", {"wf": "n"}), retries=5)
+    jid = q.enqueue("refusing-wf", None)
+    job = run_to_end(q, jid, "failed")
+    assert job.attempt == 1
+    assert "refused n" in (job.last_error or "")
+    assert count(led, "refuse", "n") == 1
+
+
+def test_determinism_violation_fails_at_once_naming_both(q: djobs.Queue, led: Path) -> None:
+    jid = q.enqueue("nondeterministic", {"wf": "d"}, retries=5)
+    job = run_to_end(q, jid, "failed")
+    assert job.attempt == 2  # not retried again although 5 retries were allowed
+    assert "'step'" in (job.last_error or "") or '"step"' in (job.last_error or "")
+    assert "step-b" in (job.last_error or "")
+    assert count(led, "step-b", "d") == 0  # the mismatching call never ran
+    assert count(led, "step", "d", "0") == 1
+    assert count(led, "nd-run", "d") == 2
+
+
+def test_nested_calls_replay_without_running(q: djobs.Queue, led: Path) -> None:
+    jid = q.enqueue("nested", {"wf": "n"})
+    job = run_to_end(q, jid)
+    assert job.attempt == 2
+    assert job.result == {"first": 1, "inner": [100, 121], "last": 4}
+    assert count(led, "mid", "n") == 1
+    assert [count(led, "step", "n", str(i)) for i in (1, 10, 11, 2)] == [1, 1, 1, 1]
+    # Every call, inner ones included, has its checkpoint.
+    cps = q.checkpoints(jid)
+    assert sorted(c.name for c in cps) == ["mid", "step", "step", "step", "step"], cps
+    assert [c.value for c in cps if c.name == "mid"] == [[100, 121]]
+    assert sorted(c.value["n"] for c in cps if c.name == "step") == [1, 2, 10, 11]
+
+
+def test_results_are_json_round_tripped_first_run_and_replay(q: djobs.Queue, led: Path) -> None:
+    jid = q.enqueue("roundtrip", {"wf": "r"})
+    job = run_to_end(q, jid)
+    expected = {"tuple": [1, 2, 3], "intkeys": {"1": "one"}, "nested": [[4, 5]], "f": 1.5, "none": None}
+    seen = entries(led, "seen")
+    assert [e[2] for e in seen] == ["1", "2"]
+    assert [json.loads(e[3]) for e in seen] == [expected, expected]
+    assert count(led, "shapes", "r") == 1
+    assert job.result == expected
+
+
+def test_save_and_load_checkpoint_with_module_twins(q: djobs.Queue, led: Path) -> None:
+    assert djobs.current_job() is None and djobs.current_job_id() is None  # outside any handler
+    with pytest.raises(RuntimeError):
+        djobs.save_checkpoint("x", 1)
+    jid = q.enqueue("named", {"wf": "p"})
+    job = run_to_end(q, jid)
+    assert job.attempt == 2
+    runs = entries(led, "named-run")
+    assert [json.loads(e[3]) for e in runs] == [[None, False], [{"stage": 2, "items": [3, 4]}, True]]
+    assert [json.loads(e[2]) for e in entries(led, "named-absent")] == [[None, False], [None, False]]
+    seen = [json.loads(e[3]) for e in entries(led, "named-seen")]
+    both = [["via-module", True], [{"stage": 2, "items": [3, 4]}, True]]
+    assert seen == [both, both]
+    assert job.result == {"phase": {"stage": 2, "items": [3, 4]}, "twin": "via-module"}
+    cps = {c.name: c for c in q.checkpoints(jid)}
+    assert set(cps) == {"phase", "twin"}
+    assert cps["phase"].call_index is None and cps["phase"].value == {"stage": 2, "items": [3, 4]}
+
+
+def test_checkpoint_saved_events(q: djobs.Queue, led: Path) -> None:
+    sub = q.events(buffer=10_000)
+    try:
+        jid = q.enqueue("named", {"wf": "ev"})
+        wid = q.enqueue("workflow", {"wf": "ev2", "steps": 3})
+        w = in_process_worker(q)
+        w.start()
+        try:
+            wait_status(q, jid, "completed")
+            wait_status(q, wid, "completed")
+        finally:
+            w.stop(timeout=5)
+        saved = []
+        while (ev := sub.get(timeout=0.5)) is not None:
+            if isinstance(ev, djobs.CheckpointSaved):
+                saved.append(ev)
+    finally:
+        sub.close()
+    mine = [(e.call_index, e.name) for e in saved if e.job_id == jid]
+    assert mine == [(None, "phase"), (None, "phase"), (None, "twin")]
+    assert [(e.call_index, e.name) for e in saved if e.job_id == wid] == [(0, "step"), (1, "step"), (2, "step")]
+    assert all(e.timestamp is not None for e in saved)
+    # The same events are in the database log, readable from any process.
+    stored = [e for e in q.events_since(0, limit=1000, job_id=wid) if e.kind == "checkpoint_saved"]
+    assert [(e.data.get("call_index"), e.data.get("name")) for e in stored] == [(0, "step"), (1, "step"), (2, "step")]
+
+
+def test_async_handler_durable_calls(q: djobs.Queue, led: Path) -> None:
+    @q.handler("async-wf", retries=3)
+    async def async_wf(ctx: djobs.Context, args: dict) -> list:
+        a = ctx.call("step", {"wf": "as", "n": 1})
+        b = djobs.call("step", {"wf": "as", "n": 2})
+        if ctx.job.attempt == 1:
+            raise djobs.RetryAfter(0.05, "fail once")
+        return [a["sq"], b["sq"]]
+
+    jid = q.enqueue("async-wf", {})
+    job = run_to_end(q, jid)
+    assert job.result == [1, 4] and job.attempt == 2
+    assert [count(led, "step", "as", n) for n in ("1", "2")] == [1, 1]
+
+
+def test_checkpoints_kept_after_completion(q: djobs.Queue, led: Path) -> None:
+    jid = q.enqueue("workflow", {"wf": "kept", "steps": 2})
+    run_to_end(q, jid)
+    assert [c.call_index for c in q.checkpoints(jid)] == [0, 1]
+    assert q.checkpoints("no-such-job") == []
