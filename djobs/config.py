@@ -43,6 +43,7 @@ _SCHEDULE_KINDS = ("every", "cron", "daily", "weekly")
 _SCHEDULE_KEYS = ("job", *_SCHEDULE_KINDS, "args", "queue", "priority", "timezone")
 _WORKFLOW_KEYS = ("steps", "queue", "retries", "priority")
 _STEP_KEYS = ("fan_out", "over")
+_DATABASE_SCHEMES = ("sqlite", "sqlite3", "postgresql", "postgres", "psycopg", "psycopg3", "postgresql+psycopg")
 _TABLES = ("djobs", "queues", "worker", "jobs", "schedules", "workflows")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_NAMES = {*_DAYS, "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
@@ -314,6 +315,9 @@ def validate(raw: Mapping[str, Any], path: Path | None = None) -> tuple[Config, 
         dj = {}
     _unknown_keys(c, "djobs", dj, _DJOBS_KEYS)
     database = _str(c, "djobs", dj, "database")
+    if database is not None and database.partition("://")[0].lower() not in _DATABASE_SCHEMES:
+        c.add("djobs", "database", f"bad database URL {database!r} (use sqlite:///path.db or postgresql://user@host/db)")
+        database = None
     if "modules" in dj:
         mods = dj["modules"]
         if not isinstance(mods, list) or not all(isinstance(m, str) and _is_module_name(m) for m in mods):

@@ -122,6 +122,8 @@ def test_full_config_loads(tmp_path):
     [
         ("[bogus]\n", "djobs.toml: unknown table [bogus]"),
         ("[djobs]\ndatabse = 'x'\n", "djobs.toml: [djobs] databse: unknown key"),
+        ("[djobs]\ndatabase = 'mysql://x'\n", "djobs.toml: [djobs] database: bad database URL 'mysql://x'"),
+        ("[djobs]\ndatabase = 'djobs.db'\n", "djobs.toml: [djobs] database: bad database URL"),
         ("[djobs]\nmodules = 'x'\n", "djobs.toml: [djobs] modules: must be a list of module names"),
         ("[queues.q]\nconcurrency = 0\n", "djobs.toml: [queues.q] concurrency: must be at least 1"),
         ("[queues.q]\nconcurrency = 'ten'\n", "djobs.toml: [queues.q] concurrency: must be an integer"),

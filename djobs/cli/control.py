@@ -9,6 +9,7 @@ import typer
 from djobs.cli import common
 
 if TYPE_CHECKING:
+    from djobs.jobs import PauseMode
     from djobs.queue import Queue
 
 pause_app = typer.Typer(
@@ -24,10 +25,10 @@ _AGGRESSIVE = typer.Option(
 )
 
 
-def _mode(aggressive: bool) -> object:
-    import djobs
+def _mode(aggressive: bool) -> PauseMode:
+    from djobs.jobs import PauseMode
 
-    return djobs.PauseMode.AGGRESSIVE if aggressive else djobs.PauseMode.GRACEFUL
+    return PauseMode.AGGRESSIVE if aggressive else PauseMode.GRACEFUL
 
 
 def _done(st: common.State, what: str, name: str, action: str, **extra: object) -> None:

@@ -11,6 +11,7 @@ timeout and, beyond it, the caller's RetryConfig.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -188,41 +189,94 @@ class PeeweeStorage:
         return row[0] if row else None
 
     def claim(self, worker_id: str, queue: str, types: list[str], limit: int) -> list[Row]:
+        with self.tx():
+            return self._claim_in_tx(worker_id, queue, types, limit)
+
+    def _claim_in_tx(self, worker_id: str, queue: str, types: list[str], limit: int) -> list[Row]:
         sql = self._claim_sql.get(len(types))
         if sql is None:
             sql = self._claim_sql[len(types)] = self.dialect.claim(len(types))
-        params = self.dialect.claim_params(worker_id, queue, types, limit)
-        with self.tx():
-            rows = self.execute(sql, params).fetchall()
-        return rows
+        return list(self.execute(sql, self.dialect.claim_params(worker_id, queue, types, limit)).fetchall())
 
-    def write_outcomes(
+    # Batched statements keep one constant text (so psycopg prepares them once): the rows travel as
+    # arrays on PostgreSQL (unnest) and as one JSON document on SQLite (json_each).
+    def _batch_source(self, cols: tuple[str, ...]) -> str:
+        if self.is_pg:
+            arrays = ", ".join(["%s::text[]"] * len(cols))
+            return f"unnest({arrays}) AS v({', '.join(cols)})"
+        picks = ", ".join(f"value ->> {i} AS {c}" for i, c in enumerate(cols))
+        return f"(SELECT {picks} FROM json_each(?)) AS v"
+
+    def _batch_params(self, rows: list[Row], width: int) -> tuple[Any, ...]:
+        if self.is_pg:
+            return tuple([row[i] for row in rows] for i in range(width))
+        return (json.dumps(rows, separators=(",", ":")),)
+
+    def _insert_event_rows(self, rows: list[Row]) -> None:
+        sql = self.sql.get("events_many")
+        if sql is None:
+            src = self._batch_source(("k", "j", "q", "w", "d"))
+            sql = self.sql["events_many"] = self.dialect.render(
+                "INSERT INTO djobs_events (ts, kind, job_id, queue, worker_id, data) "
+                f"SELECT {{now}}, v.k, v.j, v.q, v.w, v.d FROM {src}"
+            )
+        self.execute(sql, self._batch_params(rows, 5))
+
+    def _complete_many(self, pairs: list[Row], worker_id: str) -> set[str]:
+        sql = self.sql.get("complete_many")
+        if sql is None:
+            src = self._batch_source(("id", "r"))
+            sql = self.sql["complete_many"] = self.dialect.render(
+                "UPDATE djobs_jobs SET status = 'completed', result = v.r, completed_at = {now}, "
+                f"updated_at = {{now}}, locked_by = NULL, pause_requested = 0 FROM {src} "
+                "WHERE djobs_jobs.id = v.id AND djobs_jobs.locked_by = ? AND djobs_jobs.status = 'running' "
+                "RETURNING djobs_jobs.id"
+            )
+        return {r[0] for r in self.execute(sql, (*self._batch_params(pairs, 2), worker_id)).fetchall()}
+
+    def cycle(
         self,
         worker_id: str,
         outcomes: list[tuple[str, str, tuple[Any, ...]]],
         events: list[Row],
-        outcome_events: list[Row | None] | None = None,
-    ) -> list[bool]:
-        """Apply outcome writes (kind, job_id, params), each guarded by ownership, in one transaction, with
-        the given event rows and, for each outcome that still matched, its own event row. Returns, per
-        outcome, whether this worker still owned the job (a write that matched nothing is dropped)."""
-        matched: list[bool] = []
+        outcome_events: list[Row | None],
+        claims: list[tuple[str, list[str], int]],
+        started_events: bool = True,
+    ) -> tuple[list[bool], list[Row]]:
+        """One transaction per dispatcher round: write outcomes (each guarded by ownership; completions in
+        one statement), the event rows of those that matched, then claim into the freed slots.
+
+        Returns, per outcome, whether this worker still owned the job (a write that matched nothing is
+        dropped by the caller), and the claimed rows."""
+        matched: list[bool] = [False] * len(outcomes)
         rows = list(events)
+        claimed: list[Row] = []
         with self.tx():
+            done = [i for i, o in enumerate(outcomes) if o[0] == "complete"]
+            if done:
+                won = self._complete_many([(outcomes[i][1], outcomes[i][2][0]) for i in done], worker_id)
+                for i in done:
+                    matched[i] = outcomes[i][1] in won
             for i, (kind, job_id, params) in enumerate(outcomes):
-                ok = self.execute(self.sql[kind], (*params, job_id, worker_id)).rowcount > 0
-                matched.append(ok)
-                if ok and outcome_events is not None and outcome_events[i] is not None:
-                    rows.append(outcome_events[i])  # type: ignore[arg-type]
+                if kind != "complete":
+                    matched[i] = self.execute(self.sql[kind], (*params, job_id, worker_id)).rowcount > 0
+            for i, ok in enumerate(matched):
+                ev = outcome_events[i] if ok else None
+                if ev is not None:
+                    rows.append(ev)
+            for queue, types, limit in claims:
+                claimed.extend(self._claim_in_tx(worker_id, queue, types, limit))
+            if started_events:
+                rows.extend(("job_started", r[0], r[2], worker_id, f'{{"attempt":{int(r[6])}}}') for r in claimed)
             if rows:
-                self.db.cursor().executemany(self.sql["insert_event"], rows)
-        return matched
+                self._insert_event_rows(rows)
+        return matched, claimed
 
     def insert_events(self, events: list[Row]) -> None:
         if not events:
             return
         with self.tx():
-            self.db.cursor().executemany(self.sql["insert_event"], events)
+            self._insert_event_rows(events)
 
     def release_all(self, worker_id: str) -> list[str]:
         with self.tx():

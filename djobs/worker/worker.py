@@ -301,8 +301,7 @@ class Worker:
         idle_rounds = 0
         while not self._stop.is_set():
             self._wake.clear()
-            did = self._flush()
-            claimed = self._claim_all()
+            did, claimed = self._cycle(claim=True)
             if self.burst and not claimed and not self._running and not self._outcomes and not did:
                 idle_rounds += 1
                 if idle_rounds >= 3:  # nothing runnable, nothing in flight: a burst worker is done
@@ -333,30 +332,6 @@ class Worker:
             except Exception:
                 return
 
-    def _claim_all(self) -> int:
-        if self._paused or self._stop.is_set() or not self.types:
-            return 0
-        total = 0
-        for name, conc in self.queues.items():
-            free = conc - self._by_queue[name]
-            if free <= 0:
-                continue
-            try:
-                rows = self.storage.run(
-                    functools.partial(self.storage.claim, self.id, name, self.types, free),
-                    self.dequeue_retry,
-                    "claim",
-                )
-            except StorageUnavailable as exc:
-                log.warning("worker %s: cannot claim jobs: %s; backing off", self.id, exc)
-                self._stop.wait(min(5.0, max(self.poll_interval, 1.0)))
-                return total
-            rows.sort(key=lambda r: (-r[4], r[10], r[0]))
-            for row in rows:
-                self._start(row)
-            total += len(rows)
-        return total
-
     def _start(self, row: tuple[Any, ...]) -> None:
         from djobs.queue import job_from_row
 
@@ -369,8 +344,6 @@ class Worker:
         if self._paused:  # a pause landed while this claim was in flight: give the job back, never run it
             self._outcomes.append(_Outcome(job.id, "release"))
             return
-        if self.persist_events:
-            self._events.append(("job_started", job.id, job.queue, self.id, codec.dumps({"attempt": job.attempt})))
         if self.queue._bus.has_subscribers:
             self.queue.emit(JobStarted(job_id=job.id, job=job))
         if self._hook_pool is not None and self.queue._hooks["start"]:
@@ -476,12 +449,28 @@ class Worker:
 
     # -- writing outcomes ----------------------------------------------------------------------------------------
     def _flush(self) -> bool:
+        return self._cycle(claim=False)[0]
+
+    def _cycle(self, claim: bool) -> tuple[bool, int]:
+        """One dispatcher round in one transaction: write finished jobs' outcomes, claim into free slots.
+        Returns (wrote anything, number claimed)."""
         batch = self._retry_outcomes
         self._retry_outcomes = []
         while self._outcomes and len(batch) < FLUSH_BATCH:
             batch.append(self._outcomes.popleft())
-        if not batch and not self._events:
-            return False
+        claims: list[tuple[str, list[str], int]] = []
+        if claim and not self._paused and not self._stop.is_set() and self.types:
+            freed: dict[str, int] = {}
+            for o in batch:
+                entry = self._running.get(o.job_id)
+                if entry is not None:
+                    freed[entry.job.queue] = freed.get(entry.job.queue, 0) + 1
+            for name, conc in self.queues.items():
+                free = conc - self._by_queue.get(name, 0) + freed.get(name, 0)
+                if free > 0:
+                    claims.append((name, self.types, free))
+        if not batch and not self._events and not claims:
+            return False, 0
         writes: list[tuple[str, str, tuple[Any, ...]]] = []
         write_idx: list[int] = []
         for i, o in enumerate(batch):
@@ -490,18 +479,19 @@ class Worker:
                 write_idx.append(i)
         events = self._events
         self._events = []
+        outcome_events = self._event_rows(batch, write_idx)
         try:
-            matched = self.storage.run(
-                lambda: self.storage.write_outcomes(self.id, writes, events, self._event_rows(batch, write_idx)),
-                self.storage_retry,
-                "write outcomes",
+            matched, rows = self.storage.run(
+                lambda: self.storage.cycle(self.id, writes, events, outcome_events, claims, self.persist_events),
+                self.storage_retry if batch else self.dequeue_retry,
+                "write outcomes and claim",
             )
         except StorageUnavailable as exc:
-            log.warning("worker %s: cannot write %d outcome(s): %s; will retry", self.id, len(writes), exc)
+            log.warning("worker %s: database unavailable (%s); %d outcome(s) kept for retry", self.id, exc, len(writes))
             self._retry_outcomes = batch
             self._events = events + self._events
-            self._stop.wait(1.0)
-            return False
+            self._stop.wait(min(5.0, max(self.poll_interval, 1.0)))
+            return False, 0
         owned = dict.fromkeys(range(len(batch)), False)
         for i, ok in zip(write_idx, matched, strict=True):
             owned[i] = ok
@@ -516,9 +506,12 @@ class Worker:
             if o.kind in ("complete", "fail") and entry.fanout_id:
                 fanouts.add(entry.fanout_id)
             self._announce(entry, o)
+        rows.sort(key=lambda r: (-r[4], r[10], r[0]))
+        for row in rows:
+            self._start(row)
         if fanouts:
             self._decide(fanouts)
-        return True
+        return bool(batch), len(rows)
 
     def _event_rows(self, batch: list[_Outcome], write_idx: list[int]) -> list[tuple[Any, ...] | None]:
         if not self.persist_events:
