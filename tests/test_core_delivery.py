@@ -1,0 +1,338 @@
+"""SEMANTICS.md "Delivery", proven with real worker processes on SQLite and PostgreSQL.
+
+Workers are `python tests/worker_proc.py` processes running the handlers of tests/core_handlers.py, which
+write every execution to an fsync'd append-only ledger. Crashes are real `kill -9`s; a worker "presumed
+dead but alive" is a real SIGSTOP/SIGCONT; graceful stops are real SIGTERMs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from core_handlers import Ledger, register_names
+from core_support import STALE_AGE, Procs, procs_for, status_counts, stored_events, wait_until
+from worker_proc import WorkerProc
+
+import djobs
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Procs]:
+    yield from procs_for(tmp_path)
+
+
+def _ledger(tmp_path: Path) -> Ledger:
+    return Ledger(tmp_path / "ledger.jsonl")
+
+
+def _job(queue: djobs.Queue, job_id: str) -> djobs.Job:
+    job = queue.get_job(job_id)
+    assert job is not None, f"job {job_id} vanished"
+    return job
+
+
+def _registered(queue: djobs.Queue, w: WorkerProc) -> bool:
+    wid = w.worker_id()
+    return any(info.id == wid for info in queue.workers())
+
+
+# -- many processes, exactly-once side effects ---------------------------------------------------------------
+
+
+def test_three_processes_drain_1000_jobs_each_side_effect_once(db_url: str, queue: djobs.Queue, procs: Procs,
+                                                               tmp_path: Path) -> None:
+    register_names(queue)
+    ledger = _ledger(tmp_path)
+    workers = [procs.start(db_url, ledger.path, "--queues", '{"default": 4}', "--only", "rec") for _ in range(3)]
+    for w in workers:
+        wait_until(lambda w=w: _registered(queue, w), 60, f"worker {w.pid} registered")
+    ids = queue.enqueue_many([djobs.Sub("rec", {"n": i}) for i in range(1000)])
+    assert len(set(ids)) == 1000
+
+    def drained() -> bool:
+        counts = status_counts(queue)
+        assert not counts.get("failed"), f"jobs failed: {counts}\n{procs.logs()}"
+        assert all(w.alive() for w in workers), f"a worker died:\n{procs.logs()}"
+        return counts.get("completed", 0) == 1000
+
+    wait_until(drained, 120, "1000 jobs completed")
+    runs = ledger.count_by_job("run")
+    assert set(runs) == set(ids), "side effects of unknown jobs, or jobs without one"
+    assert [j for j, n in runs.items() if n != 1] == [], "a side effect happened more than once"
+    rows = queue.storage.execute("SELECT id, attempt, result FROM djobs_jobs").fetchall()
+    assert {r[1] for r in rows} == {1}, "a job was claimed more than once"
+    by_id = {r[0]: json.loads(r[2]) for r in rows}
+    assert sorted(by_id[i]["n"] for i in ids) == list(range(1000))
+    pids = {r["pid"] for r in ledger.records("run")}
+    assert pids <= {w.pid for w in workers}
+    for w in workers:
+        w.signal(signal.SIGTERM)
+    for w in workers:
+        assert w.wait(60) == 0, w.tail()
+
+
+# -- kill -9 --------------------------------------------------------------------------------------------------
+
+
+def test_kill9_mid_job_another_worker_completes_it_and_the_attempt_counts(
+    db_url: str, queue: djobs.Queue, procs: Procs, tmp_path: Path
+) -> None:
+    register_names(queue)
+    ledger = _ledger(tmp_path)
+    a = procs.start(db_url, ledger.path, "--only", "block_first")
+    jid = queue.enqueue("block_first")
+    first = wait_until(lambda: ledger.records("run", jid), 60, "attempt 1 running")
+    assert first[0]["pid"] == a.pid and first[0]["attempt"] == 1
+    b = procs.start(db_url, ledger.path, "--only", "block_first")
+    wait_until(lambda: _registered(queue, b), 60, "second worker registered")
+    assert _job(queue, jid).status == djobs.JobStatus.RUNNING
+
+    a.kill9()
+    # Recovery must come from worker silence: stale age, plus the reaper's interval and a claim.
+    done = wait_until(
+        lambda: (j := _job(queue, jid)).status == djobs.JobStatus.COMPLETED and j,
+        STALE_AGE + 8,
+        "the killed worker's job completed by the other worker",
+    )
+    assert done.result == b.pid
+    assert done.attempt == 2, "a reclaim must not refund the attempt the killed worker used"
+    runs = ledger.records("run", jid)
+    assert [(r["attempt"], r["pid"]) for r in runs] == [(1, a.pid), (2, b.pid)]
+    assert b.alive(), b.tail()
+
+
+def test_job_that_kills_its_worker_every_time_ends_failed(db_url: str, queue: djobs.Queue, procs: Procs,
+                                                          tmp_path: Path) -> None:
+    register_names(queue)  # suicide: retries=2, so 3 attempts
+    ledger = _ledger(tmp_path)
+    jid = queue.enqueue("suicide")
+    current = procs.start(db_url, ledger.path, "--only", "suicide")
+    deadline = time.monotonic() + 120
+    while _job(queue, jid).status != djobs.JobStatus.FAILED:
+        assert time.monotonic() < deadline, f"job still {_job(queue, jid).status}; ledger {ledger.read()}"
+        runs = len(ledger.records("run", jid))
+        assert runs <= 3, f"the job ran {runs} times with retries=2: a reclaim refunded an attempt"
+        if not current.alive():  # it killed its worker: start another, which reaps and (maybe) reclaims
+            current = procs.start(db_url, ledger.path, "--only", "suicide")
+        time.sleep(0.05)
+    job = _job(queue, jid)
+    runs = ledger.records("run", jid)
+    assert [r["attempt"] for r in runs] == [1, 2, 3]
+    assert job.attempt == 3
+    assert job.last_error, "a job failed by the reaper must say why"
+    assert job.completed_at is not None
+    with pytest.raises(djobs.JobFailedError):
+        queue.result(jid, timeout=1)
+
+
+# -- heterogeneous fleet ---------------------------------------------------------------------------------------
+
+
+def test_workers_with_different_handlers_sharing_a_queue_never_fail_each_others_jobs(
+    db_url: str, queue: djobs.Queue, procs: Procs, tmp_path: Path
+) -> None:
+    register_names(queue)
+    ledger = _ledger(tmp_path)
+    a = procs.start(db_url, ledger.path, "--only", "type_a", "--queues", '{"default": 2}')
+    b = procs.start(db_url, ledger.path, "--only", "type_b", "--queues", '{"default": 2}')
+    for w in (a, b):
+        wait_until(lambda w=w: _registered(queue, w), 60, f"worker {w.pid} registered")
+    ids = queue.enqueue_many([djobs.Sub("type_a" if i % 2 else "type_b", {"i": i}) for i in range(80)])
+
+    def done() -> bool:
+        counts = status_counts(queue)
+        assert not counts.get("failed"), f"{counts}\n{procs.logs()}"
+        return counts.get("completed", 0) == 80
+
+    wait_until(done, 60, "80 jobs completed")
+    for r in ledger.records("run"):
+        assert r["pid"] == (a.pid if r["type"] == "type_a" else b.pid), r
+    assert ledger.count_by_job("run") == dict.fromkeys(ids, 1)
+    assert a.alive() and b.alive(), procs.logs()
+
+
+# -- ownership ------------------------------------------------------------------------------------------------
+
+
+def _holds_write_locks(db_url: str, queue: djobs.Queue) -> bool:
+    """Does anyone but us hold a write lock on the djobs tables (a transaction in flight)?"""
+    if db_url.startswith("sqlite"):
+        path = db_url.split("sqlite:///", 1)[1]
+        conn = sqlite3.connect(path, timeout=0.1, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return False
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            conn.close()
+    row = queue.storage.execute(
+        "SELECT COUNT(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema() AND l.pid <> pg_backend_pid() "
+        "AND l.mode IN ('RowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')"
+    ).fetchone()
+    return bool(row[0])
+
+
+def _freeze(w: WorkerProc, db_url: str, queue: djobs.Queue) -> None:
+    """SIGSTOP the worker at a moment it holds no transaction, so it looks dead without blocking others
+    (a process frozen inside a write transaction would hold its locks; that is not the case tested here)."""
+    for _ in range(200):
+        w.signal(signal.SIGSTOP)
+        time.sleep(0.05)
+        if not _holds_write_locks(db_url, queue):
+            return
+        w.signal(signal.SIGCONT)
+        time.sleep(0.03)
+    pytest.fail("could not freeze the worker outside a transaction")
+
+
+def test_late_outcome_of_a_worker_presumed_dead_is_dropped(db_url: str, queue: djobs.Queue, procs: Procs,
+                                                          tmp_path: Path) -> None:
+    register_names(queue)
+    ledger = _ledger(tmp_path)
+    a = procs.start(db_url, ledger.path, "--only", "stall_first", "--hooks")
+    a_id = a.worker_id()
+    jid = queue.enqueue("stall_first", {"seconds": 3})
+    wait_until(lambda: ledger.records("start", jid), 60, "attempt 1 started")
+    _freeze(a, db_url, queue)  # alive, but silent: no heartbeats
+    try:
+        b = procs.start(db_url, ledger.path, "--only", "stall_first", "--hooks")
+        b_id = b.worker_id()
+        done = wait_until(
+            lambda: (j := _job(queue, jid)).status == djobs.JobStatus.COMPLETED and j,
+            STALE_AGE + 30,
+            "the job reclaimed and completed by the second worker",
+        )
+    finally:
+        a.signal(signal.SIGCONT)
+    assert done.result == {"pid": b.pid, "attempt": 2}
+    # The first worker wakes up, its handler returns; its outcome must be dropped.
+    wait_until(lambda: [r for r in ledger.records("end", jid) if r["pid"] == a.pid], 30, "the loser's handler returned")
+    a.signal(signal.SIGTERM)
+    assert a.wait(60) == 0, a.tail()  # drained: every outcome it had was written or dropped, hooks ran
+    b.signal(signal.SIGTERM)
+    assert b.wait(60) == 0, b.tail()
+
+    job = _job(queue, jid)
+    assert job.status == djobs.JobStatus.COMPLETED
+    assert job.result == {"pid": b.pid, "attempt": 2}, "the loser overwrote the winner's result"
+    assert job.attempt == 2
+    hooks = [(r["kind"], r["pid"]) for r in ledger.read() if r["job"] == jid and r["kind"].startswith("hook_")]
+    assert ("hook_complete", a.pid) not in hooks, "the loser ran its completion hook"
+    assert [h for h in hooks if h[0] == "hook_complete"] == [("hook_complete", b.pid)]
+    assert not [h for h in hooks if h[0] in ("hook_fail", "hook_retry")], hooks
+    completed = stored_events(queue, jid, "job_completed")
+    assert [e.worker_id for e in completed] == [b_id], "exactly one completion event, from the winner"
+    loser = [e.kind for e in stored_events(queue, jid) if e.worker_id == a_id and e.kind != "job_started"]
+    assert loser == [], f"the loser wrote events: {loser}"
+
+
+# -- graceful stop --------------------------------------------------------------------------------------------
+
+
+def test_sigterm_lets_a_running_job_finish_within_the_drain_timeout(db_url: str, queue: djobs.Queue,
+                                                                    procs: Procs, tmp_path: Path) -> None:
+    register_names(queue)
+    ledger = _ledger(tmp_path)
+    w = procs.start(db_url, ledger.path, "--only", "slow", "--drain-timeout", "30")
+    jid = queue.enqueue("slow", {"seconds": 1.5})
+    wait_until(lambda: ledger.records("start", jid), 60, "the job started")
+    w.signal(signal.SIGTERM)
+    assert w.wait(60) == 0, w.tail()
+    job = _job(queue, jid)
+    assert job.status == djobs.JobStatus.COMPLETED, (job.status, w.tail())
+    assert job.result == w.pid
+    assert [r["cancelled"] for r in ledger.records("end", jid)] == [False]
+    assert "exited cleanly" in w.log_text()
+
+
+@pytest.mark.parametrize("coop", [True, False], ids=["cooperative", "uncooperative"])
+def test_sigterm_releases_a_job_longer_than_the_drain_timeout(db_url: str, queue: djobs.Queue, procs: Procs,
+                                                              tmp_path: Path, coop: bool) -> None:
+    register_names(queue)
+    ledger = _ledger(tmp_path)
+    w = procs.start(db_url, ledger.path, "--only", "slow", "--drain-timeout", "0.5")
+    seconds = 60 if coop else 4  # an uncooperative handler keeps its thread until it returns
+    jid = queue.enqueue("slow", {"seconds": seconds, "coop": coop})
+    wait_until(lambda: ledger.records("start", jid), 60, "the job started")
+    w.signal(signal.SIGTERM)
+    assert w.wait(60) == 0, w.tail()
+    job = _job(queue, jid)
+    assert job.status == djobs.JobStatus.PENDING, f"left {job.status}:\n{w.tail()}"
+    assert job.attempt == 0, "a released job gets its attempt refunded"
+    assert job.locked_by is None
+    if coop:
+        assert [r["cancelled"] for r in ledger.records("end", jid)] == [True], "the handler was not cancelled"
+    else:  # the handler did return before exit; its late result must not count
+        assert len(ledger.records("end", jid)) == 1
+    # Released, not lost: another worker picks it up (and this time lets it finish).
+    with queue.storage.tx():
+        queue.storage.execute(
+            queue.storage.dialect.render("UPDATE djobs_jobs SET args = ? WHERE id = ?"),
+            (json.dumps({"seconds": 0.1}), jid),
+        )
+    w2 = procs.start(db_url, ledger.path, "--only", "slow")
+    assert queue.result(jid, timeout=60) == w2.pid
+
+
+# -- PostgreSQL restart ---------------------------------------------------------------------------------------
+
+
+def _pg_cluster() -> tuple[str, str]:
+    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
+    return (versions[-1] if versions else "15"), "main"
+
+
+@pytest.mark.skipif(
+    os.environ.get("DJOBS_TEST_PG_RESTART") != "1",
+    reason="restarts the shared PostgreSQL server: opt in with DJOBS_TEST_PG_RESTART=1",
+)
+def test_worker_recovers_by_itself_from_a_postgres_restart_mid_drain(pg_url: str, procs: Procs,
+                                                                     tmp_path: Path) -> None:
+    store = djobs.connect(pg_url)
+    queue = djobs.Queue(store)
+    register_names(queue)
+    ledger = _ledger(tmp_path)
+    n = 400
+    ids = queue.enqueue_many([djobs.Sub("slow", {"seconds": 0.02}) for _ in range(n)])
+    w = procs.start(pg_url, ledger.path, "--only", "slow", "--queues", '{"default": 4}')
+    wait_until(lambda: len(ledger.records("end")) >= 40, 60, "the drain under way")
+
+    version, cluster = _pg_cluster()
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "restart"], check=True,
+                   timeout=120, capture_output=True)
+
+    def counts() -> dict[str, int] | None:
+        try:
+            return status_counts(queue)
+        except Exception:  # our own pooled connection died with the restart
+            queue.storage.reset_connection()
+            return None
+
+    def drained() -> bool:
+        c = counts()
+        assert w.alive(), f"the worker died with the database:\n{w.tail()}"
+        return bool(c) and c.get("completed", 0) == n  # type: ignore[union-attr]
+
+    wait_until(drained, 120, f"all {n} jobs completed after the restart")
+    final = counts()
+    assert final == {"completed": n}, final
+    ends = ledger.count_by_job("end")
+    assert set(ends) == set(ids), "a job completed without running"
+    assert all(ends[i] >= 1 for i in ids)
+    w.signal(signal.SIGTERM)
+    assert w.wait(60) == 0, w.tail()
+    store.close()
