@@ -25,7 +25,6 @@ from djobs.errors import (
     NoRetry,
     OwnershipLost,
     Suspend,
-    error_text,
     has_no_retry,
 )
 from djobs.events import CheckpointSaved
@@ -118,7 +117,7 @@ def call(ctx: Context, name: str, args: Any) -> Any:
     except BaseException as exc:
         if isinstance(exc, Exception) and has_no_retry(exc):
             # A NoRetry is an outcome: checkpoint it so replay raises it again without running.
-            _write_call_checkpoint(ctx, key, index, name, None, error_text(exc))
+            _write_call_checkpoint(ctx, key, index, name, None, str(exc) or type(exc).__name__)
         raise
     text = codec.dumps(value)
     _write_call_checkpoint(ctx, key, index, name, text, None)
