@@ -421,12 +421,12 @@ class Worker:
                 out = _Outcome(job.id, "complete", (text,), value=codec.loads(text))
         elif isinstance(exc, Suspend):
             out = _Outcome(job.id, "suspended")
-        elif isinstance(exc, OwnershipLost) or (
-            entry.cancel.is_set() and isinstance(exc, JobCancelled | asyncio.CancelledError)
-        ):
+        elif isinstance(exc, OwnershipLost):
             out = _Outcome(job.id, "drop")
-        elif entry.cancel.is_set():
-            out = _Outcome(job.id, "drop")  # the job was taken away; whatever the handler did is moot
+        elif isinstance(exc, JobCancelled | asyncio.CancelledError):
+            # Cancelled cooperatively. Usually the job is no longer ours (cancelled, paused, released) and
+            # this guarded write matches nothing; if it still is ours, it goes back to pending untouched.
+            out = _Outcome(job.id, "release")
         elif bad_args:
             out = _Outcome(job.id, "fail", (f"args do not fit the handler: {error_text(exc)}",), exc=exc)
         elif isinstance(exc, RetryAfter) and not has_no_retry(exc):
@@ -640,8 +640,10 @@ class Worker:
         """Cancel handlers whose jobs this worker no longer owns (cancelled, paused, reclaimed elsewhere)."""
         if not self._running:
             return
+        # Snapshot first: a job claimed after the query below must not look "lost".
+        candidates = list(self._running.items())
         owned = self.storage.owned_running(self.id)
-        for job_id, entry in list(self._running.items()):
+        for job_id, entry in candidates:
             if job_id not in owned and not entry.cancel.is_set():
                 log.info("job %s was taken from worker %s; cancelling its handler", job_id, self.id)
                 self._cancel_entry(entry)
