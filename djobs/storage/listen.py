@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from djobs.storage.core import PeeweeStorage
@@ -19,6 +19,9 @@ log = logging.getLogger("djobs.listen")
 class Listener:
     def __init__(self, storage: PeeweeStorage, channel: str, on_notify: Callable[[], None]) -> None:
         self.conninfo = storage.conninfo or ""
+        # A wrapped peewee database (PeeweeStorage(db)) has no URL of ours: reuse its connect parameters.
+        db: Any = storage.db
+        self.params = {} if storage.conninfo else {"dbname": db.database, **getattr(db, "connect_params", {})}
         self.channel = channel
         self.on_notify = on_notify
         self._stop = threading.Event()
@@ -37,7 +40,7 @@ class Listener:
         backoff = 0.2
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self.conninfo, autocommit=True) as conn:
+                with psycopg.connect(self.conninfo, autocommit=True, **self.params) as conn:
                     conn.execute(f"LISTEN {self.channel}")
                     backoff = 0.2
                     self.on_notify()  # anything sent while we were away: look once
