@@ -792,18 +792,33 @@ class Queue:
         if cursor is None:
             cursor = self.latest_event_id()
         seen = {e.id for e in self.events_since(max(0, cursor - window), 10_000, job_id, queue) if e.id <= cursor}
-        while not stop.is_set():
-            fresh = [e for e in self.events_since(max(0, cursor - window), 1000, job_id, queue) if e.id not in seen]
-            for ev in fresh:
-                seen.add(ev.id)
-                cursor = max(cursor, ev.id)
-                yield ev
-                if stop.is_set():
-                    return
-            if len(seen) > 4 * window:
-                seen = {i for i in seen if i > cursor - window}
-            if not fresh:
-                stop.wait(poll)
+        arrived = threading.Event()
+        listener = None
+        if self.storage.is_pg:  # NOTIFY from the event log's trigger wakes us at once; polling stays as backstop
+            from djobs.storage.listen import Listener
+
+            listener = Listener(self.storage, "djobs_event", arrived.set)
+            listener.start()
+        try:
+            while not stop.is_set():
+                arrived.clear()
+                fresh = [e for e in self.events_since(max(0, cursor - window), 1000, job_id, queue) if e.id not in seen]
+                for ev in fresh:
+                    seen.add(ev.id)
+                    cursor = max(cursor, ev.id)
+                    yield ev
+                    if stop.is_set():
+                        return
+                if len(seen) > 4 * window:
+                    seen = {i for i in seen if i > cursor - window}
+                if not fresh:
+                    if listener is not None:
+                        arrived.wait(max(poll, 1.0))
+                    else:
+                        stop.wait(poll)
+        finally:
+            if listener is not None:
+                listener.stop()
 
     # -- hooks ---------------------------------------------------------------------------------------------
     def on_job_start(self, fn: Callable[[Job], Any]) -> Callable[[Job], Any]:
