@@ -485,6 +485,10 @@ class TcpProxy:
 
     def cut(self) -> None:
         if self._listener is not None:
+            try:  # on Linux only shutdown() wakes a thread blocked in accept()
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._listener.close()
             self._listener = None
         with self._lock:
