@@ -134,9 +134,7 @@ class _Run:
         while True:
             try:
                 return fn()
-            except (djobs.DuplicateJob, TypeError, djobs.UnknownJobType):
-                raise
-            except Exception as exc:
+            except djobs.StorageUnavailable as exc:
                 if time.monotonic() > deadline:
                     raise
                 self.stats["client_retries"] += 1
@@ -182,9 +180,10 @@ class _Run:
         while self._elapsed() < self.load_window and not self.stop.is_set():
             subs = [djobs.Sub("selftest.plain", {"n": n + k, "sleep": self.rng.uniform(0, 0.02)}) for k in range(5)]
             self._seed_many("plain", subs)
-            if n % 20 == 0:
-                self._seed("slow", "selftest.slow", {"n": n, "sleep": self.rng.uniform(1.0, 2.5)})
+            if n % 10 == 0:  # twice a second
                 self._seed("workflow", "selftest.workflow", {"steps": 5, "sleep": self.rng.uniform(0.05, 0.3)})
+            if n % 40 == 0:
+                self._seed("slow", "selftest.slow", {"n": n, "sleep": self.rng.uniform(1.0, 2.5)})
                 self._seed("fail", "selftest.fail", {}, retries=2)
             if second_fanouts is not None and self._elapsed() >= second_fanouts:
                 self.seed_fanouts()
@@ -204,10 +203,15 @@ class _Run:
                 self.stats["unique_enqueued"] += 1
             except djobs.DuplicateJob:
                 self.stats["unique_duplicates"] += 1
-            except Exception as exc:  # reported, and the terminal check will see what was written
-                self.errors.append(f"unique enqueue: {type(exc).__name__}: {exc}")
-                return
+            except Exception as exc:  # the contract is a job id or DuplicateJob: anything else is a finding
+                self._finding(f"enqueue with a unique key raised {type(exc).__name__} (not DuplicateJob): "
+                              f"{(str(exc).strip().splitlines() or [''])[0]}")
             self.stop.wait(self.rng.uniform(0.01, 0.04))
+
+    def _finding(self, message: str) -> None:
+        with self.lock:
+            if message not in self.errors:
+                self.errors.append(message)
 
     # -- chaos -------------------------------------------------------------------------------------------
     def _record(self, event: Interruption | None) -> None:

@@ -70,7 +70,10 @@ def open_gate(ledger_dir: str | Path, name: str) -> None:
 
 
 def gate_open(ledger_dir: str | Path, name: str) -> bool:
-    return os.path.exists(os.path.join(ledger_dir, f"gate-{name}"))
+    """A gate is open when its file exists, or when the test opened every gate (gate "ALL", at teardown)."""
+    return os.path.exists(os.path.join(ledger_dir, f"gate-{name}")) or os.path.exists(
+        os.path.join(ledger_dir, "gate-ALL")
+    )
 
 
 def wait_until(pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition", poll: float = 0.02) -> Any:

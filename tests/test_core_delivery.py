@@ -296,8 +296,20 @@ def _pg_cluster() -> tuple[str, str]:
     return (versions[-1] if versions else "15"), "main"
 
 
+def _pg_restart_opted_in() -> bool:
+    """DJOBS_TEST_PG_RESTART=1, read from the process's original environment too: tests/conftest.py strips
+    DJOBS_* variables (other than DJOBS_TEST_PG_URL and DJOBS_SOAK) before test modules are imported."""
+    if os.environ.get("DJOBS_TEST_PG_RESTART") == "1":
+        return True
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            return b"DJOBS_TEST_PG_RESTART=1" in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
 @pytest.mark.skipif(
-    os.environ.get("DJOBS_TEST_PG_RESTART") != "1",
+    not _pg_restart_opted_in(),
     reason="restarts the shared PostgreSQL server: opt in with DJOBS_TEST_PG_RESTART=1",
 )
 def test_worker_recovers_by_itself_from_a_postgres_restart_mid_drain(pg_url: str, procs: Procs,
