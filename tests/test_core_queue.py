@@ -137,6 +137,15 @@ def test_unique_key_is_held_until_the_job_completes_fails_or_is_cancelled(queue:
     assert job_count(queue) == 5
 
 
+def test_enqueue_many_with_one_unique_key_twice_raises_duplicate_job_and_writes_nothing(queue: djobs.Queue) -> None:
+    queue.register("u", lambda args: None)
+    with pytest.raises(djobs.DuplicateJob) as info:
+        queue.enqueue_many([djobs.Sub("u", 1, unique="twice"), djobs.Sub("u", 2, unique="twice")])
+    assert info.value.key == "twice"
+    assert job_count(queue) == 0
+    assert queue.enqueue("u", 3, unique="twice")  # the key was never taken
+
+
 # -- retries --------------------------------------------------------------------------------------------------
 
 
