@@ -126,7 +126,7 @@ def why(queue: Queue, job_id: str, now: datetime | None = None) -> list[str]:
     if not serving:
         reasons.append(f"no live worker serves queue {job.queue!r}")
     else:
-        handling = [w for w in serving if not w.handlers or job.type in w.handlers]
+        handling = [w for w in serving if job.type in w.handlers]  # each worker records its job types
         if not handling:
             reasons.append(
                 f"no live worker serving queue {job.queue!r} has a handler for job type {job.type!r}"

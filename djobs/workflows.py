@@ -32,13 +32,24 @@ def run_steps(ctx: djobs.Context, name: str, steps: tuple[Step, ...], args: Any)
             value = ctx.call(step.job, value)
             continue
         items = _fan_out_items(name, index, step, value)
-        results = ctx.fan_out([djobs.Sub(step.job, item) for item in items], strategy=djobs.FAIL_FAST)
+        try:
+            results = ctx.fan_out([djobs.Sub(step.job, item) for item in items], strategy=djobs.FAIL_FAST)
+        except djobs.FanOutFailed as exc:  # say which sub-job failed and why, not just how many
+            errors = [r for r in exc.results if r.error is not None]
+            first = f"; sub-job {errors[0].index + 1}: {errors[0].error}" if errors else ""
+            raise djobs.NoRetry(
+                f"{_where(name, index, step)}: {len(errors)} of {len(exc.results)} sub-jobs failed{first}"
+            ) from exc
         value = djobs.values(results)
     return value
 
 
+def _where(name: str, index: int, step: Step) -> str:
+    return f"workflow {name!r} step {index + 1} (fan_out {step.job!r})"
+
+
 def _fan_out_items(name: str, index: int, step: Step, value: Any) -> list[Any]:
-    where = f"workflow {name!r} step {index + 1} (fan_out {step.job!r})"
+    where = _where(name, index, step)
     if step.over is None:
         items = value
         if not isinstance(items, list):
