@@ -196,18 +196,24 @@ class Queue:
     def _insert(self, rows: list[tuple[Any, ...]]) -> None:
         from djobs.storage import TRANSIENT_ERRORS
 
-        try:
-            self.storage.run(lambda: self.storage.insert_jobs(rows), what="enqueue")
-        except Exception as exc:
-            if isinstance(exc, TRANSIENT_ERRORS) or "unique" not in str(exc).lower():
-                raise
-            for row in rows:
-                key = row[8]
-                if key is not None:
+        keys = [row[8] for row in rows if row[8] is not None]
+        if len(keys) != len(set(keys)):
+            dup = next(k for k in keys if keys.count(k) > 1)
+            raise DuplicateJob(dup, None)
+        for attempt in range(3):
+            try:
+                self.storage.run(lambda: self.storage.insert_jobs(rows), what="enqueue")
+                break
+            except Exception as exc:
+                if isinstance(exc, TRANSIENT_ERRORS) or "unique" not in str(exc).lower():
+                    raise
+                for key in keys:
                     existing = self.storage.active_job_with_key(key)
                     if existing is not None:
                         raise DuplicateJob(key, existing) from None
-            raise
+                # The holder finished between our insert and the look-up: the key is free now, try again.
+                if attempt == 2:
+                    raise DuplicateJob(keys[0] if keys else "", None) from None
         self.storage.wake_local()
 
     def enqueue(

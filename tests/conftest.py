@@ -19,7 +19,7 @@ IN_CI = os.environ.get("CI") == "true"
 
 # Tests must not pick up the developer's own configuration.
 for _name in list(os.environ):
-    if _name.startswith("DJOBS_") and _name not in ("DJOBS_TEST_PG_URL", "DJOBS_SOAK"):
+    if _name.startswith("DJOBS_") and _name not in ("DJOBS_TEST_PG_URL", "DJOBS_SOAK", "DJOBS_TEST_PG_RESTART"):
         del os.environ[_name]
 
 

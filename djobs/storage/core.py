@@ -53,8 +53,11 @@ def row_dict(row: Row) -> dict[str, Any]:
 class PeeweeStorage:
     """djobs state in one Peewee database (SQLite or PostgreSQL)."""
 
-    def __init__(self, db: pw.Database, *, conninfo: str | None = None, schema: str | None = None) -> None:
+    def __init__(
+        self, db: pw.Database, *, conninfo: str | None = None, schema: str | None = None, busy_timeout: float = 5.0
+    ) -> None:
         self.db = db
+        self.busy_timeout = busy_timeout
         self.is_pg = isinstance(db, pw.PostgresqlDatabase)
         if not self.is_pg and not isinstance(db, pw.SqliteDatabase):
             raise ValueError("djobs supports SQLite and PostgreSQL databases")
@@ -142,8 +145,15 @@ class PeeweeStorage:
 
         def on_error(exc: BaseException, attempt: int) -> None:
             self.reset_connection()
+            text = one_line(exc)
+            if "locked" in text or "busy" in text:
+                log.warning(
+                    "%s: the database is locked by another process (waited the %.0f s busy timeout); "
+                    "backing off (try %d of %d)", what, self.busy_timeout, attempt, cfg.max_attempts,
+                )
+                return
             level = logging.WARNING if attempt >= 2 or cfg.max_attempts == 1 else logging.INFO
-            log.log(level, "%s: database error (try %d of %d): %s", what, attempt, cfg.max_attempts, one_line(exc))
+            log.log(level, "%s: database error (try %d of %d): %s", what, attempt, cfg.max_attempts, text)
 
         try:
             return cfg.run(fn, TRANSIENT_ERRORS, on_error)
@@ -496,7 +506,7 @@ def connect(
             timeout=busy_timeout,
             check_same_thread=False,
         )
-        store = PeeweeStorage(db)
+        store = PeeweeStorage(db, busy_timeout=busy_timeout)
     elif scheme in ("postgresql", "postgres", "psycopg", "psycopg3", "postgresql+psycopg"):
         schema = query.pop("schema", None)
         if schema is not None and not schema.replace("_", "").isalnum():

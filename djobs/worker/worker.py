@@ -243,8 +243,9 @@ class Worker:
         self.storage.add_waker(self._waker)
         for name, n in self.queues.items():
             self._pools[name] = ThreadPoolExecutor(max_workers=int(n), thread_name_prefix=f"djobs-{name}")
-        if self.queue._hooks and any(self.queue._hooks.values()):
-            self._hook_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="djobs-hooks")
+        # Hooks run on one thread of their own (in order, never blocking the dispatcher); hooks may be
+        # added while the worker runs, so the pool always exists.
+        self._hook_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="djobs-hooks")
         t = threading.Thread(target=self._maintenance, name="djobs-maintenance", daemon=True)
         t.start()
         self._threads.append(t)
@@ -289,14 +290,31 @@ class Worker:
         self._flush()
         if self._running:
             # What did not finish goes back to pending, attempt refunded; its handlers are cancelled.
+            unfinished = list(self._running.values())
             try:
                 released = self.storage.run(lambda: self.storage.release_all(self.id), self.storage_retry, "release")
                 log.warning("worker %s: released %d unfinished job(s) to pending", self.id, len(released))
+                for entry in unfinished:
+                    self._running.pop(entry.job.id, None)
+                    self._by_queue[entry.job.queue] = max(0, self._by_queue.get(entry.job.queue, 1) - 1)
             except StorageUnavailable as exc:
                 log.error("worker %s: could not release jobs (%s); the reaper will recover them", self.id, exc)
-            for entry in list(self._running.values()):
+            for entry in unfinished:
                 self._cancel_entry(entry)
+            self._await_cancelled_tasks(unfinished)
         self._flush()
+
+    def _await_cancelled_tasks(self, entries: list[_Running]) -> None:
+        """Give cancelled async handlers a moment to run their except/finally before the loop stops."""
+        tasks = [e.task for e in entries if e.task is not None]
+        if not tasks or self._loop is None:
+            return
+
+        async def settle() -> None:
+            await asyncio.wait(tasks, timeout=2.0)
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(settle(), self._loop).result(timeout=3.0)
 
     # -- the dispatch loop -----------------------------------------------------------------------------------
     def _loop_forever(self) -> None:
@@ -358,7 +376,7 @@ class Worker:
             return
         if self.queue._bus.has_subscribers:
             self.queue.emit(JobStarted(job_id=job.id, job=job))
-        if self._hook_pool is not None and self.queue._hooks["start"]:
+        if self.queue._hooks["start"] and self._hook_pool is not None:
             self._hook_pool.submit(self.queue._call_hooks, "start", job)
         if handler.is_async:
             loop = self._ensure_loop()
@@ -550,7 +568,7 @@ class Worker:
         """In-process events and hooks for an outcome that was written (never for a dropped one)."""
         job = entry.job
         subscribers = self.queue._bus.has_subscribers
-        hooks = self._hook_pool is not None
+        hooks = self._hook_pool is not None and any(self.queue._hooks.values())
         if o.kind == "fail" and entry.job.id:
             self._cancel_children_on_failure(job.id)
         if not subscribers and not hooks:
