@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("djobs.worker")
 
 FLUSH_BATCH = 512
+_VERBS = {"complete": "completed", "fail": "failed", "retry": "retrying"}
 
 
 @dataclass
@@ -64,6 +65,7 @@ class _Running:
     cancel: threading.Event = field(default_factory=threading.Event)
     task: Any = None  # asyncio.Task for async handlers
     loop: asyncio.AbstractEventLoop | None = None
+    started: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -473,7 +475,7 @@ class Worker:
             delay = job_backoff(job.attempt)
             out = _Outcome(job.id, "retry", (error_text(exc), delay), exc=exc, delay=delay)
         if exc is not None and out.kind in ("fail", "retry"):
-            log.info("job %s (%s) attempt %d: %s", job.id, job.type, job.attempt, error_text(exc))
+            log.debug("job %s (%s) attempt %d: %s", job.id, job.type, job.attempt, error_text(exc))
         self._outcomes.append(out)
         self._wake.set()
 
@@ -569,8 +571,14 @@ class Worker:
         job = entry.job
         subscribers = self.queue._bus.has_subscribers
         hooks = self._hook_pool is not None and any(self.queue._hooks.values())
-        if o.kind == "fail" and entry.job.id:
+        if o.kind == "fail":
             self._cancel_children_on_failure(job.id)
+        if log.isEnabledFor(logging.INFO) and o.kind in _VERBS:
+            took = (time.monotonic() - entry.started) * 1000
+            tail = f": {o.params[0]}" if o.kind in ("fail", "retry") else ""
+            if o.kind == "retry":
+                tail = f" (retry in {o.delay:.1f}s){tail}"
+            log.info("%s %s %s, attempt %d, %.0f ms%s", _VERBS[o.kind], job.type, job.id, job.attempt, took, tail)
         if not subscribers and not hooks:
             return
         if o.kind == "complete":
