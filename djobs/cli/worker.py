@@ -202,11 +202,28 @@ def worker(
     if not st.json:
         served = ", ".join(f"{n}:{c}" for n, c in queues.items())
         print(f"djobs: worker {w.id} serving {served}{' (burst)' if burst else ''}", file=sys.stderr)
+    _log_to_stderr()
     try:
         w.run()
     finally:
         stop_watchdog.set()
         sd_notify("STOPPING=1")
+    if w.abandoned_handlers:
+        # Handlers that outlived the drain were released and cancelled but a thread cannot be killed:
+        # leave now rather than let interpreter shutdown wait for them forever.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _log_to_stderr() -> None:
+    """One line per finished job on stderr (DJOBS_LOG_LEVEL=WARNING keeps only problems)."""
+    import logging
+
+    level = os.environ.get("DJOBS_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO), stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -130,6 +130,8 @@ class Worker:
         self.types = queue.job_types()
 
         self._running: dict[str, _Running] = {}
+        #: Handlers still running after a stop released their jobs (threads cannot be killed).
+        self.abandoned_handlers = 0
         self._by_queue: dict[str, int] = dict.fromkeys(self.queues, 0)
         self._outcomes: deque[_Outcome] = deque()
         self._retry_outcomes: list[_Outcome] = []
@@ -304,6 +306,7 @@ class Worker:
             for entry in unfinished:
                 self._cancel_entry(entry)
             self._await_cancelled_tasks(unfinished)
+            self.abandoned_handlers = len(unfinished)
         self._flush()
 
     def _await_cancelled_tasks(self, entries: list[_Running]) -> None:
