@@ -75,10 +75,18 @@ def test_checker_catches_a_duplicated_durable_step(chaos_report: SelftestReport)
 def test_checker_catches_an_unexplained_plain_rerun(chaos_report: SelftestReport) -> None:
     r = _planted(chaos_report)
     assert r.snapshot is not None
-    start = next(row for row in r.snapshot.ledger if row["kind"] == "plain" and row["phase"] == "start")
-    r.snapshot.ledger.append({**start, "ts": start["ts"] + 1000, "pid": 1})  # pid 1 was never killed
-    r.snapshot.ledger.sort(key=lambda row: row["ts"])
-    assert not selftest.recheck(r).verdict("at least once").ok
+    s = r.snapshot
+    killed = {i.pid for i in s.interruptions}
+    rows = [row for row in s.ledger if row["kind"] == "plain"]
+    # a plain job that ran once, on a process never stopped: plant a second run right after it
+    job_id, end = next(
+        (row["job"], row) for row in rows
+        if row["phase"] == "end" and row["pid"] not in killed and sum(1 for x in rows if x["job"] == row["job"]) == 2
+    )
+    s.ledger.append({**end, "ts": end["ts"] + 0.5, "phase": "start", "pid": 1})
+    s.ledger.append({**end, "ts": end["ts"] + 0.6, "phase": "end", "pid": 1})
+    v = selftest.recheck(r).verdict("at least once")
+    assert not v.ok and job_id in v.violations[0]
 
 
 def test_checker_catches_a_lost_and_a_wedged_job(chaos_report: SelftestReport) -> None:

@@ -181,3 +181,18 @@ def test_ledger_round_trip_ignores_torn_lines(tmp_path) -> None:  # type: ignore
         f.write('{"ts": 1, "pid"')  # killed mid-write
     rows = read_ledger(tmp_path)
     assert [r["phase"] for r in rows] == ["start", "end"]
+
+
+def test_a_kill_long_after_a_run_finished_does_not_explain_a_rerun() -> None:
+    s = clean()
+    s.ledger = [r for r in s.ledger if r.get("job") != "p1"] + [
+        {"ts": 1.1, "pid": KILLED_PID, "kind": "plain", "job": "p1", "phase": "start"},
+        {"ts": 1.2, "pid": KILLED_PID, "kind": "plain", "job": "p1", "phase": "end"},
+        {"ts": 9.0, "pid": LIVE_PID, "kind": "plain", "job": "p1", "phase": "start"},
+        {"ts": 9.1, "pid": LIVE_PID, "kind": "plain", "job": "p1", "phase": "end"},
+    ]
+    s.ledger.sort(key=lambda r: r["ts"])
+    s.interruptions = [Interruption(2.0, KILLED_PID)]  # within the outcome grace after the end: explained
+    assert check_plain_at_least_once(s).ok
+    s.interruptions = [Interruption(8.0, KILLED_PID)]  # the outcome was long due: a duplicate
+    assert not check_plain_at_least_once(s).ok

@@ -25,6 +25,7 @@ from typing import Any
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 UNIQUE_TOLERANCE = 0.002  # seconds: SQLite's julianday('now') is millisecond-grained
+OUTCOME_GRACE = 2.0  # seconds from a handler's end to its outcome being written
 
 
 @dataclass(frozen=True)
@@ -201,24 +202,28 @@ def check_steps_exactly_once(s: Snapshot) -> Verdict:
 
 
 def check_plain_at_least_once(s: Snapshot) -> Verdict:
-    runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    ends: dict[str, int] = defaultdict(int)
+    starts_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    ends_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in s.ledger:
         if row["kind"] == "plain":
-            if row["phase"] == "start":
-                runs[row["job"]].append(row)
-            else:
-                ends[row["job"]] += 1
+            (starts_of if row["phase"] == "start" else ends_of)[row["job"]].append(row)
+    # A run that finished its handler may still lose its outcome to a kill before the worker writes it;
+    # past this grace the outcome was due in the database (longer when the database itself restarted).
+    grace = 60.0 if s.restarts else OUTCOME_GRACE
     bad: list[str] = []
     plain = [j for j in s.jobs if s.seeded.get(j.id) in ("plain", "slow")]
     reexec = 0
     for job in plain:
-        starts = runs.get(job.id, [])
-        if job.status == "completed" and (not starts or not ends.get(job.id)):
+        starts, ends = starts_of.get(job.id, []), ends_of.get(job.id, [])
+        if job.status == "completed" and (not starts or not ends):
             bad.append(f"job {job.id} completed but its side effect never finished")
             continue
         for k, r in enumerate(starts[:-1]):
-            if not _explained(s.interruptions, r["pid"], r["ts"], starts[k + 1]["ts"]):
+            until = starts[k + 1]["ts"]
+            end = next((e for e in ends if e["pid"] == r["pid"] and r["ts"] <= e["ts"] <= until), None)
+            if end is not None:
+                until = min(until, end["ts"] + grace)
+            if not _explained(s.interruptions, r["pid"], r["ts"], until):
                 bad.append(
                     f"job {job.id} ran {len(starts)} times; run {k + 1} (process {r['pid']}) was not interrupted"
                 )
