@@ -30,7 +30,8 @@ JOBS: list[tuple[str, str, str, str, int, int, int, dict[str, Any]]] = [
      {"progress": json.dumps({"done": 40, "total": 100, "message": "tiles"}), "started_at": T - 30}),
     ("job-0004", "report", "default", "pending", 0, 0, 120, {}),
     ("job-0005", "send-email", "emails", "paused", 0, 0, 60, {"paused_from": "pending", "paused_at": T - 50}),
-    ("job-0006", "report", "default", "waiting", 10, 1, 50, {"started_at": T - 45}),
+    ("job-0006", "report", "default", "waiting", 10, 1, 50,
+     {"started_at": T - 45, "progress": json.dumps({"done": 1, "total": 3, "message": "sub-jobs"})}),
     ("job-0007", "resize", "default", "completed", 0, 1, 45, {"parent_id": "job-0006", "result": "7"}),
     ("job-0008", "resize", "default", "running", 0, 1, 45, {"parent_id": "job-0006", "started_at": T - 20}),
     ("job-0009", "resize", "default", "pending", 0, 0, 45, {"parent_id": "job-0006"}),
@@ -102,8 +103,9 @@ def frozen_app(sqlite_url: str) -> Any:
 
 
 async def _loaded(pilot: Any) -> None:
+    """Until the first poll is painted, event log lines included (RichLog renders them once sized)."""
     app = pilot.app
-    while app.polls == 0:
+    while app.polls == 0 or len(app.query_one("#events").lines) < len(EVENTS):
         await pilot.pause(0.02)
     await pilot.pause()
 
@@ -121,6 +123,8 @@ def test_detail_screen_of_a_fan_out_parent(frozen_app: Any, snap_compare: Any) -
         assert jobs.select_key("job-0006")
         await pilot.press("enter")
         while not (isinstance(app.screen, JobDetailScreen) and app.screen.loaded):
+            await pilot.pause(0.02)
+        while len(app.screen.query_one("#detail-subjobs").root.children) < 3:
             await pilot.pause(0.02)
         await pilot.pause()
 

@@ -20,7 +20,7 @@ _COUNT_HEADERS = {
     "running": "run",
     "waiting": "wait",
     "retrying": "retry",
-    "paused": "psd",
+    "paused": "paus",
     "failed": "fail",
     "completed": "done",
     "cancelled": "canc",
