@@ -20,6 +20,7 @@ from durable_handlers import (
     in_process_worker,
     open_gate,
     register,
+    sql,
     wait_status,
     wait_until,
 )
@@ -248,3 +249,38 @@ def test_checkpoints_kept_after_completion(q: djobs.Queue, led: Path) -> None:
     run_to_end(q, jid)
     assert [c.call_index for c in q.checkpoints(jid)] == [0, 1]
     assert q.checkpoints("no-such-job") == []
+
+
+@pytest.mark.parametrize("reclaimer", ["same-worker", "other-worker"])
+def test_stale_execution_is_cancelled_when_its_job_is_reclaimed(q: djobs.Queue, led: Path, reclaimer: str) -> None:
+    """A worker that looked silent (stalled past the stale age) had its running job reclaimed; the job is
+    claimed again — by another worker, or by the same one once it is back. The stale execution must be
+    cancelled and write nothing, whoever holds the new claim: only the new attempt's steps and outcome
+    count. (Seen in the stress test under CPU load: the old attempt's RetryAfter overwrote the new
+    attempt, and both ran the same steps.) The reaper's write is simulated with SQL."""
+    jid = q.enqueue("workflow", {"wf": "sr", "steps": 3, "hang_at": 1, "gate": "sr"})
+    w1 = in_process_worker(q)
+    w1.start()
+    w2 = None
+    try:
+        wait_until(lambda: count(led, "hang-start", "sr", "1") == 1, 30, "the first attempt to hang")
+        if reclaimer == "other-worker":
+            w1.pause(djobs.PauseMode.GRACEFUL)  # w1 keeps running the job but claims nothing more
+            w2 = in_process_worker(q)
+            w2.start()
+        sql(q, "UPDATE djobs_jobs SET status = 'pending', locked_by = NULL, run_at = {now} WHERE id = ?", (jid,))
+        wait_until(lambda: count(led, "hang-start", "sr", "2") == 1, 30, "the job to be claimed again")
+        wait_until(lambda: count(led, "cancelled", "sr", "1") == 1, 5, "the stale attempt's handler to be cancelled")
+        open_gate(led, "sr")
+        job = wait_status(q, jid, "completed")
+        assert job.attempt == 2
+        kinds = [e.kind for e in q.events_since(0, 1000, job_id=jid)]
+        assert "job_retrying" not in kinds and "job_failed" not in kinds, kinds
+        assert count(led, "step", "sr", "2") == 1
+        assert count(led, "hang-done", "sr") == 1
+        assert [c.call_index for c in q.checkpoints(jid)] == [0, 1, 2]
+    finally:
+        open_gate(led, "ALL")
+        for w in (w1, w2):
+            if w is not None:
+                w.stop(timeout=5)
