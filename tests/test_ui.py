@@ -390,6 +390,58 @@ def test_stats_window_is_bounded_by_retention(
     assert c.get("/api/stats?window=3600").json["queues"] == {}
 
 
+def test_stats_read_a_big_log_in_steps_and_look_back_a_bounded_number_of_events(
+    serve: Callable[..., Client], store: Any, jq: djobs.Queue, dashboards: list[djobs.ui.Dashboard]
+) -> None:
+    for i in range(10):
+        jq.cancel_job(jq.enqueue("hello", {"name": str(i)}, delay=3600))
+    stepwise = djobs.ui.Dashboard(store, queue=jq)
+    stepwise.stats.PAGE = stepwise.stats.max_read = 4  # type: ignore[misc]
+    bounded = djobs.ui.Dashboard(store, queue=jq)
+    bounded.stats.initial_scan = 3
+    dashboards += [stepwise, bounded]
+    c1, c2 = serve(stepwise), serve(bounded)
+
+    seen = []
+    for _ in range(3):
+        s = c1.get("/api/stats").json
+        seen.append((s["queues"]["default"]["totals"]["cancelled"], s["complete"]))
+    assert seen == [(4, False), (8, False), (10, True)]
+    assert c1.get("/api/stats").json["queues"]["default"]["totals"]["cancelled"] == 10
+
+    s = c2.get("/api/stats").json
+    assert s["queues"]["default"]["totals"]["cancelled"] == 3 and s["complete"] is True
+    # Coverage starts at the oldest event read, not at the retention horizon.
+    assert iso(s["covered_from"]) > datetime.now(UTC) - timedelta(minutes=5)
+
+
+def test_stats_count_an_event_that_commits_after_a_newer_one(
+    db_url: str, client: Client, store: Any, jq: djobs.Queue
+) -> None:
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite commits one writer at a time: event ids always become visible in order")
+    early, late = jq.enqueue("hello", {"name": "e"}, delay=3600), jq.enqueue("hello", {"name": "l"}, delay=3600)
+    holding, release = threading.Event(), threading.Event()
+
+    def slow_cancel() -> None:
+        with store.tx():  # the event id is taken now, but becomes visible only at commit
+            jq.cancel_job(early)
+            holding.set()
+            release.wait(TIMEOUT)
+
+    t = threading.Thread(target=slow_cancel)
+    t.start()
+    try:
+        assert holding.wait(TIMEOUT)
+        jq.cancel_job(late)
+        assert client.get("/api/stats").json["queues"]["default"]["totals"]["cancelled"] == 1
+    finally:
+        release.set()
+        t.join(TIMEOUT)
+    assert [e.kind for e in jq.events_since(0)] == ["job_cancelled", "job_cancelled"]
+    assert client.get("/api/stats").json["queues"]["default"]["totals"]["cancelled"] == 2
+
+
 # ---- actions ----
 
 
@@ -696,3 +748,120 @@ def test_enqueue_run_and_watch_it_complete(client: Client, jq: djobs.Queue, work
     assert stats["totals"]["completed"] == 1
     [q] = client.get("/api/overview").json["queues"]
     assert q["name"] == "default" and q["counts"] == {"completed": 1} and q["completed_last_minute"] == 1
+
+
+# ---- the page's script, run for real ----
+
+# A minimal DOM, enough for the dashboard script: element trees with text, attributes and listeners. The
+# script runs in Node against the live server; the harness prints what the page rendered, clicks a
+# button, opens a job and submits the enqueue form.
+_DOM_HARNESS = r"""
+const vm = require("vm"), fs = require("fs");
+const [base, scriptPath] = process.argv.slice(2);
+class FakeNode {
+  constructor(tag) { this.tagName = tag; this.childNodes = []; this.attrs = {}; this.listeners = {}; this.className = "";
+    this.hidden = false; this.disabled = false; this.value = ""; this.checked = true; this.parent = null;
+    this.classList = { add: () => {}, remove: () => {} }; }
+  append(...cs) { for (const c of cs) { const n = c instanceof FakeNode ? c : new FakeText(String(c)); n.parent = this; this.childNodes.push(n); } }
+  prepend(...cs) { for (const c of cs.reverse()) { const n = c instanceof FakeNode ? c : new FakeText(String(c)); n.parent = this; this.childNodes.unshift(n); } }
+  replaceChildren(...cs) { this.childNodes = []; this.append(...cs); }
+  remove() { if (this.parent) { const i = this.parent.childNodes.indexOf(this); if (i >= 0) this.parent.childNodes.splice(i, 1); } }
+  get lastChild() { return this.childNodes[this.childNodes.length - 1] || null; }
+  get textContent() { return this.childNodes.map((c) => c.textContent).join(this.tagName === "tr" || this.tagName === "table" ? " | " : ""); }
+  set textContent(v) { this.childNodes = [new FakeText(String(v))]; }
+  setAttribute(k, v) { this.attrs[k] = String(v); }
+  addEventListener(t, f) { (this.listeners[t] = this.listeners[t] || []).push(f); }
+  fire(t) { for (const f of this.listeners[t] || []) f({ preventDefault() {}, stopPropagation() {}, key: "Enter" }); }
+  findAll(pred, out = []) { if (pred(this)) out.push(this); for (const c of this.childNodes) c.findAll(pred, out); return out; }
+}
+class FakeText extends FakeNode {
+  constructor(t) { super("#text"); this.t = t; }
+  get textContent() { return this.t; }
+  set textContent(v) { this.t = String(v); }
+}
+const ids = {};
+globalThis.Node = FakeNode;
+globalThis.document = { hidden: false, getElementById: (id) => (ids[id] = ids[id] || new FakeNode("#" + id)),
+  createElement: (t) => new FakeNode(t), createElementNS: (ns, t) => new FakeNode(t),
+  createTextNode: (t) => new FakeText(t), querySelectorAll: () => [] };
+globalThis.window = { confirm: () => true };
+const realFetch = fetch, realTimeout = setTimeout;
+globalThis.fetch = (url, opts) => realFetch(base + url, opts);
+globalThis.setTimeout = () => 0;  // no background polling: the harness drives the page
+globalThis.clearTimeout = () => {};
+const sleep = (ms) => new Promise((r) => realTimeout(r, ms));
+const text = (id) => document.getElementById(id).textContent;
+async function settle(what, pred) {
+  for (let i = 0; i < 200; i++) { if (!__ui.state.busy && pred()) return; await sleep(25); }
+  throw new Error("page never showed " + what + "; status: " + text("status") + "; flash: " + text("flash"));
+}
+vm.runInThisContext(fs.readFileSync(scriptPath, "utf8") + "\n;globalThis.__ui = { state, tick, select };");
+(async () => {
+  const out = {};
+  await settle("data", () => text("status").startsWith("updated"));
+  for (const id of ["status", "queues", "workers", "schedules", "jobs", "events", "stats", "e-type", "page"]) out[id] = text(id);
+  const cancel = document.getElementById("jobs").findAll((n) => n.tagName === "button" && n.textContent === "cancel");
+  out.cancel_buttons = cancel.length;
+  cancel[0].fire("click");
+  await settle("the cancel result", () => text("flash") !== "");
+  out.after_cancel = text("flash");
+  __ui.select(process.argv[4]);
+  await settle("the job detail", () => !document.getElementById("detail-box").hidden && text("detail") !== "");
+  out.detail = text("detail");
+  document.getElementById("e-type").value = "hello";
+  document.getElementById("e-args").value = '{"name": "from the page"}';
+  document.getElementById("enqueue").fire("submit");
+  await settle("the enqueue result", () => text("flash").startsWith("enqueued"));
+  out.after_enqueue = text("flash");
+  document.getElementById("e-args").value = "{broken";
+  document.getElementById("enqueue").fire("submit");
+  out.bad_args = text("flash");
+  console.log(JSON.stringify(out));
+})().catch((e) => { console.error(e && e.stack || e); process.exit(1); });
+"""
+
+
+def test_page_script_renders_and_acts(
+    client: Client, jq: djobs.Queue, workers: list[Any], tmp_path: Any
+) -> None:
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    done = jq.enqueue("steps", None)
+    jq.schedule("hello", djobs.every(60), args={"name": "m"}, name="every-minute")
+    jq.pause_queue("geo")
+    w = start_worker(jq, workers, queues={"default": 2})
+    jq.result(done, timeout=TIMEOUT)
+    target = jq.enqueue("hello", {"name": "later"}, delay=3600)
+
+    page = client.get("/").text
+    script = tmp_path / "page.js"
+    script.write_text(re.findall(r"<script>(.*?)</script>", page, re.S)[0])
+    harness = tmp_path / "harness.js"
+    harness.write_text(_DOM_HARNESS)
+    proc = subprocess.run(
+        [node, str(harness), f"http://127.0.0.1:{client.port}/", str(script), done],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+
+    assert out["status"].startswith("updated")
+    assert "default" in out["queues"] and "geo" in out["queues"] and "paused" in out["queues"]
+    assert w.id[:8] in out["workers"] and "default×2" in out["workers"] and "active" in out["workers"]
+    assert "every-minute" in out["schedules"] and "every 60s" in out["schedules"]
+    assert "steps" in out["jobs"] and "completed" in out["jobs"] and "pending" in out["jobs"]
+    assert "job_completed" in out["events"] and "job_started" in out["events"]
+    assert "default" in out["stats"]
+    assert "hello" in out["e-type"] and "steps" in out["e-type"]
+    assert out["page"] == "1–4"  # steps, its two sub-jobs, the delayed one
+
+    assert out["cancel_buttons"] == 1 and out["after_cancel"] == "cancel ✓"
+    assert jq.get_job(target).status == "cancelled"  # type: ignore[union-attr]
+    assert "phase" in out["detail"] and "hello a" in out["detail"] and "sub-jobs (2)" in out["detail"]
+    assert out["after_enqueue"].startswith("enqueued ")
+    assert {"name": "from the page"} in [j.args for j in jq.list_jobs(type="hello")]
+    assert out["bad_args"].startswith("args are not valid JSON")

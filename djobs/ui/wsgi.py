@@ -143,54 +143,72 @@ class Throughput:
     PAGE = 1000
     LATE_WINDOW = 200
 
-    def __init__(self, retention: float, max_read: int = 50_000, initial_scan: int = 200_000) -> None:
+    def __init__(self, retention: float, max_read: int = 20_000, initial_scan: int = 200_000) -> None:
         self.retention = retention
         self.base = _base_bucket(retention)
         self.max_read = max_read
         self.initial_scan = initial_scan
         self.counts: dict[tuple[str, int], list[int]] = {}
         self.cursor: int | None = None
+        self.first_id = 0  # events at or below this id were never looked at (initial_scan)
         self.seen: set[int] = set()
         self.covered_from: float | None = None
         self.lock = threading.Lock()
 
-    def refresh(self, queue: Queue, now: float) -> None:
+    def refresh(self, queue: Queue, now: float) -> bool:
+        """Read new events; True when the cursor has reached the newest event (False: still catching up
+        on a big log, `max_read` events at a time)."""
         horizon = now - self.retention
         since = datetime.fromtimestamp(horizon, UTC)
+        latest = queue.latest_event_id()
+        if self.cursor is not None and latest < self.cursor - self.LATE_WINDOW:
+            self.cursor = None  # the log was emptied or replaced (a fresh database): start again
+            self.counts.clear()
+            self.seen.clear()
         if self.cursor is None:
-            latest = queue.latest_event_id()
-            self.cursor = max(0, latest - self.initial_scan)
+            self.cursor = self.first_id = max(0, latest - self.initial_scan)
             self.covered_from = horizon if self.cursor == 0 else None
-        start = max(0, self.cursor - self.LATE_WINDOW)
+        low = max(self.first_id, self.cursor - self.LATE_WINDOW)
+        if low < self.cursor:  # ids at or below the cursor that committed after the last read
+            late = queue.events_since(low, limit=self.LATE_WINDOW, since=since)
+            self._count([ev for ev in late if ev.id <= self.cursor], horizon)
         read = 0
         while read < self.max_read:
-            page = queue.events_since(start, limit=self.PAGE, since=since)
-            for ev in page:
-                if ev.id in self.seen or ev.id <= self.cursor - self.LATE_WINDOW:
-                    continue
-                self.seen.add(ev.id)
-                self.cursor = max(self.cursor, ev.id)
-                ts = ev.timestamp.timestamp()
-                if self.covered_from is None:
-                    self.covered_from = ts
-                idx = _KIND_INDEX.get(ev.kind)
-                if idx is None or ts < horizon:
-                    continue
-                key = (ev.queue or "", int(ts // self.base) * self.base)
-                row = self.counts.get(key)
-                if row is None:
-                    row = self.counts[key] = [0] * len(STAT_KINDS)
-                row[idx] += 1
+            limit = min(self.PAGE, self.max_read - read)
+            page = queue.events_since(self.cursor, limit=limit, since=since)
+            self._count(page, horizon)
             read += len(page)
-            if len(page) < self.PAGE:
+            if page:
+                self.cursor = max(self.cursor, page[-1].id)
+            if len(page) < limit:
+                # Everything up to `latest` has been seen (or is older than the horizon): jump there, so
+                # the next read does not walk old rows the `since` filter skips.
+                self.cursor = max(self.cursor, latest)
                 break
-            start = page[-1].id
         floor = self.cursor - self.LATE_WINDOW
         self.seen = {i for i in self.seen if i > floor}
         for key in [k for k in self.counts if k[1] + self.base <= horizon]:
             del self.counts[key]
         if self.covered_from is not None:
             self.covered_from = max(self.covered_from, horizon)
+        return self.cursor >= latest
+
+    def _count(self, events: Sequence[Any], horizon: float) -> None:
+        for ev in events:
+            if ev.id in self.seen:
+                continue
+            self.seen.add(ev.id)
+            ts = ev.timestamp.timestamp()
+            if self.covered_from is None:
+                self.covered_from = ts
+            idx = _KIND_INDEX.get(ev.kind)
+            if idx is None or ts < horizon:
+                continue
+            key = (ev.queue or "", int(ts // self.base) * self.base)
+            row = self.counts.get(key)
+            if row is None:
+                row = self.counts[key] = [0] * len(STAT_KINDS)
+            row[idx] += 1
 
     def series(self, window: float, bucket: int, now: float, only_queue: str | None) -> dict[str, Any]:
         """Dense per-queue series of `window` seconds in `bucket`-second steps, newest bucket last."""
@@ -541,8 +559,8 @@ class Dashboard:
         def read() -> dict[str, Any]:
             with st.lock:
                 now = time.time()
-                st.refresh(self.queue, now)
-                return st.series(window, bucket, now, only)
+                complete = st.refresh(self.queue, now)
+                return {**st.series(window, bucket, now, only), "complete": complete}
 
         return 200, self._db(read)
 
