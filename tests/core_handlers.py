@@ -118,7 +118,7 @@ def register(queue: djobs.Queue, ledger: Ledger, only: set[str] | None = None, h
         "slow": slow,
         "stall_first": stall_first,
     }
-    retries = {"suicide": 2, "block_first": 3, "stall_first": 3}
+    retries = {"suicide": 2, "block_first": 3, "stall_first": 3, "slow": 3}
     for name, fn in handlers.items():
         if only is None or name in only:
             queue.register(name, fn, retries=retries.get(name, 0))

@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from core_handlers import Ledger, register_names
@@ -350,3 +351,70 @@ def test_worker_recovers_by_itself_from_a_postgres_restart_mid_drain(pg_url: str
     w.signal(signal.SIGTERM)
     assert w.wait(60) == 0, w.tail()
     store.close()
+
+
+# -- crashes and stops under load -----------------------------------------------------------------------------
+
+
+def _drain_under_load(db_url: str, queue: djobs.Queue, procs: Procs, ledger: Ledger, n: int) -> tuple[list[str], Any, Any]:
+    ids = queue.enqueue_many([djobs.Sub("slow", {"seconds": 0.03}) for _ in range(n)])
+    a = procs.start(db_url, ledger.path, "--only", "slow", "--queues", '{"default": 4}')
+    wait_until(lambda: len(ledger.records("end")) >= 20, 60, "worker a busy")
+    b = procs.start(db_url, ledger.path, "--only", "slow", "--queues", '{"default": 4}')
+    wait_until(lambda: _registered(queue, b), 60, "worker b registered")
+    assert status_counts(queue).get("pending", 0) > 50, "too little work left to interrupt"
+    return ids, a, b
+
+
+def test_kill9_under_load_reruns_only_the_killed_workers_unfinished_jobs(db_url: str, queue: djobs.Queue,
+                                                                         procs: Procs, tmp_path: Path) -> None:
+    register_names(queue)
+    ledger = _ledger(tmp_path)
+    ids, a, b = _drain_under_load(db_url, queue, procs, ledger, 300)
+    a.kill9()
+
+    def done() -> bool:
+        c = status_counts(queue)
+        assert not c.get("failed"), c
+        return c.get("completed", 0) == len(ids)
+
+    wait_until(done, STALE_AGE + 60, "every job completed after the kill")
+    starts, ends = ledger.count_by_job("start"), ledger.count_by_job("end")
+    assert set(starts) == set(ids) and set(ends) == set(ids)
+    # Exactly once for completed work: a job the killed worker had completed in the database never re-ran;
+    # at least once for the rest: a job runs twice only if the killed worker had it in hand.
+    a_id = a.worker_id()
+    a_completed = {e.job_id for e in queue.events_since(0, limit=100_000) if e.kind == "job_completed"
+                   and e.worker_id == a_id}
+    assert a_completed, "the killed worker completed nothing: the test did not test anything"
+    twice = {j for j, k in starts.items() if k > 1}
+    assert not twice & a_completed, "a job completed in the database ran again"
+    first_pid = {}
+    for r in ledger.records("start"):
+        first_pid.setdefault(r["job"], r["pid"])
+    assert all(first_pid[j] == a.pid for j in twice), "a re-run job was not in the killed worker's hands"
+    assert max(starts.values()) <= 2
+    assert len(twice) <= 4, "more jobs re-ran than the killed worker's concurrency"
+    # A reclaim does not refund: re-run jobs used 2 attempts (so did any job claimed but not yet started).
+    rows = dict(queue.storage.execute("SELECT id, attempt FROM djobs_jobs").fetchall())
+    reclaimed = {j for j, att in rows.items() if att != 1}
+    assert twice <= reclaimed and len(reclaimed) <= 4, (twice, reclaimed)
+    assert {rows[j] for j in reclaimed} <= {2}
+    assert {rows[j] for j in twice} <= {2}
+
+
+def test_sigterm_under_load_finishes_running_jobs_and_loses_none(db_url: str, queue: djobs.Queue, procs: Procs,
+                                                                 tmp_path: Path) -> None:
+    register_names(queue)
+    ledger = _ledger(tmp_path)
+    ids, a, b = _drain_under_load(db_url, queue, procs, ledger, 300)
+    a.signal(signal.SIGTERM)
+    assert a.wait(60) == 0, a.tail()
+    running_now = queue.storage.execute(
+        queue.storage.dialect.render("SELECT COUNT(*) FROM djobs_jobs WHERE status = 'running' AND locked_by LIKE ?"),
+        (f"%-{a.pid}-%",),
+    ).fetchone()[0]
+    assert running_now == 0, "the stopped worker left jobs running"
+    wait_until(lambda: status_counts(queue).get("completed", 0) == len(ids), 60, "the other worker finished")
+    assert ledger.count_by_job("start") == dict.fromkeys(ids, 1), "a graceful stop made a job run twice"
+    assert ledger.count_by_job("end") == dict.fromkeys(ids, 1)

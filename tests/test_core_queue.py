@@ -291,6 +291,44 @@ def test_args_that_no_longer_decode_fail_at_once(queue: djobs.Queue) -> None:
     assert "Point" in (job.last_error or "") or "int" in (job.last_error or "")
 
 
+@pytest.mark.parametrize("exc", [SystemExit, KeyboardInterrupt])
+def test_a_handler_raising_system_exit_spends_its_attempts_instead_of_looping(queue: djobs.Queue,
+                                                                             exc: type[BaseException]) -> None:
+    """Attempts are counted at claim; a handler that raises SystemExit/KeyboardInterrupt every time must end
+    failed once they are spent, not be handed back (attempt refunded) and re-run forever."""
+    calls = Calls()
+
+    def handler(ctx: djobs.Context, args: Any) -> None:
+        calls.add(ctx.job_id, ctx.job.attempt)
+        raise exc()
+
+    queue.register("exits", handler, retries=1)
+    jid = queue.enqueue("exits")
+    with running(queue, queues={"default": 1}):
+        wait_until(lambda: _status(queue, jid) == djobs.JobStatus.FAILED or len(calls) > 10, 30,
+                   "the job failed (or looped)")
+        time.sleep(0.3)
+    assert 1 <= len(calls.of(jid)) <= 2, f"ran {len(calls)} times with retries=1"
+    assert _status(queue, jid) == djobs.JobStatus.FAILED
+
+
+def test_a_result_that_is_not_json_fails_the_job_at_once(queue: djobs.Queue) -> None:
+    calls = Calls()
+
+    def handler(ctx: djobs.Context, args: Any) -> object:
+        calls.add(ctx.job_id)
+        return object()
+
+    queue.register("nojson", handler, retries=3)
+    jid = queue.enqueue("nojson")
+    with running(queue):
+        with pytest.raises(djobs.JobFailedError) as info:
+            queue.result(jid, timeout=30)
+        time.sleep(0.3)
+    assert len(calls) == 1
+    assert "JSON" in str(info.value)
+
+
 # -- handlers: async, shapes, dataclasses, concurrency ------------------------------------------------------------
 
 
