@@ -196,3 +196,13 @@ def test_a_kill_long_after_a_run_finished_does_not_explain_a_rerun() -> None:
     assert check_plain_at_least_once(s).ok
     s.interruptions = [Interruption(8.0, KILLED_PID)]  # the outcome was long due: a duplicate
     assert not check_plain_at_least_once(s).ok
+
+
+def test_a_database_restart_explains_a_rerun() -> None:
+    s = clean()
+    s.interruptions = []
+    assert not check_plain_at_least_once(s).ok
+    s.restarts = [1.6]  # between p1's first run (1.1) and its second (2.0)
+    assert check_plain_at_least_once(s).ok
+    s.restarts = [100.0]  # long after: explains nothing
+    assert not check_plain_at_least_once(s).ok

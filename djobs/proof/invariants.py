@@ -103,11 +103,14 @@ def _verdict(name: str, checked: int, detail: str, violations: list[str]) -> Ver
     return Verdict(name, not violations, checked, detail, tuple(shown))
 
 
-def _explained(interruptions: list[Interruption], pid: int, start: float, end: float | None) -> bool:
-    """Was process `pid` stopped between `start` and `end` (None: any time after start)?"""
-    return any(
-        i.pid == pid and i.ts >= start and (end is None or i.ts <= end) for i in interruptions
-    )
+RESTART_WINDOW = 30.0  # seconds after a database restart began during which connections may fail
+
+
+def _explained(s: Snapshot, pid: int, start: float, end: float | None) -> bool:
+    """Was process `pid` stopped, or the database restarted, between `start` and `end` (None: any time)?"""
+    if any(i.pid == pid and i.ts >= start and (end is None or i.ts <= end) for i in s.interruptions):
+        return True
+    return any(t <= (end if end is not None else math.inf) and t + RESTART_WINDOW >= start for t in s.restarts)
 
 
 def expected_status(kind: str, job: JobRow, fanouts: dict[str, FanoutCase]) -> str | None:
@@ -180,7 +183,7 @@ def check_steps_exactly_once(s: Snapshot) -> Verdict:
             before = [r for r in rows if r["ts"] < done["ts"]]
             for k, r in enumerate(before):
                 nxt = before[k + 1]["ts"] if k + 1 < len(before) else done["ts"]
-                if not _explained(s.interruptions, r["pid"], r["ts"], nxt):
+                if not _explained(s, r["pid"], r["ts"], nxt):
                     bad.append(
                         f"workflow {job.id} step {index} ran again though process {r['pid']} was not stopped"
                     )
@@ -223,7 +226,7 @@ def check_plain_at_least_once(s: Snapshot) -> Verdict:
             end = next((e for e in ends if e["pid"] == r["pid"] and r["ts"] <= e["ts"] <= until), None)
             if end is not None:
                 until = min(until, end["ts"] + grace)
-            if not _explained(s.interruptions, r["pid"], r["ts"], until):
+            if not _explained(s, r["pid"], r["ts"], until):
                 bad.append(
                     f"job {job.id} ran {len(starts)} times; run {k + 1} (process {r['pid']}) was not interrupted"
                 )
