@@ -654,6 +654,49 @@ def test_storage_unavailable_is_503_and_recovers(
         store.close()
 
 
+def test_a_thread_per_request_server_does_not_multiply_connections(
+    db_url: str, make_app: Callable[..., Any]
+) -> None:
+    import socketserver
+    import uuid
+    from wsgiref.simple_server import WSGIServer
+
+    class ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    tag = "djobs_ui_" + uuid.uuid4().hex[:8]
+    url = db_url + ("&" if "?" in db_url else "?") + f"application_name={tag}" if db_url.startswith("postgres") else db_url
+    store = djobs.connect(url)
+    srv = make_server("127.0.0.1", 0, make_app(store=store, queue=None), server_class=ThreadingServer, handler_class=_QuietHandler)
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    c = Client(srv.server_port)
+    try:
+        statuses: list[int] = []
+
+        def hammer() -> None:
+            for path in ("/api/overview", "/api/jobs", "/api/events", "/api/stats") * 3:
+                statuses.append(c.get(path).status)
+
+        clients = [threading.Thread(target=hammer) for _ in range(8)]
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join(TIMEOUT)
+        assert statuses == [200] * 96
+        ui_threads = [t for t in threading.enumerate() if t.name.startswith("djobs-ui")]
+        assert 1 <= len(ui_threads) <= djobs.ui.wsgi.DB_THREADS
+        if db_url.startswith("postgres"):
+            import psycopg
+
+            with psycopg.connect(db_url.split("?", 1)[0], autocommit=True) as conn:
+                row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (tag,)).fetchone()
+            assert row is not None and 1 <= row[0] <= djobs.ui.wsgi.DB_THREADS + 1  # + the one connect() opened here
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        store.close()
+
+
 def test_mounted_under_a_prefix(serve: Callable[..., Client], make_app: Callable[..., Any], jq: djobs.Queue) -> None:
     dashboard = make_app()
 
