@@ -73,14 +73,15 @@ def _write_call_checkpoint(ctx: Context, key: str, index: int, name: str, value:
     store = ctx.queue.storage
     with store.tx():
         cur = store.execute(
-            store.sql["call_ckpt"], (ctx.job.id, key, index, name, value, error, ctx.job.id, ctx.worker_id)
+            store.sql["call_ckpt"],
+            (ctx.job.id, key, index, name, value, error, ctx.job.id, ctx.worker_id, ctx.job.attempt),
         )
         if cur.rowcount == 0:
             owned = store.execute(
                 store.dialect.render(
-                    "SELECT 1 FROM djobs_jobs WHERE id = ? AND locked_by = ? AND status = 'running'"
+                    "SELECT 1 FROM djobs_jobs WHERE id = ? AND locked_by = ? AND attempt = ? AND status = 'running'"
                 ),
-                (ctx.job.id, ctx.worker_id),
+                (ctx.job.id, ctx.worker_id, ctx.job.attempt),
             ).fetchone()
             if not owned:
                 raise OwnershipLost(ctx.job.id)
@@ -129,7 +130,9 @@ def save_checkpoint(ctx: Context, name: str, value: Any) -> None:
     text = codec.dumps(value)
     key = f"p:{name}"
     with store.tx():
-        cur = store.execute(store.sql["named_ckpt"], (ctx.job.id, key, name, text, ctx.job.id, ctx.worker_id))
+        cur = store.execute(
+            store.sql["named_ckpt"], (ctx.job.id, key, name, text, ctx.job.id, ctx.worker_id, ctx.job.attempt)
+        )
         if cur.rowcount == 0:
             raise OwnershipLost(ctx.job.id)
         ctx.queue._persist_event_in_tx("checkpoint_saved", ctx.job, ctx.worker_id, {"call_index": None, "name": name})
@@ -229,7 +232,7 @@ def _suspend(
     store = ctx.queue.storage
     r = store.dialect.render
     with store.tx():
-        if store.execute(store.sql["suspend"], (ctx.job.id, ctx.worker_id)).rowcount == 0:
+        if store.execute(store.sql["suspend"], (ctx.job.id, ctx.worker_id, ctx.job.attempt)).rowcount == 0:
             raise OwnershipLost(ctx.job.id)
         if fan_row is not None:
             store.execute(

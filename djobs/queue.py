@@ -743,9 +743,10 @@ class Queue:
         with st.tx():
             st.execute(
                 st.dialect.render(
-                    "UPDATE djobs_jobs SET progress = ?, updated_at = {now} WHERE id = ? AND locked_by = ? AND status = 'running'"
+                    "UPDATE djobs_jobs SET progress = ?, updated_at = {now} "
+                    "WHERE id = ? AND locked_by = ? AND attempt = ? AND status = 'running'"
                 ),
-                (text, ctx.job.id, ctx.worker_id),
+                (text, ctx.job.id, ctx.worker_id, ctx.job.attempt),
             )
             st.execute(st.sql["insert_event"], ("custom:progress", ctx.job.id, ctx.job.queue, ctx.worker_id, text))
         self._bus.publish(CustomEvent(job_id=ctx.job.id, kind="progress", data=progress))

@@ -235,19 +235,20 @@ class PeeweeStorage:
     def _complete_many(self, pairs: list[Row], worker_id: str) -> set[str]:
         sql = self.sql.get("complete_many")
         if sql is None:
-            src = self._batch_source(("id", "r"))
+            src = self._batch_source(("id", "r", "a"))
             sql = self.sql["complete_many"] = self.dialect.render(
                 "UPDATE djobs_jobs SET status = 'completed', result = v.r, completed_at = {now}, "
                 f"updated_at = {{now}}, locked_by = NULL, pause_requested = 0 FROM {src} "
-                "WHERE djobs_jobs.id = v.id AND djobs_jobs.locked_by = ? AND djobs_jobs.status = 'running' "
+                "WHERE djobs_jobs.id = v.id AND djobs_jobs.attempt = CAST(v.a AS INTEGER) "
+                "AND djobs_jobs.locked_by = ? AND djobs_jobs.status = 'running' "
                 "RETURNING djobs_jobs.id"
             )
-        return {r[0] for r in self.execute(sql, (*self._batch_params(pairs, 2), worker_id)).fetchall()}
+        return {r[0] for r in self.execute(sql, (*self._batch_params(pairs, 3), worker_id)).fetchall()}
 
     def cycle(
         self,
         worker_id: str,
-        outcomes: list[tuple[str, str, tuple[Any, ...]]],
+        outcomes: list[tuple[str, str, int, tuple[Any, ...]]],
         events: list[Row],
         outcome_events: list[Row | None],
         claims: list[tuple[str, list[str], int]],
@@ -264,12 +265,14 @@ class PeeweeStorage:
         with self.tx():
             done = [i for i, o in enumerate(outcomes) if o[0] == "complete"]
             if done:
-                won = self._complete_many([(outcomes[i][1], outcomes[i][2][0]) for i in done], worker_id)
+                won = self._complete_many(
+                    [(outcomes[i][1], outcomes[i][3][0], str(outcomes[i][2])) for i in done], worker_id
+                )
                 for i in done:
                     matched[i] = outcomes[i][1] in won
-            for i, (kind, job_id, params) in enumerate(outcomes):
+            for i, (kind, job_id, attempt, params) in enumerate(outcomes):
                 if kind != "complete":
-                    matched[i] = self.execute(self.sql[kind], (*params, job_id, worker_id)).rowcount > 0
+                    matched[i] = self.execute(self.sql[kind], (*params, job_id, worker_id, attempt)).rowcount > 0
             for i, ok in enumerate(matched):
                 ev = outcome_events[i] if ok else None
                 if ev is not None:
@@ -292,12 +295,13 @@ class PeeweeStorage:
         with self.tx():
             return [r[0] for r in self.execute(self.sql["release_all"], (worker_id,)).fetchall()]
 
-    def owned_running(self, worker_id: str) -> set[str]:
+    def owned_running(self, worker_id: str) -> set[tuple[str, int]]:
+        """(job id, attempt) of every claim this worker still holds."""
         cur = self.execute(
-            self.dialect.render("SELECT id FROM djobs_jobs WHERE locked_by = ? AND status = 'running'"),
+            self.dialect.render("SELECT id, attempt FROM djobs_jobs WHERE locked_by = ? AND status = 'running'"),
             (worker_id,),
         )
-        return {r[0] for r in cur.fetchall()}
+        return {(r[0], int(r[1])) for r in cur.fetchall()}
 
     # -- workers -----------------------------------------------------------------------------------------
     def register_worker(self, worker_id: str, host: str, pid: int, queues_json: str, handlers_json: str) -> None:

@@ -75,7 +75,9 @@ class Dialect:
         return (*pick, worker_id) if self.is_pg else (worker_id, *pick)
 
     # -- outcomes (ownership-guarded) ------------------------------------------------------------------
-    GUARD = "WHERE id = ? AND locked_by = ? AND status = 'running'"
+    # Ownership is per claim, not per worker: the attempt number changes at every claim, so a worker that
+    # claims the same job again (after it was reclaimed or paused) does not own the older execution.
+    GUARD = "WHERE id = ? AND locked_by = ? AND attempt = ? AND status = 'running'"
 
     def complete(self) -> str:
         return self.render(
@@ -134,14 +136,14 @@ class Dialect:
         return self.render(
             "INSERT INTO djobs_checkpoints (job_id, key, call_index, name, value, error, created_at) "
             "SELECT ?, ?, ?, ?, ?, ?, {now} WHERE EXISTS (SELECT 1 FROM djobs_jobs "
-            "WHERE id = ? AND locked_by = ? AND status = 'running') ON CONFLICT (job_id, key) DO NOTHING"
+            "WHERE id = ? AND locked_by = ? AND attempt = ? AND status = 'running') ON CONFLICT (job_id, key) DO NOTHING"
         )
 
     def upsert_named_checkpoint(self) -> str:
         return self.render(
             "INSERT INTO djobs_checkpoints (job_id, key, call_index, name, value, error, created_at) "
             "SELECT ?, ?, NULL, ?, ?, NULL, {now} WHERE EXISTS (SELECT 1 FROM djobs_jobs "
-            "WHERE id = ? AND locked_by = ? AND status = 'running') "
+            "WHERE id = ? AND locked_by = ? AND attempt = ? AND status = 'running') "
             "ON CONFLICT (job_id, key) DO UPDATE SET value = excluded.value, created_at = excluded.created_at"
         )
 

@@ -67,15 +67,21 @@ class _Running:
     loop: asyncio.AbstractEventLoop | None = None
     started: float = field(default_factory=time.monotonic)
 
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.job.id, self.job.attempt)
+
 
 @dataclass
 class _Outcome:
-    job_id: str
-    kind: str  # complete | fail | retry | drop | suspended
+    entry: _Running
+    kind: str  # complete | fail | retry | release | drop | suspended
     params: tuple[Any, ...] = ()
     exc: BaseException | None = None
     value: Any = None
     delay: float = 0.0
+    finished: float = field(default_factory=time.monotonic)
+    accounted: bool = False  # its slot was already given back by the dispatcher
 
 
 class Worker:
@@ -100,6 +106,7 @@ class Worker:
         persist_events: bool = True,
         wake_poll: timedelta | float = 0.001,
         batch_linger: timedelta | float = 0.002,
+        prefetch: int | None = None,
     ) -> None:
         self.queue = queue
         self.storage = queue.storage
@@ -126,13 +133,16 @@ class Worker:
         self.persist_events = persist_events
         self.wake_poll = to_seconds(wake_poll)
         self.batch_linger = to_seconds(batch_linger)
+        self.prefetch = prefetch
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.types = queue.job_types()
 
-        self._running: dict[str, _Running] = {}
+        self._running: dict[tuple[str, int], _Running] = {}  # by (job id, attempt): one entry per claim
         #: Handlers still running after a stop released their jobs (threads cannot be killed).
         self.abandoned_handlers = 0
-        self._by_queue: dict[str, int] = dict.fromkeys(self.queues, 0)
+        self._executing: dict[str, int] = dict.fromkeys(self.queues, 0)
+        self._ready: dict[str, deque[_Running]] = {q: deque() for q in self.queues}
+        self._avg_ms: dict[str, float] = {}
         self._outcomes: deque[_Outcome] = deque()
         self._retry_outcomes: list[_Outcome] = []
         self._events: list[tuple[Any, ...]] = []
@@ -286,6 +296,7 @@ class Worker:
             log.info("worker %s stopped", self.id)
 
     def _drain(self) -> None:
+        self._release_ready()
         deadline = time.monotonic() + self.drain_timeout
         while self._running and time.monotonic() < deadline:
             self._flush()
@@ -299,8 +310,7 @@ class Worker:
                 released = self.storage.run(lambda: self.storage.release_all(self.id), self.storage_retry, "release")
                 log.warning("worker %s: released %d unfinished job(s) to pending", self.id, len(released))
                 for entry in unfinished:
-                    self._running.pop(entry.job.id, None)
-                    self._by_queue[entry.job.queue] = max(0, self._by_queue.get(entry.job.queue, 1) - 1)
+                    self._running.pop(entry.key, None)
             except StorageUnavailable as exc:
                 log.error("worker %s: could not release jobs (%s); the reaper will recover them", self.id, exc)
             for entry in unfinished:
@@ -328,7 +338,8 @@ class Worker:
             self._wake.clear()
             self._linger()
             did, claimed = self._cycle(claim=True)
-            if self.burst and not claimed and not self._running and not self._outcomes and not did:
+            idle = not self._running and not self._outcomes and not any(self._ready.values())
+            if self.burst and not claimed and idle and not did:
                 idle_rounds += 1
                 if idle_rounds >= 3:  # nothing runnable, nothing in flight: a burst worker is done
                     break
@@ -367,28 +378,53 @@ class Worker:
             except Exception:
                 return
 
-    def _start(self, row: tuple[Any, ...]) -> None:
+    def _accept(self, row: tuple[Any, ...]) -> None:
+        """A claimed job waits in its queue's ready line until a slot is free (at once, unless prefetched)."""
         from djobs.queue import job_from_row
 
         job = job_from_row(row)
-        fanout_id = row[19]
-        handler = self.queue.get_handler(job.type)
-        entry = _Running(job=job, handler=handler, fanout_id=fanout_id)
-        self._running[job.id] = entry
-        self._by_queue[job.queue] = self._by_queue.get(job.queue, 0) + 1
-        if self._paused:  # a pause landed while this claim was in flight: give the job back, never run it
-            self._outcomes.append(_Outcome(job.id, "release"))
-            return
+        entry = _Running(job=job, handler=self.queue.get_handler(job.type), fanout_id=row[19])
+        self._ready.setdefault(job.queue, deque()).append(entry)
+
+    def _launch_ready(self) -> None:
+        if self._paused or self._stop.is_set():
+            return  # a pause landed while a claim was in flight: these jobs are released, never run
+        for name, line in self._ready.items():
+            conc = self.queues.get(name, 0)
+            while line and self._executing.get(name, 0) < conc:
+                entry = line.popleft()
+                if not entry.cancel.is_set():  # set when it was taken from us before it started
+                    self._launch(entry)
+
+    def _release_ready(self) -> None:
+        for line in self._ready.values():
+            while line:
+                self._outcomes.append(_Outcome(line.popleft(), "release", accounted=True))
+
+    def _launch(self, entry: _Running) -> None:
+        job = entry.job
+        entry.started = time.monotonic()
+        self._running[entry.key] = entry
+        self._executing[job.queue] = self._executing.get(job.queue, 0) + 1
         if self.queue._bus.has_subscribers:
             self.queue.emit(JobStarted(job_id=job.id, job=job))
         if self.queue._hooks["start"] and self._hook_pool is not None:
             self._hook_pool.submit(self.queue._call_hooks, "start", job)
-        if handler.is_async:
+        if entry.handler.is_async:
             loop = self._ensure_loop()
             entry.loop = loop
             asyncio.run_coroutine_threadsafe(self._execute_async(entry), loop)
         else:
             self._pools[job.queue].submit(self._execute_sync, entry)
+
+    def _prefetch(self, name: str) -> int:
+        """Jobs to hold ready beyond the free slots, so short jobs never wait for a database round trip.
+        Adaptive by default: only while this queue's handlers take under 20 ms on average, so slow jobs
+        are never hoarded by one worker while others sit idle."""
+        if self.prefetch is not None:
+            return self.prefetch
+        avg = self._avg_ms.get(name)
+        return self.queues.get(name, 0) if avg is not None and avg < 20.0 else 0
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -451,32 +487,29 @@ class Worker:
             try:
                 text = codec.dumps(value)
             except TypeError as e:
-                out = _Outcome(job.id, "fail", (f"result is not JSON: {e}",), exc=e)
+                out = _Outcome(entry, "fail", (f"result is not JSON: {e}",), exc=e)
             else:
-                out = _Outcome(job.id, "complete", (text,), value=codec.loads(text))
+                out = _Outcome(entry, "complete", (text,), value=codec.loads(text))
         elif isinstance(exc, Suspend):
-            out = _Outcome(job.id, "suspended")
+            out = _Outcome(entry, "suspended")
         elif isinstance(exc, OwnershipLost):
-            out = _Outcome(job.id, "drop")
+            out = _Outcome(entry, "drop")
         elif isinstance(exc, JobCancelled | asyncio.CancelledError):
             # Cancelled cooperatively. Usually the job is no longer ours (cancelled, paused, released) and
             # this guarded write matches nothing; if it still is ours, it goes back to pending untouched.
-            out = _Outcome(job.id, "release")
+            out = _Outcome(entry, "release")
         elif bad_args:
-            out = _Outcome(job.id, "fail", (f"args do not fit the handler: {error_text(exc)}",), exc=exc)
+            out = _Outcome(entry, "fail", (f"args do not fit the handler: {error_text(exc)}",), exc=exc)
         elif isinstance(exc, RetryAfter) and not has_no_retry(exc):
             if job.attempt <= job.max_retries:
-                out = _Outcome(job.id, "retry", (error_text(exc), exc.delay), exc=exc, delay=exc.delay)
+                out = _Outcome(entry, "retry", (error_text(exc), exc.delay), exc=exc, delay=exc.delay)
             else:
-                out = _Outcome(job.id, "fail", (error_text(exc),), exc=exc)
-        elif not isinstance(exc, Exception):
-            # KeyboardInterrupt/SystemExit inside a handler: not the job's fault; give it back.
-            out = _Outcome(job.id, "release")
+                out = _Outcome(entry, "fail", (error_text(exc),), exc=exc)
         elif has_no_retry(exc) or job.attempt > job.max_retries:
-            out = _Outcome(job.id, "fail", (error_text(exc),), exc=exc)
+            out = _Outcome(entry, "fail", (error_text(exc),), exc=exc)
         else:
             delay = job_backoff(job.attempt)
-            out = _Outcome(job.id, "retry", (error_text(exc), delay), exc=exc, delay=delay)
+            out = _Outcome(entry, "retry", (error_text(exc), delay), exc=exc, delay=delay)
         if exc is not None and out.kind in ("fail", "retry"):
             log.debug("job %s (%s) attempt %d: %s", job.id, job.type, job.attempt, error_text(exc))
         self._outcomes.append(out)
@@ -487,30 +520,43 @@ class Worker:
         return self._cycle(claim=False)[0]
 
     def _cycle(self, claim: bool) -> tuple[bool, int]:
-        """One dispatcher round in one transaction: write finished jobs' outcomes, claim into free slots.
-        Returns (wrote anything, number claimed)."""
+        """One dispatcher round in one transaction: write finished jobs' outcomes, claim into free slots
+        (plus the prefetch). Finished handlers give their slot back before the round trip, so ready jobs
+        start at once. Returns (wrote anything, number claimed)."""
         batch = self._retry_outcomes
         self._retry_outcomes = []
         while self._outcomes and len(batch) < FLUSH_BATCH:
             batch.append(self._outcomes.popleft())
+        for o in batch:
+            if o.accounted:
+                continue
+            o.accounted = True
+            entry = self._running.get(o.entry.key)
+            if entry is o.entry:
+                q = entry.job.queue
+                self._executing[q] = max(0, self._executing.get(q, 1) - 1)
+                took = (o.finished - entry.started) * 1000
+                prev = self._avg_ms.get(q)
+                self._avg_ms[q] = took if prev is None else prev * 0.8 + took * 0.2
+        if self._paused or self._stop.is_set():
+            self._release_ready()
+            while self._outcomes and len(batch) < FLUSH_BATCH:
+                batch.append(self._outcomes.popleft())
+        else:
+            self._launch_ready()
         claims: list[tuple[str, list[str], int]] = []
         if claim and not self._paused and not self._stop.is_set() and self.types:
-            freed: dict[str, int] = {}
-            for o in batch:
-                entry = self._running.get(o.job_id)
-                if entry is not None:
-                    freed[entry.job.queue] = freed.get(entry.job.queue, 0) + 1
             for name, conc in self.queues.items():
-                free = conc - self._by_queue.get(name, 0) + freed.get(name, 0)
-                if free > 0:
-                    claims.append((name, self.types, free))
+                want = conc + self._prefetch(name) - self._executing.get(name, 0) - len(self._ready.get(name, ()))
+                if want > 0:
+                    claims.append((name, self.types, want))
         if not batch and not self._events and not claims:
             return False, 0
-        writes: list[tuple[str, str, tuple[Any, ...]]] = []
+        writes: list[tuple[str, str, int, tuple[Any, ...]]] = []
         write_idx: list[int] = []
         for i, o in enumerate(batch):
             if o.kind in ("complete", "fail", "retry", "release"):
-                writes.append((o.kind, o.job_id, o.params))
+                writes.append((o.kind, o.entry.job.id, o.entry.job.attempt, o.params))
                 write_idx.append(i)
         events = self._events
         self._events = []
@@ -532,18 +578,16 @@ class Worker:
             owned[i] = ok
         fanouts: set[str] = set()
         for i, o in enumerate(batch):
-            entry = self._running.pop(o.job_id, None)
-            if entry is None:
-                continue
-            self._by_queue[entry.job.queue] = max(0, self._by_queue.get(entry.job.queue, 1) - 1)
-            if not owned[i]:
-                continue  # someone else owns the job now: drop silently
+            entry = self._running.pop(o.entry.key, None)
+            if entry is None or not owned[i]:
+                continue  # never launched, or someone else owns the job now: drop silently
             if o.kind in ("complete", "fail") and entry.fanout_id:
                 fanouts.add(entry.fanout_id)
             self._announce(entry, o)
         rows.sort(key=lambda r: (-r[4], r[10], r[0]))
         for row in rows:
-            self._start(row)
+            self._accept(row)
+        self._launch_ready()
         if fanouts:
             self._decide(fanouts)
         return bool(batch), len(rows)
@@ -554,17 +598,14 @@ class Worker:
         rows: list[tuple[Any, ...] | None] = []
         for i in write_idx:
             o = batch[i]
-            entry = self._running.get(o.job_id)
-            q = entry.job.queue if entry else None
+            job = o.entry.job
             if o.kind == "complete":
-                rows.append(("job_completed", o.job_id, q, self.id, None))
+                rows.append(("job_completed", job.id, job.queue, self.id, None))
             elif o.kind == "fail":
-                rows.append(("job_failed", o.job_id, q, self.id, codec.dumps({"error": o.params[0]})))
+                rows.append(("job_failed", job.id, job.queue, self.id, codec.dumps({"error": o.params[0]})))
             elif o.kind == "retry":
-                attempt = entry.job.attempt if entry else None
-                rows.append(
-                    ("job_retrying", o.job_id, q, self.id, codec.dumps({"error": o.params[0], "attempt": attempt, "delay": o.delay}))
-                )
+                data = codec.dumps({"error": o.params[0], "attempt": job.attempt, "delay": o.delay})
+                rows.append(("job_retrying", job.id, job.queue, self.id, data))
             else:
                 rows.append(None)
         return rows
@@ -670,23 +711,32 @@ class Worker:
 
     def cancel_job(self, job_id: str) -> bool:
         """Cancel a job running on this worker (as queue.cancel_job); False if it is not running here."""
-        entry = self._running.get(job_id)
-        if entry is None:
+        entries = [e for e in list(self._running.values()) if e.job.id == job_id]
+        if not entries:
             return False
         self.queue.cancel_job(job_id)
-        self._cancel_entry(entry)
+        for entry in entries:
+            self._cancel_entry(entry)
         return True
 
     def _cancel_lost(self) -> None:
         """Cancel handlers whose jobs this worker no longer owns (cancelled, paused, reclaimed elsewhere)."""
-        if not self._running:
+        held = [e for line in self._ready.values() for e in list(line)]
+        if not self._running and not held:
             return
         # Snapshot first: a job claimed after the query below must not look "lost".
         candidates = list(self._running.items())
         owned = self.storage.owned_running(self.id)
-        for job_id, entry in candidates:
-            if job_id not in owned and not entry.cancel.is_set():
-                log.info("job %s was taken from worker %s; cancelling its handler", job_id, self.id)
+        for entry in held:
+            if entry.key not in owned:
+                entry.cancel.set()  # prefetched but taken away before it started: never launch it
+        for line in self._ready.values():
+            for entry in [e for e in list(line) if e.cancel.is_set()]:
+                with contextlib.suppress(ValueError):
+                    line.remove(entry)
+        for key, entry in candidates:
+            if key not in owned and not entry.cancel.is_set():
+                log.info("job %s (attempt %d) was taken from worker %s; cancelling its handler", key[0], key[1], self.id)
                 self._cancel_entry(entry)
 
     # -- maintenance ---------------------------------------------------------------------------------------------
