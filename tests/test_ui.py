@@ -569,6 +569,9 @@ def test_cross_site_posts_are_refused(client: Client, jq: djobs.Queue) -> None:
     assert not jq.is_queue_paused("default")
     assert client.post("/api/queues/default/pause", headers={"Origin": f"http://{host}"}).status == 200
     assert jq.is_queue_paused("default")
+    proxied = {"Origin": "https://jobs.example.com", "X-Forwarded-Host": "jobs.example.com"}
+    assert client.post("/api/queues/default/resume", headers=proxied).status == 200
+    assert not jq.is_queue_paused("default")
 
 
 class _Proxy:

@@ -456,8 +456,12 @@ class Dashboard:
         origin = req.environ.get("HTTP_ORIGIN")
         if not origin or origin == "null":
             return
-        host = req.environ.get("HTTP_HOST") or req.environ.get("SERVER_NAME", "")
-        if origin.split("://", 1)[-1] != host:
+        hosts = {
+            req.environ.get("HTTP_HOST") or req.environ.get("SERVER_NAME", ""),
+            # Behind a reverse proxy that rewrites Host, the browser's origin is the forwarded host.
+            *(h.strip() for h in str(req.environ.get("HTTP_X_FORWARDED_HOST", "")).split(",") if h.strip()),
+        }
+        if origin.split("://", 1)[-1].rstrip("/") not in hosts:
             raise HTTPError(403, f"cross-origin request from {origin} refused")
 
     def _index(self) -> tuple[int, list[tuple[str, str]], bytes]:
