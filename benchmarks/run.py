@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.progress import Progress
 
     from djobs import bench
-    from djobs.proof.report import bench_table
+    from djobs.proof.report import bench_notes, bench_table
 
     targets: list[str | None] = []
     if opts.backend in ("sqlite", "both"):
@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         console = Console()
         console.print(bench_table(report))
+        for note in bench_notes(report):
+            console.print(f"  {note}", style="dim")
         console.print(report.reading)
         for e in report.errors:
             err.print(f"[red]error:[/] {e}")

@@ -192,7 +192,7 @@ class _Bench:
         metric = end_to_end_metric(processes)
         d = self._measure(f"{metric} (djobs)", mine)
         r = self._measure(f"{metric} (raw)", lambda: raw.drain(self.jobs, processes))
-        self._row(metric, "jobs/s", d, r, note=f"{self.jobs} no-op jobs; raw: claim 1 + complete 1 per txn",
+        self._row(metric, "jobs/s", d, r, note=f"{self.jobs} no-op jobs drained; raw: claim 1 + complete 1 per transaction",
                   samples=self.jobs)
 
     def latency(self, raw: Raw) -> None:
@@ -238,7 +238,7 @@ class _Bench:
 
         d = self._measure("durable steps (djobs)", mine)
         r = self._measure("durable steps (raw)", lambda: raw.durable_steps(self.workflows, self.steps))
-        self._row(STEPS, "steps/s", d, r, note=f"{self.workflows} workflows, 1 process; raw: 1 checkpoint row/txn",
+        self._row(STEPS, "steps/s", d, r, note=f"{self.workflows} workflows, 1 worker process; raw: one checkpoint row per transaction",
                   samples=self.workflows * self.steps)
 
     def fanout(self, raw: Raw) -> None:
@@ -264,7 +264,7 @@ class _Bench:
         self._row(
             f"{FANOUT} ({self.fanout_width} sub-jobs)", "ms",
             median(d) * 1000 if d else None, median(r) * 1000 if r else None, higher=False,
-            note=f"median of {self.fanout_rounds}; 1 worker process; raw: 1 connection", samples=self.fanout_rounds,
+            note=f"enqueue -> parent completed, median of {self.fanout_rounds}, 1 worker process; raw: one connection", samples=self.fanout_rounds,
         )
 
     def run(self) -> None:

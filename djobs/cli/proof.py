@@ -145,10 +145,12 @@ def register(app: typer.Typer) -> None:
         def human() -> None:
             from rich.console import Console
 
-            from djobs.proof.report import bench_table
+            from djobs.proof.report import bench_notes, bench_table
 
             console = Console()
             console.print(bench_table(report))
+            for note in bench_notes(report):
+                console.print(f"  {note}", style="dim")
             console.print(report.reading)
             for e in report.errors:
                 console.print(f"[red]error:[/] {e}")
