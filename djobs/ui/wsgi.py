@@ -379,7 +379,8 @@ class Dashboard:
         return self._pool.submit(fn).result()
 
     def close(self) -> None:
-        """Stop the database threads (they hold one connection each)."""
+        """Stop the database threads (they hold one connection each). Optional in a server, whose idle
+        threads end with the interpreter; call it when a long-lived process drops a dashboard."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
