@@ -76,7 +76,9 @@ def gate_open(ledger_dir: str | Path, name: str) -> bool:
     )
 
 
-def wait_until(pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition", poll: float = 0.02) -> Any:
+def wait_until(
+    pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition", poll: float = 0.02
+) -> Any:
     """Poll `pred` until it returns something truthy (returned); AssertionError after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
@@ -156,7 +158,10 @@ def _strategy(text: str | None) -> djobs.Strategy | None:
 
 def _sub(spec: dict[str, Any]) -> djobs.Sub:
     return djobs.Sub(
-        spec["type"], spec.get("args"), priority=spec.get("priority"), retries=spec.get("retries"),
+        spec["type"],
+        spec.get("args"),
+        priority=spec.get("priority"),
+        retries=spec.get("retries"),
         queue=spec.get("queue"),
     )
 
@@ -167,7 +172,10 @@ def result_summary(results: list[djobs.Result]) -> list[dict[str, Any]]:
         err = r.error
         out.append(
             {
-                "index": r.index, "job_id": r.job_id, "ok": r.ok, "value": r.value,
+                "index": r.index,
+                "job_id": r.job_id,
+                "ok": r.ok,
+                "value": r.value,
                 "error": None if err is None else type(err).__name__,
                 "status": getattr(err, "status", None),
             }
@@ -250,7 +258,9 @@ def register(queue: djobs.Queue, ledger_dir: str | Path) -> None:  # noqa: C901 
         try:
             ctx.call("refuse", {"wf": wf})
         except djobs.NoRetry as exc:
-            record(led, "caught", wf, ctx.job.attempt, type(exc).__name__, json.dumps(str(exc)).replace(" ", "_"))
+            record(
+                led, "caught", wf, ctx.job.attempt, type(exc).__name__, json.dumps(str(exc)).replace(" ", "_")
+            )
             caught = str(exc)
         else:
             raise AssertionError("refuse returned")
@@ -428,13 +438,25 @@ class WorkerProcs:
     ) -> subprocess.Popen[bytes]:
         log = Path(self.ledger_dir, f"worker-{len(self.procs)}.log")
         cmd = [
-            sys.executable, str(WORKER_SCRIPT), self.url, self.ledger_dir, "--queues", queues,
-            "--stale", str(stale), "--heartbeat", str(heartbeat), "--interval", str(interval),
+            sys.executable,
+            str(WORKER_SCRIPT),
+            self.url,
+            self.ledger_dir,
+            "--queues",
+            queues,
+            "--stale",
+            str(stale),
+            "--heartbeat",
+            str(heartbeat),
+            "--interval",
+            str(interval),
         ]
         if scheduler:
             cmd.append("--scheduler")
         with open(log, "wb") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+            )
         self.procs.append(proc)
         self.logs.append(log)
         return proc
@@ -442,12 +464,16 @@ class WorkerProcs:
     def log_text(self, proc: subprocess.Popen[bytes]) -> str:
         return self.logs[self.procs.index(proc)].read_text(errors="replace")
 
-    def wait_registered(self, queue: djobs.Queue, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> str:
+    def wait_registered(
+        self, queue: djobs.Queue, proc: subprocess.Popen[bytes], timeout: float = 60.0
+    ) -> str:
         """Wait until the process's worker row exists; returns the worker id."""
 
         def found() -> str | None:
             if proc.poll() is not None:
-                raise AssertionError(f"worker process exited ({proc.returncode}):\n{self.log_text(proc)[-3000:]}")
+                raise AssertionError(
+                    f"worker process exited ({proc.returncode}):\n{self.log_text(proc)[-3000:]}"
+                )
             for w in queue.workers():
                 if w.pid == proc.pid:
                     return w.id

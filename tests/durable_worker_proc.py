@@ -16,8 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import djobs  # noqa: E402
 from durable_handlers import register  # noqa: E402
+
+import djobs  # noqa: E402
 
 
 def main() -> None:

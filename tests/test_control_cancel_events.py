@@ -48,7 +48,9 @@ def procs(db_url: str, led: Path) -> Iterator[WorkerProcs]:
 
 # -- cancel ------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["sync", "async"])
-def test_cancel_of_a_job_running_in_another_process(q: djobs.Queue, led: Path, procs: WorkerProcs, kind: str) -> None:
+def test_cancel_of_a_job_running_in_another_process(
+    q: djobs.Queue, led: Path, procs: WorkerProcs, kind: str
+) -> None:
     proc = procs.start("default=2")
     if kind == "sync":
         jid = q.enqueue("rec", {"tag": "cx", "gate": "never"})
@@ -60,7 +62,9 @@ def test_cancel_of_a_job_running_in_another_process(q: djobs.Queue, led: Path, p
     assert q.cancel_job(jid, reason="operator") is True
     job = wait_status(q, jid, "cancelled", timeout=5)
     assert job.completed_at is not None
-    wait_until(lambda: count(led, "cancelled", "cx") == 1, 5, "the handler in the other process to see ctx.cancelled")
+    wait_until(
+        lambda: count(led, "cancelled", "cx") == 1, 5, "the handler in the other process to see ctx.cancelled"
+    )
     assert entries(led, "cancelled")[0][3] == str(proc.pid)
     # The worker lets go of it: its slot is free and the job stays cancelled.
     wait_status(q, q.enqueue("rec", {"tag": "after"}), "completed")
@@ -81,7 +85,9 @@ def test_cancel_pending_paused_and_waiting_jobs(q: djobs.Queue, led: Path) -> No
     w = in_process_worker(q)
     w.start()
     try:
-        parent = q.enqueue("fan", {"tag": "cw", "subs": [{"type": "rec", "args": {"tag": "cw0", "gate": "never"}}]})
+        parent = q.enqueue(
+            "fan", {"tag": "cw", "subs": [{"type": "rec", "args": {"tag": "cw0", "gate": "never"}}]}
+        )
         wait_status(q, parent, "waiting")
         assert q.cancel_job(parent) is True
         assert [j.status.value for j in q.sub_jobs(parent)] == ["cancelled"]
@@ -95,7 +101,9 @@ def test_cancel_pending_paused_and_waiting_jobs(q: djobs.Queue, led: Path) -> No
 
 
 # -- events across processes -----------------------------------------------------------------------------------
-def test_events_written_by_a_worker_process_are_read_in_order_by_another(q: djobs.Queue, led: Path, procs: WorkerProcs) -> None:
+def test_events_written_by_a_worker_process_are_read_in_order_by_another(
+    q: djobs.Queue, led: Path, procs: WorkerProcs
+) -> None:
     n_jobs, n_events = 12, 25
     cursor = q.latest_event_id()
     followed: list[djobs.StoredEvent] = []
@@ -152,7 +160,9 @@ def test_events_written_by_a_worker_process_are_read_in_order_by_another(q: djob
     assert all(e.queue == "default" for e in q.events_since(cursor, limit=50, queue="default"))
 
 
-def test_follow_events_yields_new_events_from_another_process_live(q: djobs.Queue, led: Path, procs: WorkerProcs) -> None:
+def test_follow_events_yields_new_events_from_another_process_live(
+    q: djobs.Queue, led: Path, procs: WorkerProcs
+) -> None:
     """Started from the newest event (cursor=None), the follower yields events as a worker process writes them."""
     procs.start("default=2")
     stop = threading.Event()
@@ -170,12 +180,18 @@ def test_follow_events_yields_new_events_from_another_process_live(q: djobs.Queu
     ready.wait(10)
     jid = q.enqueue("rec", {"tag": "live", "gate": "live"})
     try:
-        wait_until(lambda: any(e.kind == "job_started" and e.job_id == jid for e in list(got)), 30,
-                   "the follower to see the job start while it still runs")
+        wait_until(
+            lambda: any(e.kind == "job_started" and e.job_id == jid for e in list(got)),
+            30,
+            "the follower to see the job start while it still runs",
+        )
         assert q.get_job(jid).status.value == "running"  # type: ignore[union-attr]
         open_gate(led, "live")
-        wait_until(lambda: any(e.kind == "job_completed" and e.job_id == jid for e in list(got)), 30,
-                   "the follower to see the job complete")
+        wait_until(
+            lambda: any(e.kind == "job_completed" and e.job_id == jid for e in list(got)),
+            30,
+            "the follower to see the job complete",
+        )
     finally:
         stop.set()
         t.join(timeout=10)
@@ -215,7 +231,12 @@ def test_progress_and_custom_events_in_process(q: djobs.Queue, led: Path) -> Non
         got.append(ev)
     sub.close()
     customs = [(e.kind, e.data) for e in got if isinstance(e, djobs.CustomEvent) and e.job_id == jid]
-    assert customs == [("progress", {"done": 3, "total": 10, "message": "three of ten"}), ("note", {"tag": "ip"})]
-    assert [type(e).__name__ for e in got if getattr(e, "job_id", None) == jid and not isinstance(e, djobs.CustomEvent)] == [
-        "JobStarted", "JobCompleted"
+    assert customs == [
+        ("progress", {"done": 3, "total": 10, "message": "three of ten"}),
+        ("note", {"tag": "ip"}),
     ]
+    assert [
+        type(e).__name__
+        for e in got
+        if getattr(e, "job_id", None) == jid and not isinstance(e, djobs.CustomEvent)
+    ] == ["JobStarted", "JobCompleted"]

@@ -75,7 +75,9 @@ def rec(tag: str, **kw: Any) -> dict[str, Any]:
 
 
 # -- queues --------------------------------------------------------------------------------------------------
-def test_queue_pause_in_one_process_stops_claims_in_a_worker_process(q: djobs.Queue, led: Path, procs: WorkerProcs) -> None:
+def test_queue_pause_in_one_process_stops_claims_in_a_worker_process(
+    q: djobs.Queue, led: Path, procs: WorkerProcs
+) -> None:
     proc = procs.start("default=2,other=2")
     procs.wait_registered(q, proc)
     running = q.enqueue("rec", {"tag": "inflight", "gate": "inflight"})
@@ -103,7 +105,9 @@ def test_queue_pause_in_one_process_stops_claims_in_a_worker_process(q: djobs.Qu
 
 
 # -- jobs: aggressive ----------------------------------------------------------------------------------------
-def test_aggressive_pause_of_a_job_running_in_another_process(q: djobs.Queue, led: Path, procs: WorkerProcs) -> None:
+def test_aggressive_pause_of_a_job_running_in_another_process(
+    q: djobs.Queue, led: Path, procs: WorkerProcs
+) -> None:
     proc = procs.start("default=2")
     jid = q.enqueue("workflow", {"wf": "ag", "steps": 3, "hang_at": 1, "gate": "ag"})
     wait_until(lambda: count(led, "hang-start", "ag") == 1, 60, "the workflow to reach its hanging step")
@@ -113,7 +117,9 @@ def test_aggressive_pause_of_a_job_running_in_another_process(q: djobs.Queue, le
     assert job.pause_reason == "ops" and job.paused_at is not None
     assert q.is_job_paused(jid) and [j.id for j in q.paused_jobs(queue="default")] == [jid]
     # The handler in the other process is cancelled cooperatively.
-    wait_until(lambda: count(led, "cancelled", "ag") == 1, 5, "the handler in the worker process to be cancelled")
+    wait_until(
+        lambda: count(led, "cancelled", "ag") == 1, 5, "the handler in the worker process to be cancelled"
+    )
     assert entries(led, "cancelled")[0][3] == str(proc.pid)
     assert [c.call_index for c in q.checkpoints(jid)] == [0]  # kept
     probe(q, "behind")
@@ -128,7 +134,9 @@ def test_aggressive_pause_of_a_job_running_in_another_process(q: djobs.Queue, le
     assert not q.is_job_paused(jid) and q.paused_jobs() == []
 
 
-def test_aggressive_pause_cancels_an_async_handler_in_another_process(q: djobs.Queue, led: Path, procs: WorkerProcs) -> None:
+def test_aggressive_pause_cancels_an_async_handler_in_another_process(
+    q: djobs.Queue, led: Path, procs: WorkerProcs
+) -> None:
     procs.start("default=2")
     jid = q.enqueue("async-hang", {"tag": "as", "gate": "as"})
     wait_until(lambda: count(led, "async-start", "as") == 1, 60, "the async handler to start")
@@ -141,7 +149,9 @@ def test_aggressive_pause_cancels_an_async_handler_in_another_process(q: djobs.Q
 
 
 # -- jobs: graceful ------------------------------------------------------------------------------------------
-def test_graceful_pause_of_a_pending_job_holds_it_until_resumed(q: djobs.Queue, led: Path, worker: djobs.Worker) -> None:
+def test_graceful_pause_of_a_pending_job_holds_it_until_resumed(
+    q: djobs.Queue, led: Path, worker: djobs.Worker
+) -> None:
     q.pause_queue("other")
     jid = q.enqueue("rec", {"tag": "pp"}, queue="other")
     assert q.pause_job(jid) is True
@@ -155,7 +165,9 @@ def test_graceful_pause_of_a_pending_job_holds_it_until_resumed(q: djobs.Queue, 
     assert q.resume_job(jid) is False  # nothing to resume any more
 
 
-def test_graceful_pause_of_a_running_job_lets_it_finish(q: djobs.Queue, led: Path, worker: djobs.Worker) -> None:
+def test_graceful_pause_of_a_running_job_lets_it_finish(
+    q: djobs.Queue, led: Path, worker: djobs.Worker
+) -> None:
     jid = q.enqueue("rec", {"tag": "gf", "gate": "gf"})
     wait_until(lambda: count(led, "rec", "gf") == 1, 30, "the job to run")
     assert q.pause_job(jid, mode=djobs.PauseMode.GRACEFUL) is True
@@ -167,7 +179,9 @@ def test_graceful_pause_of_a_running_job_lets_it_finish(q: djobs.Queue, led: Pat
     assert not q.is_job_paused(jid)
 
 
-def test_graceful_pause_of_a_running_job_that_needs_a_retry_waits_paused(q: djobs.Queue, led: Path, worker: djobs.Worker) -> None:
+def test_graceful_pause_of_a_running_job_that_needs_a_retry_waits_paused(
+    q: djobs.Queue, led: Path, worker: djobs.Worker
+) -> None:
     jid = q.enqueue("rec", {"tag": "gr", "gate": "gr", "fail": "once"})
     wait_until(lambda: count(led, "rec", "gr") == 1, 30, "the job to run")
     q.pause_job(jid)
@@ -182,7 +196,9 @@ def test_graceful_pause_of_a_running_job_that_needs_a_retry_waits_paused(q: djob
     assert job.attempt == 2 and count(led, "rec-done", "gr") == 1
 
 
-def test_paused_waiting_parent_stays_paused_when_its_fanout_completes(q: djobs.Queue, led: Path, worker: djobs.Worker) -> None:
+def test_paused_waiting_parent_stays_paused_when_its_fanout_completes(
+    q: djobs.Queue, led: Path, worker: djobs.Worker
+) -> None:
     pid = q.enqueue("fan", {"tag": "pw", "subs": [rec("pw0", gate="pw"), rec("pw1", gate="pw")]})
     wait_status(q, pid, "waiting")
     assert q.pause_job(pid) is True
@@ -190,8 +206,11 @@ def test_paused_waiting_parent_stays_paused_when_its_fanout_completes(q: djobs.Q
     open_gate(led, "pw")
     for kid in q.sub_jobs(pid):
         wait_status(q, kid.id, "completed")
-    wait_until(lambda: sql(q, "SELECT decided FROM djobs_fanouts WHERE parent_id = ?", (pid,))[0][0], 15,
-               "the fan-out to be decided")
+    wait_until(
+        lambda: sql(q, "SELECT decided FROM djobs_fanouts WHERE parent_id = ?", (pid,))[0][0],
+        15,
+        "the fan-out to be decided",
+    )
     probe(q, "pw-probe")
     assert q.get_job(pid).status.value == "paused"  # type: ignore[union-attr]
     assert count(led, "fan-run", "pw") == 1
@@ -201,7 +220,9 @@ def test_paused_waiting_parent_stays_paused_when_its_fanout_completes(q: djobs.Q
     assert count(led, "fan-run", "pw") == 2
 
 
-def test_paused_waiting_parent_resumed_before_the_fanout_completes_waits_again(q: djobs.Queue, led: Path, worker: djobs.Worker) -> None:
+def test_paused_waiting_parent_resumed_before_the_fanout_completes_waits_again(
+    q: djobs.Queue, led: Path, worker: djobs.Worker
+) -> None:
     pid = q.enqueue("fan", {"tag": "pr", "subs": [rec("pr0", gate="pr")]})
     wait_status(q, pid, "waiting")
     q.pause_job(pid)

@@ -115,8 +115,11 @@ def test_pause_race_remote_pause_of_a_worker_process(q: djobs.Queue, led: Path, 
         time.sleep(0.02 * cycle)
         assert q.pause_worker(wid, reason=f"cycle {cycle}") is True
         assert worker_info(q, wid).paused and worker_info(q, wid).pause_reason == f"cycle {cycle}"
-        wait_until(lambda: all(j.status.value != "running" for j in map(q.get_job, ids)), 30,  # type: ignore[union-attr]
-                   "the paused worker's running jobs to finish")
+        wait_until(
+            lambda ids=ids: all(j.status.value != "running" for j in map(q.get_job, ids)),  # type: ignore[misc,union-attr]
+            30,
+            "the paused worker's running jobs to finish",
+        )
         two_heartbeats(q, wid)
         started = {e[1] for e in entries(led, "rec")}
         for job in map(q.get_job, ids):
@@ -172,7 +175,9 @@ def test_remote_pause_of_a_worker_process(q: djobs.Queue, led: Path, procs: Work
     assert "worker_paused" in kinds and "worker_resumed" in kinds
 
 
-def test_remote_aggressive_pause_releases_running_jobs_with_attempt_refunded(q: djobs.Queue, led: Path, procs: WorkerProcs) -> None:
+def test_remote_aggressive_pause_releases_running_jobs_with_attempt_refunded(
+    q: djobs.Queue, led: Path, procs: WorkerProcs
+) -> None:
     proc = procs.start("default=2")
     wid = procs.wait_registered(q, proc)
     jid = q.enqueue("rec", {"tag": "ra", "gate": "ra"})
@@ -180,7 +185,9 @@ def test_remote_aggressive_pause_releases_running_jobs_with_attempt_refunded(q: 
     q.pause_worker(wid, mode=djobs.PauseMode.AGGRESSIVE)
     job = wait_status(q, jid, "pending", timeout=5)
     assert job.attempt == 0 and job.locked_by is None
-    wait_until(lambda: count(led, "cancelled", "ra") == 1, 5, "the handler in the worker process to be cancelled")
+    wait_until(
+        lambda: count(led, "cancelled", "ra") == 1, 5, "the handler in the worker process to be cancelled"
+    )
     two_heartbeats(q, wid)
     assert q.get_job(jid).status.value == "pending"  # type: ignore[union-attr]  # not re-claimed while paused
     open_gate(led, "ra")

@@ -50,7 +50,9 @@ def procs(db_url: str, led: Path) -> Iterator[WorkerProcs]:
     p.close()
 
 
-def run_to_end(q: djobs.Queue, job_id: str, *statuses: str, timeout: float = 30.0, **opts: object) -> djobs.Job:
+def run_to_end(
+    q: djobs.Queue, job_id: str, *statuses: str, timeout: float = 30.0, **opts: object
+) -> djobs.Job:
     w = in_process_worker(q, **opts)
     w.start()
     try:
@@ -222,11 +224,19 @@ def test_checkpoint_saved_events(q: djobs.Queue, led: Path) -> None:
         sub.close()
     mine = [(e.call_index, e.name) for e in saved if e.job_id == jid]
     assert mine == [(None, "phase"), (None, "phase"), (None, "twin")]
-    assert [(e.call_index, e.name) for e in saved if e.job_id == wid] == [(0, "step"), (1, "step"), (2, "step")]
+    assert [(e.call_index, e.name) for e in saved if e.job_id == wid] == [
+        (0, "step"),
+        (1, "step"),
+        (2, "step"),
+    ]
     assert all(e.timestamp is not None for e in saved)
     # The same events are in the database log, readable from any process.
     stored = [e for e in q.events_since(0, limit=1000, job_id=wid) if e.kind == "checkpoint_saved"]
-    assert [(e.data.get("call_index"), e.data.get("name")) for e in stored] == [(0, "step"), (1, "step"), (2, "step")]
+    assert [(e.data.get("call_index"), e.data.get("name")) for e in stored] == [
+        (0, "step"),
+        (1, "step"),
+        (2, "step"),
+    ]
 
 
 def test_async_handler_durable_calls(q: djobs.Queue, led: Path) -> None:
@@ -252,7 +262,9 @@ def test_checkpoints_kept_after_completion(q: djobs.Queue, led: Path) -> None:
 
 
 @pytest.mark.parametrize("reclaimer", ["same-worker", "other-worker"])
-def test_stale_execution_is_cancelled_when_its_job_is_reclaimed(q: djobs.Queue, led: Path, reclaimer: str) -> None:
+def test_stale_execution_is_cancelled_when_its_job_is_reclaimed(
+    q: djobs.Queue, led: Path, reclaimer: str
+) -> None:
     """A worker that looked silent (stalled past the stale age) had its running job reclaimed; the job is
     claimed again — by another worker, or by the same one once it is back. The stale execution must be
     cancelled and write nothing, whoever holds the new claim: only the new attempt's steps and outcome
@@ -268,9 +280,15 @@ def test_stale_execution_is_cancelled_when_its_job_is_reclaimed(q: djobs.Queue, 
             w1.pause(djobs.PauseMode.GRACEFUL)  # w1 keeps running the job but claims nothing more
             w2 = in_process_worker(q)
             w2.start()
-        sql(q, "UPDATE djobs_jobs SET status = 'pending', locked_by = NULL, run_at = {now} WHERE id = ?", (jid,))
+        sql(
+            q,
+            "UPDATE djobs_jobs SET status = 'pending', locked_by = NULL, run_at = {now} WHERE id = ?",
+            (jid,),
+        )
         wait_until(lambda: count(led, "hang-start", "sr", "2") == 1, 30, "the job to be claimed again")
-        wait_until(lambda: count(led, "cancelled", "sr", "1") == 1, 5, "the stale attempt's handler to be cancelled")
+        wait_until(
+            lambda: count(led, "cancelled", "sr", "1") == 1, 5, "the stale attempt's handler to be cancelled"
+        )
         open_gate(led, "sr")
         job = wait_status(q, jid, "completed")
         assert job.attempt == 2

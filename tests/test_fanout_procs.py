@@ -77,7 +77,9 @@ def fan_state(q: djobs.Queue, pid: str, prefix: str, n: int) -> str:
 N_SUBS = 200
 
 
-def test_suspend_for_fanout_commits_atomically_under_kill9(q: djobs.Queue, led: Path, procs: WorkerProcs) -> None:
+def test_suspend_for_fanout_commits_atomically_under_kill9(
+    q: djobs.Queue, led: Path, procs: WorkerProcs
+) -> None:
     rng = random.Random(1234)
     parents: list[str] = []
     seen: Counter[str] = Counter()
@@ -88,8 +90,11 @@ def test_suspend_for_fanout_commits_atomically_under_kill9(q: djobs.Queue, led: 
         pid = q.enqueue("fan", {"tag": qname, "subs": subs, "queue": "held"}, queue=qname)
         parents.append(pid)
         proc = procs.start(f"{qname}=1")
-        wait_until(lambda qn=qname: any(e[1] == qn for e in entries(led, "fan-write")), 60,  # type: ignore[misc]
-                   f"{qname}'s parent to reach its fan-out")
+        wait_until(
+            lambda qn=qname: any(e[1] == qn for e in entries(led, "fan-write")),
+            60,  # type: ignore[misc]
+            f"{qname}'s parent to reach its fan-out",
+        )
         time.sleep(rng.uniform(0.0, 0.04) * (i % 3))  # 0 for every third kill, else somewhere in the write
         procs.kill9(proc)
         seen[fan_state(q, pid, qname, N_SUBS)] += 1
@@ -128,7 +133,9 @@ def test_suspend_for_fanout_killed_inside_the_transaction(pg_url: str, tmp_path:
         proc = procs.start("default=2,held=4")
         procs.wait_registered(q, proc)
         locker.execute("LOCK TABLE djobs_checkpoints IN EXCLUSIVE MODE")  # held until commit
-        pid = q.enqueue("fan", {"tag": "inside", "subs": [rec(f"in-{j}") for j in range(20)], "queue": "held"})
+        pid = q.enqueue(
+            "fan", {"tag": "inside", "subs": [rec(f"in-{j}") for j in range(20)], "queue": "held"}
+        )
 
         def blocked() -> int | None:
             rows = monitor.execute(
@@ -163,7 +170,9 @@ def test_suspend_for_fanout_killed_inside_the_transaction(pg_url: str, tmp_path:
         store.close()
 
 
-def test_parent_waiting_on_100_sub_jobs_over_3_worker_processes(q: djobs.Queue, led: Path, procs: WorkerProcs) -> None:
+def test_parent_waiting_on_100_sub_jobs_over_3_worker_processes(
+    q: djobs.Queue, led: Path, procs: WorkerProcs
+) -> None:
     ps = [procs.start("default=4") for _ in range(3)]
     for p in ps:
         procs.wait_registered(q, p)
@@ -187,7 +196,10 @@ def test_stress_workflows_with_checkpoints(q: djobs.Queue, led: Path, procs: Wor
     for p in ps:
         procs.wait_registered(q, p)
     ids = q.enqueue_many(
-        [djobs.Sub("workflow", {"wf": f"s{i}", "steps": n_steps, "fail_after": i % (n_steps + 1)}) for i in range(n_wf)]
+        [
+            djobs.Sub("workflow", {"wf": f"s{i}", "steps": n_steps, "fail_after": i % (n_steps + 1)})
+            for i in range(n_wf)
+        ]
     )
     deadline = time.monotonic() + 120
     for i, jid in enumerate(ids):

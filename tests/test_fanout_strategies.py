@@ -106,7 +106,9 @@ def _fanout_basic(q: djobs.Queue, led: Path, pid: str, worker: djobs.Worker) -> 
 
 def test_fanout_module_twin_and_calls_around_it(q: djobs.Queue, led: Path, worker: djobs.Worker) -> None:
     """djobs.fan_out works like ctx.fan_out; calls before and after it keep their indexes on replay."""
-    pid = q.enqueue("fan", {"tag": "twin", "subs": [rec("t0"), rec("t1")], "twin": True, "before": True, "after": True})
+    pid = q.enqueue(
+        "fan", {"tag": "twin", "subs": [rec("t0"), rec("t1")], "twin": True, "before": True, "after": True}
+    )
     job = wait_status(q, pid, "completed")
     assert job.result["values"] == ["t0", "t1"]
     assert count(led, "step", "twin", "0") == 1 and count(led, "step", "twin", "99") == 1
@@ -141,13 +143,26 @@ def test_fanout_fail_fast_stops_on_first_failure(q: djobs.Queue, led: Path, work
 
 
 def test_fanout_collect_all_returns_partial_results(q: djobs.Queue, led: Path, worker: djobs.Worker) -> None:
-    subs = [rec("c0", value=0), rec("c1", fail="noretry"), rec("c2", value={"k": (2,)}), rec("c3", fail="error", retries=0)]
+    subs = [
+        rec("c0", value=0),
+        rec("c1", fail="noretry"),
+        rec("c2", value={"k": (2,)}),
+        rec("c3", fail="error", retries=0),
+    ]
     pid = q.enqueue("fan", {"tag": "ca", "subs": subs, "strategy": "collect_all"})
     job = wait_status(q, pid, "completed")
-    assert job.result == {"values": [0, {"k": [2]}], "ok": 2, "all": False, "errors": ["SubJobError", "SubJobError"]}
+    assert job.result == {
+        "values": [0, {"k": [2]}],
+        "ok": 2,
+        "all": False,
+        "errors": ["SubJobError", "SubJobError"],
+    }
     (results,) = fan_summary(led, "fan-results", "ca")
     assert [(r["index"], r["ok"], r["status"]) for r in results] == [
-        (0, True, None), (1, False, "failed"), (2, True, None), (3, False, "failed")
+        (0, True, None),
+        (1, False, "failed"),
+        (2, True, None),
+        (3, False, "failed"),
     ]
     assert count(led, "rec", "c3") == 1  # retries=0 on the Sub: ran once
 
@@ -175,7 +190,13 @@ def test_fanout_threshold_succeeds_above_threshold(q: djobs.Queue, led: Path, wo
 
 def test_fanout_threshold_fails_below_threshold(q: djobs.Queue, led: Path, worker: djobs.Worker) -> None:
     """threshold(0.8) of 5 needs 4: two failures make it impossible, so it fails before the rest finish."""
-    subs = [rec("u0", gate="u"), rec("u1", fail="noretry"), rec("u2", gate="u"), rec("u3", fail="noretry"), rec("u4", gate="u")]
+    subs = [
+        rec("u0", gate="u"),
+        rec("u1", fail="noretry"),
+        rec("u2", gate="u"),
+        rec("u3", fail="noretry"),
+        rec("u4", gate="u"),
+    ]
     pid = q.enqueue("fan", {"tag": "tb", "subs": subs, "strategy": "threshold:0.8"})
     job = wait_status(q, pid, "failed")
     assert "FanOutFailed" in (job.last_error or "")
@@ -185,17 +206,29 @@ def test_fanout_threshold_fails_below_threshold(q: djobs.Queue, led: Path, worke
     open_gate(led, "u")
 
 
-def test_fanout_threshold_exactly_met_and_just_missed(q: djobs.Queue, led: Path, worker: djobs.Worker) -> None:
-    met = q.enqueue("fan", {"tag": "m", "subs": [rec("m0"), rec("m1"), rec("m2", fail="noretry")], "strategy": "threshold:0.66"})
-    missed = q.enqueue("fan", {"tag": "x", "subs": [rec("x0"), rec("x1"), rec("x2", fail="noretry")], "strategy": "threshold:0.67"})
+def test_fanout_threshold_exactly_met_and_just_missed(
+    q: djobs.Queue, led: Path, worker: djobs.Worker
+) -> None:
+    met = q.enqueue(
+        "fan",
+        {"tag": "m", "subs": [rec("m0"), rec("m1"), rec("m2", fail="noretry")], "strategy": "threshold:0.66"},
+    )
+    missed = q.enqueue(
+        "fan",
+        {"tag": "x", "subs": [rec("x0"), rec("x1"), rec("x2", fail="noretry")], "strategy": "threshold:0.67"},
+    )
     assert wait_status(q, met, "completed").result["ok"] == 2  # ceil(1.98) = 2
     assert wait_status(q, missed, "failed").status == djobs.JobStatus.FAILED  # ceil(2.01) = 3
 
 
-def test_fanout_cancelled_sub_jobs_count_toward_completion(q: djobs.Queue, led: Path, worker: djobs.Worker) -> None:
+def test_fanout_cancelled_sub_jobs_count_toward_completion(
+    q: djobs.Queue, led: Path, worker: djobs.Worker
+) -> None:
     subs = [rec("k0", value="done"), rec("k1", gate="never"), rec("k2", gate="never")]
     pid = q.enqueue("fan", {"tag": "cx", "subs": subs, "strategy": "collect_all"})
-    wait_until(lambda: count(led, "rec", "k1") == 1 and count(led, "rec", "k2") == 1, 30, "gated subs running")
+    wait_until(
+        lambda: count(led, "rec", "k1") == 1 and count(led, "rec", "k2") == 1, 30, "gated subs running"
+    )
     kids = {j.args["tag"]: j.id for j in q.sub_jobs(pid)}
     wait_status(q, kids["k0"], "completed")
     assert q.get_job(pid).status == djobs.JobStatus.WAITING  # type: ignore[union-attr]
@@ -205,11 +238,16 @@ def test_fanout_cancelled_sub_jobs_count_toward_completion(q: djobs.Queue, led: 
     assert job.result == {"values": ["done"], "ok": 1, "all": False, "errors": ["SubJobError", "SubJobError"]}
     (results,) = fan_summary(led, "fan-results", "cx")
     assert [r["status"] for r in results] == [None, "cancelled", "cancelled"]
-    wait_until(lambda: count(led, "cancelled", "k1") == 1 and count(led, "cancelled", "k2") == 1, 10,
-               "the running sub-job handlers to see ctx.cancelled")
+    wait_until(
+        lambda: count(led, "cancelled", "k1") == 1 and count(led, "cancelled", "k2") == 1,
+        10,
+        "the running sub-job handlers to see ctx.cancelled",
+    )
 
 
-def test_fanout_cancelled_sub_job_fails_a_fail_fast_parent(q: djobs.Queue, led: Path, worker: djobs.Worker) -> None:
+def test_fanout_cancelled_sub_job_fails_a_fail_fast_parent(
+    q: djobs.Queue, led: Path, worker: djobs.Worker
+) -> None:
     pid = q.enqueue("fan", {"tag": "cf", "subs": [rec("p0", gate="never"), rec("p1", gate="never")]})
     wait_until(lambda: len(q.sub_jobs(pid)) == 2, 30, "sub-jobs written")
     q.cancel_job(q.sub_jobs(pid)[0].id)
@@ -220,15 +258,25 @@ def test_fanout_cancelled_sub_job_fails_a_fail_fast_parent(q: djobs.Queue, led: 
     q.cancel_job(q.sub_jobs(pid)[1].id)
 
 
-def test_fanout_timeout_cancels_unfinished_and_counts_them_failed(q: djobs.Queue, led: Path, worker: djobs.Worker) -> None:
+def test_fanout_timeout_cancels_unfinished_and_counts_them_failed(
+    q: djobs.Queue, led: Path, worker: djobs.Worker
+) -> None:
     subs = [rec("o0", value="quick"), rec("o1", gate="never"), rec("o2", gate="never")]
     pid = q.enqueue("fan", {"tag": "to", "subs": subs, "strategy": "collect_all", "timeout": 1.0})
     job = wait_status(q, pid, "completed", timeout=30)
-    assert job.result == {"values": ["quick"], "ok": 1, "all": False, "errors": ["SubJobError", "SubJobError"]}
+    assert job.result == {
+        "values": ["quick"],
+        "ok": 1,
+        "all": False,
+        "errors": ["SubJobError", "SubJobError"],
+    }
     kids = {j.args["tag"]: j for j in q.sub_jobs(pid)}
     assert [kids[t].status.value for t in ("o0", "o1", "o2")] == ["completed", "cancelled", "cancelled"]
-    wait_until(lambda: count(led, "cancelled", "o1") + count(led, "cancelled", "o2") == 2, 10,
-               "the timed-out handlers to see ctx.cancelled")
+    wait_until(
+        lambda: count(led, "cancelled", "o1") + count(led, "cancelled", "o2") == 2,
+        10,
+        "the timed-out handlers to see ctx.cancelled",
+    )
 
 
 def test_fanout_timeout_fails_a_fail_fast_parent(q: djobs.Queue, led: Path, worker: djobs.Worker) -> None:
@@ -238,13 +286,18 @@ def test_fanout_timeout_fails_a_fail_fast_parent(q: djobs.Queue, led: Path, work
     assert sub_status(q, pid) == ["cancelled"]
 
 
-def test_fanout_queue_and_retries_apply_unless_a_sub_sets_its_own(q: djobs.Queue, led: Path, worker: djobs.Worker) -> None:
+def test_fanout_queue_and_retries_apply_unless_a_sub_sets_its_own(
+    q: djobs.Queue, led: Path, worker: djobs.Worker
+) -> None:
     subs = [rec("r0"), rec("r1", queue="q3", retries=2), rec("r2", retries=1), rec("r3", queue="default")]
     pid = q.enqueue("fan", {"tag": "qr", "subs": subs, "queue": "q2", "retries": 0})
     wait_status(q, pid, "completed")
     kids = {j.args["tag"]: j for j in q.sub_jobs(pid)}
     assert [(kids[t].queue, kids[t].max_retries) for t in ("r0", "r1", "r2", "r3")] == [
-        ("q2", 0), ("q3", 2), ("q2", 1), ("default", 0)
+        ("q2", 0),
+        ("q3", 2),
+        ("q2", 1),
+        ("default", 0),
     ]
     # Without fan-out options, sub-jobs take the handler's defaults ("rec": default queue, 3 retries).
     pid2 = q.enqueue("fan", {"tag": "qd", "subs": [rec("d0")]})
@@ -278,7 +331,9 @@ def test_fanout_cancel_on_parent_failure(q: djobs.Queue, led: Path, worker: djob
             wait_status(q, kids[f"{tag}-{t}"], "completed")
 
 
-def test_cancelling_a_parent_cancels_its_whole_subtree(q: djobs.Queue, led: Path, worker: djobs.Worker) -> None:
+def test_cancelling_a_parent_cancels_its_whole_subtree(
+    q: djobs.Queue, led: Path, worker: djobs.Worker
+) -> None:
     child = {"type": "fan", "args": {"tag": "", "subs": []}}
     children = []
     for c in range(2):
@@ -301,7 +356,10 @@ def test_cancelling_a_parent_cancels_its_whole_subtree(q: djobs.Queue, led: Path
 
 def test_nested_fanouts(q: djobs.Queue, led: Path, worker: djobs.Worker) -> None:
     children = [
-        {"type": "fan", "args": {"tag": f"n{c}", "subs": [rec(f"n{c}-{g}", value=c * 10 + g) for g in range(3)]}}
+        {
+            "type": "fan",
+            "args": {"tag": f"n{c}", "subs": [rec(f"n{c}-{g}", value=c * 10 + g) for g in range(3)]},
+        }
         for c in range(3)
     ]
     pid = q.enqueue("fan", {"tag": "top", "subs": children, "strategy": "collect_all"})
@@ -319,15 +377,20 @@ def test_waiting_parent_with_decided_fanout_is_resumed_by_a_live_worker(q: djobs
     w.start()
     try:
         for variant in ("decided", "undecided"):
-            parents[variant] = q.enqueue("fan", {"tag": variant, "subs": [rec(f"{variant}{i}") for i in range(3)], "queue": "held"})
+            parents[variant] = q.enqueue(
+                "fan", {"tag": variant, "subs": [rec(f"{variant}{i}") for i in range(3)], "queue": "held"}
+            )
         for pid in parents.values():
             wait_status(q, pid, "waiting")
     finally:
         w.stop(timeout=5)
     for variant, pid in parents.items():
         for i, kid in enumerate(q.sub_jobs(pid)):
-            sql(q, "UPDATE djobs_jobs SET status = 'completed', result = ?, completed_at = {now} WHERE id = ?",
-                (json.dumps(f"sql{i}"), kid.id))
+            sql(
+                q,
+                "UPDATE djobs_jobs SET status = 'completed', result = ?, completed_at = {now} WHERE id = ?",
+                (json.dumps(f"sql{i}"), kid.id),
+            )
         if variant == "decided":
             sql(q, "UPDATE djobs_fanouts SET decided = 'succeeded' WHERE parent_id = ?", (pid,))
     assert [q.get_job(p).status.value for p in parents.values()] == ["waiting", "waiting"]  # type: ignore[union-attr]
