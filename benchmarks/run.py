@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=100, help="latency samples")
     p.add_argument("--workflows", type=int, default=100)
     p.add_argument("--rounds", type=int, default=3, help="fan-out rounds")
+    p.add_argument("--repeat", type=int, default=1, help="interleaved runs of each measure; medians shown")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     opts = p.parse_args(argv)
 
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         task = bar.add_task("bench", total=1.0)
         report = bench.run(
             targets, jobs=opts.jobs, workers=sorted({1, opts.workers}), latency_samples=opts.samples,
-            workflows=opts.workflows, fanout_rounds=opts.rounds,
+            workflows=opts.workflows, fanout_rounds=opts.rounds, repeat=opts.repeat,
             progress=lambda msg, frac: bar.update(task, completed=frac, description=msg),
         )
     out = Path(__file__).resolve().parent / "results"

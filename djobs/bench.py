@@ -51,7 +51,7 @@ def end_to_end_metric(processes: int) -> str:
 class _Bench:
     def __init__(self, url: str | None, *, jobs: int, workers: Sequence[int], enqueue_jobs: int,
                  latency_samples: int, latency_gap: float, workflows: int, steps: int, fanout_width: int,
-                 fanout_rounds: int, concurrency: int, tick: Callable[[str], None]) -> None:
+                 fanout_rounds: int, concurrency: int, repeat: int, tick: Callable[[str], None]) -> None:
         self.url = url
         self.backend = "postgres" if is_postgres(url) else "sqlite"
         self.jobs = jobs
@@ -64,6 +64,7 @@ class _Bench:
         self.fanout_width = fanout_width
         self.fanout_rounds = fanout_rounds
         self.concurrency = concurrency
+        self.repeat = repeat
         self.tick = tick
         self.rows: list[BenchRow] = []
         self.errors: list[str] = []
@@ -137,6 +138,27 @@ class _Bench:
             self.errors.append(f"{self.backend} {what}: {type(exc).__name__}: {exc}")
             return None
 
+    def _rates(self, what: str, mine: Callable[[], float], raw: Callable[[], float]) -> tuple[float | None, float | None]:
+        """Median of `repeat` interleaved runs of djobs and of raw (None when every run failed)."""
+        ds: list[float] = []
+        rs: list[float] = []
+        for _ in range(self.repeat):
+            d = self._measure(f"{what} (djobs)", mine)
+            r = self._measure(f"{what} (raw)", raw)
+            ds += [d] if d is not None else []
+            rs += [r] if r is not None else []
+        return (median(ds) if ds else None), (median(rs) if rs else None)
+
+    def _samples(self, what: str, mine: Callable[[], list[float]],
+                 raw: Callable[[], list[float]]) -> tuple[list[float], list[float]]:
+        """All samples of `repeat` interleaved runs of djobs and of raw."""
+        ds: list[float] = []
+        rs: list[float] = []
+        for _ in range(self.repeat):
+            ds += self._measure(f"{what} (djobs)", mine) or []
+            rs += self._measure(f"{what} (raw)", raw) or []
+        return ds, rs
+
     # -- measures ----------------------------------------------------------------------------------------
     def enqueue_single(self, raw: Raw) -> None:
         def mine() -> float:
@@ -153,9 +175,8 @@ class _Bench:
                 finally:
                     store.close()
 
-        d = self._measure("enqueue single (djobs)", mine)
         raw.enqueue_single(20)
-        r = self._measure("enqueue single (raw)", lambda: raw.enqueue_single(self.enqueue_jobs))
+        d, r = self._rates("enqueue single", mine, lambda: raw.enqueue_single(self.enqueue_jobs))
         self._row(ENQUEUE_SINGLE, "jobs/s", d, r, note="one transaction per job", samples=self.enqueue_jobs)
 
     def enqueue_batch(self, raw: Raw) -> None:
@@ -175,8 +196,7 @@ class _Bench:
                 finally:
                     store.close()
 
-        d = self._measure("enqueue batch (djobs)", mine)
-        r = self._measure("enqueue batch (raw)", lambda: raw.enqueue_batch(n, 100))
+        d, r = self._rates("enqueue batch", mine, lambda: raw.enqueue_batch(n, 100))
         self._row(ENQUEUE_BATCH, "jobs/s", d, r, note="enqueue_many; raw: executemany, 1 txn", samples=n)
 
     def end_to_end(self, raw: Raw, processes: int) -> None:
@@ -190,8 +210,7 @@ class _Bench:
                     store.close()
 
         metric = end_to_end_metric(processes)
-        d = self._measure(f"{metric} (djobs)", mine)
-        r = self._measure(f"{metric} (raw)", lambda: raw.drain(self.jobs, processes))
+        d, r = self._rates(metric, mine, lambda: raw.drain(self.jobs, processes))
         self._row(metric, "jobs/s", d, r, note=f"{self.jobs} no-op jobs drained; raw: claim 1 + complete 1 per transaction",
                   samples=self.jobs)
 
@@ -215,15 +234,15 @@ class _Bench:
                     self._stop(procs)
                     store.close()
 
-        d = self._measure("dispatch latency (djobs)", mine)
-        r = self._measure("pickup floor (raw)", lambda: raw.pickup_latency(self.latency_samples, self.latency_gap))
+        d, r = self._samples("dispatch latency", mine,
+                             lambda: raw.pickup_latency(self.latency_samples, self.latency_gap))
         floor = "LISTEN/NOTIFY" if self.backend == "postgres" else "PRAGMA data_version polled every 1 ms"
         for p in (50, 95, 99):
             self._row(
                 f"{LATENCY} p{p}", "ms",
                 percentile(d, p) * 1000 if d else None,
                 percentile(r, p) * 1000 if r else None,
-                higher=False, note=f"enqueue -> handler start; raw: {floor}", samples=self.latency_samples,
+                higher=False, note=f"enqueue -> handler start; raw: {floor}", samples=len(d),
             )
 
     def durable_steps(self, raw: Raw) -> None:
@@ -236,8 +255,7 @@ class _Bench:
                 finally:
                     store.close()
 
-        d = self._measure("durable steps (djobs)", mine)
-        r = self._measure("durable steps (raw)", lambda: raw.durable_steps(self.workflows, self.steps))
+        d, r = self._rates("durable steps", mine, lambda: raw.durable_steps(self.workflows, self.steps))
         self._row(STEPS, "steps/s", d, r, note=f"{self.workflows} workflows, 1 worker process; raw: one checkpoint row per transaction",
                   samples=self.workflows * self.steps)
 
@@ -258,13 +276,12 @@ class _Bench:
                     self._stop(procs)
                     store.close()
 
-        d = self._measure("fan-out round trip (djobs)", mine)
-        r = self._measure("fan-out round trip (raw)", lambda: raw.fanout_roundtrip(self.fanout_width,
-                                                                                   self.fanout_rounds))
+        d, r = self._samples("fan-out round trip", mine,
+                             lambda: raw.fanout_roundtrip(self.fanout_width, self.fanout_rounds))
         self._row(
             f"{FANOUT} ({self.fanout_width} sub-jobs)", "ms",
             median(d) * 1000 if d else None, median(r) * 1000 if r else None, higher=False,
-            note=f"enqueue -> parent completed, median of {self.fanout_rounds}, 1 worker process; raw: one connection", samples=self.fanout_rounds,
+            note="enqueue -> parent completed, median, 1 worker process; raw: one connection", samples=len(d),
         )
 
     def run(self) -> None:
@@ -285,7 +302,7 @@ class _Bench:
             self.fanout(raw)
 
 
-STEPS_PER_TARGET = 6  # measures besides the end-to-end ones
+STEPS_PER_TARGET = 5  # measures besides the end-to-end ones
 
 
 def run(
@@ -301,13 +318,14 @@ def run(
     fanout_width: int = 100,
     fanout_rounds: int = 3,
     concurrency: int = 10,
+    repeat: int = 1,
     progress: Progress | None = None,
 ) -> BenchReport:
     """Measure djobs and the raw-SQL baselines on each target (a database URL; None: a temp SQLite file)."""
-    if jobs < 1 or not workers or min(workers) < 1:
-        raise ValueError("bench needs jobs >= 1 and at least one worker process")
+    if jobs < 1 or not workers or min(workers) < 1 or repeat < 1:
+        raise ValueError("bench needs jobs >= 1, repeat >= 1 and at least one worker process")
     workers = sorted(set(workers))
-    per_target = 2 * (STEPS_PER_TARGET + len(workers))
+    per_target = 2 * repeat * (STEPS_PER_TARGET + len(workers))
     total = per_target * len(targets)
     done = 0
 
@@ -322,13 +340,14 @@ def run(
         "jobs": jobs, "workers": list(workers), "enqueue_jobs": enqueue_jobs or min(jobs, 2000),
         "latency_samples": latency_samples, "latency_gap_s": latency_gap, "workflows": workflows, "steps": steps,
         "fanout_width": fanout_width, "fanout_rounds": fanout_rounds, "concurrency": concurrency,
+        "repeat": repeat,
     }
     rows: list[BenchRow] = []
     errors: list[str] = []
     for url in targets:
         b = _Bench(url, jobs=jobs, workers=workers, enqueue_jobs=enqueue_jobs or min(jobs, 2000),
                    latency_samples=latency_samples, latency_gap=latency_gap, workflows=workflows, steps=steps,
-                   fanout_width=fanout_width, fanout_rounds=fanout_rounds, concurrency=concurrency, tick=tick)
+                   fanout_width=fanout_width, fanout_rounds=fanout_rounds, concurrency=concurrency, repeat=repeat, tick=tick)
         try:
             b.run()
         except Exception as exc:  # e.g. the database is unreachable: report it, keep the other targets

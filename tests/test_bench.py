@@ -84,3 +84,18 @@ def test_bench_command_json_and_bad_backend() -> None:
     data = json.loads(result.stdout)
     assert {r["metric"] for r in data["rows"]} >= {"end-to-end, 1 process", "dispatch latency p50"}
     assert all(r["backend"] == "sqlite" for r in data["rows"])
+
+
+def test_repeat_interleaves_runs_and_takes_medians() -> None:
+    calls: list[str] = []
+    b = bench._Bench(None, jobs=1, workers=(1,), enqueue_jobs=1, latency_samples=1, latency_gap=0, workflows=1,
+                     steps=1, fanout_width=1, fanout_rounds=1, concurrency=1, repeat=3, tick=calls.append)
+    values = iter([1.0, 10.0, 3.0, 30.0, 2.0, 20.0])
+    assert b._rates("x", lambda: next(values), lambda: next(values)) == (2.0, 20.0)
+    assert calls == ["sqlite: x (djobs)", "sqlite: x (raw)"] * 3
+
+    def boom() -> float:
+        raise RuntimeError("down")
+
+    assert b._rates("y", boom, lambda: 5.0) == (None, 5.0)
+    assert b.errors == ["sqlite y (djobs): RuntimeError: down"] * 3

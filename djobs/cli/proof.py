@@ -132,6 +132,8 @@ def register(app: typer.Typer) -> None:
                                     help="End to end with 1 and with this many worker processes."),
         samples: int = typer.Option(100, "--samples", min=1, envvar="DJOBS_BENCH_SAMPLES",
                                     help="Dispatch-latency samples."),
+        repeat: int = typer.Option(1, "--repeat", min=1, envvar="DJOBS_BENCH_REPEAT",
+                                   help="Interleaved runs of each measure and its baseline; medians are shown."),
     ) -> None:
         """Measure djobs on this machine beside raw SQL doing the same work (throwaway databases)."""
         from djobs import bench as bench_lib
@@ -140,7 +142,7 @@ def register(app: typer.Typer) -> None:
         targets = bench_targets(backend, st.database_url())
         with _progress(not st.json, "bench") as progress:
             report = bench_lib.run(targets, jobs=jobs, workers=sorted({1, workers}), latency_samples=samples,
-                                   progress=progress)
+                                   repeat=repeat, progress=progress)
 
         def human() -> None:
             from rich.console import Console
