@@ -206,3 +206,12 @@ def test_a_database_restart_explains_a_rerun() -> None:
     assert check_plain_at_least_once(s).ok
     s.restarts = [100.0]  # long after: explains nothing
     assert not check_plain_at_least_once(s).ok
+
+
+def test_completed_job_whose_last_run_was_cut_short_is_caught() -> None:
+    s = clean()
+    s.ledger = [r for r in s.ledger if not (r.get("job") == "p1" and r.get("phase") == "end")]
+    s.ledger.append({"ts": 1.2, "pid": KILLED_PID, "kind": "plain", "job": "p1", "phase": "end"})
+    s.ledger.sort(key=lambda r: r["ts"])
+    v = check_plain_at_least_once(s)
+    assert not v.ok and "last run" in v.violations[0]

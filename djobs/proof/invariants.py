@@ -231,6 +231,11 @@ def check_plain_at_least_once(s: Snapshot) -> Verdict:
                     f"job {job.id} ran {len(starts)} times; run {k + 1} (process {r['pid']}) was not interrupted"
                 )
                 break
+        last = starts[-1] if starts else None
+        if job.status == "completed" and last is not None and not any(
+            e["pid"] == last["pid"] and e["ts"] >= last["ts"] for e in ends
+        ):
+            bad.append(f"job {job.id} completed, but its last run (process {last['pid']}) never finished")
         reexec += max(0, len(starts) - 1)
     return _verdict(
         "plain jobs ran at least once; re-runs = interruptions",
