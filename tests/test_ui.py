@@ -379,14 +379,14 @@ def test_stats_counts_outcomes_per_queue(client: Client, jq: djobs.Queue, worker
 def test_stats_window_is_bounded_by_retention(
     serve: Callable[..., Client], make_app: Callable[..., Any], jq: djobs.Queue, workers: list[Any]
 ) -> None:
-    c = serve(make_app(stats_retention=timedelta(seconds=3)))
+    c = serve(make_app(stats_retention=timedelta(seconds=4)))
     job_id = jq.enqueue("hello", {"name": "x"})
     start_worker(jq, workers)
     jq.result(job_id, timeout=TIMEOUT)
     s = c.get("/api/stats?window=3600").json
-    assert s["window_seconds"] == 3 and s["retention_seconds"] == 3 and s["bucket_seconds"] == 1
+    assert s["window_seconds"] == 4 and s["retention_seconds"] == 4 and s["bucket_seconds"] == 1
     assert s["queues"]["default"]["totals"]["completed"] == 1
-    time.sleep(3.5)
+    time.sleep(4.5)
     assert c.get("/api/stats?window=3600").json["queues"] == {}
 
 
