@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 #: Rows shown in the jobs table: a window of the newest matching jobs, so a table over a million jobs
 #: costs the same as one over a hundred (DataTable takes about 1 s for 10,000 rows).
-JOB_WINDOW = 200
+JOB_WINDOW = 100
 #: Lines kept in the live event log.
 EVENT_WINDOW = 500
 #: At most this many new events are read per refresh; when more arrived, the log skips ahead to the newest
@@ -100,7 +100,7 @@ class Snapshot:
 
 #: The largest share of one core the queue summary's counting may take: `queue_stats()` counts every job
 #: (about 40 ms for 200,000 rows on SQLite), so when it is slow it is re-read less often than the rest.
-STATS_DUTY = 0.04
+STATS_DUTY = 0.025
 
 
 class Poller:

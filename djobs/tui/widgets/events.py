@@ -3,6 +3,7 @@ bounded to the last `EVENT_WINDOW` lines."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +55,11 @@ def event_line(ev: Any, now: datetime) -> Text:
     return line
 
 
+#: Lines written per refresh. Each line costs a render, and nobody reads two thousand lines a second: when
+#: more events arrive, the log writes one summary line counting the rest by kind, then the newest ones.
+LINES_PER_REFRESH = 12
+
+
 class EventLog(RichLog):
     BORDER_TITLE = "events"
 
@@ -61,7 +67,16 @@ class EventLog(RichLog):
         super().__init__(id="events", max_lines=EVENT_WINDOW, wrap=False, markup=False, auto_scroll=True)
 
     def add(self, batch: EventBatch, now: datetime) -> None:
-        if batch.skipped:
-            self.write(Text(f"… {batch.skipped:,} events skipped to keep up", style="dim italic"))
-        for ev in batch.events:
-            self.write(event_line(ev, now))
+        events = batch.events
+        hidden = events[:-LINES_PER_REFRESH] if len(events) > LINES_PER_REFRESH else []
+        lines: list[Text] = []
+        if batch.skipped or hidden:
+            kinds = Counter(event_kind(ev) for ev in hidden)
+            detail = ", ".join(f"{n:,} {kind}" for kind, n in kinds.most_common(4))
+            total = batch.skipped + len(hidden)
+            lines.append(
+                Text(f"… {total:,} more events" + (f" ({detail}, …)" if detail else ""), style="dim italic")
+            )
+        lines += [event_line(ev, now) for ev in events[len(hidden) :]]
+        if lines:  # one write: one render for the whole batch
+            self.write(Text("\n").join(lines))

@@ -49,7 +49,17 @@ class FilterBar(Input):
 
 
 class JobsTable(LiveTable):
-    COLUMNS = ("id", "type", "queue", "status", "pri", "try", "progress", "created", "error")
+    COLUMNS = (
+        ("id", 12),
+        ("type", 18),
+        ("queue", 12),
+        ("status", 9),
+        ("pri", 4),
+        ("try", 5),
+        ("progress", 8),
+        ("created", 7),
+        ("error", 60),
+    )
     BINDINGS = [
         Binding("enter", "open", "Detail"),
         Binding("p", "pause", "Pause job"),
@@ -81,7 +91,9 @@ class JobsTable(LiveTable):
             )
         self.sync(rows)
         shown = f"newest {len(jobs)}" if len(jobs) >= window else f"{len(jobs)} jobs"
-        self.border_title = f"jobs · {shown}" + (f" · {job_filter.describe()}" if job_filter else "")
+        title = f"jobs · {shown}" + (f" · {job_filter.describe()}" if job_filter else "")
+        if title != self.border_title:  # setting it repaints the whole table
+            self.border_title = title
 
     def action_open(self) -> None:
         if (job_id := self.selected_key()) is not None:

@@ -33,7 +33,7 @@ class QueueSummary(LiveTable):
     """Per queue: paused flag, counts by status, jobs completed in the last minute."""
 
     BORDER_TITLE = "queues"
-    COLUMNS = ("queue", "state", *(_COUNT_HEADERS[s] for s in STATUS_ORDER), "/min")
+    COLUMNS = (("queue", 14), ("state", 6), *((_COUNT_HEADERS[s], 5) for s in STATUS_ORDER), ("/min", 5))
     BINDINGS = [
         Binding("p", "pause", "Pause queue"),
         Binding("u", "resume", "Resume queue"),
@@ -64,7 +64,7 @@ class WorkersPanel(LiveTable):
     """Live workers: host and pid, queues with concurrency, running jobs, pause state, heartbeat age."""
 
     BORDER_TITLE = "workers"
-    COLUMNS = ("worker", "host:pid", "queues", "run", "state", "beat")
+    COLUMNS = (("worker", 12), ("host:pid", 16), ("queues", 14), ("run", 3), ("state", 13), ("beat", 5))
     BINDINGS = [
         Binding("p", "pause", "Pause worker"),
         Binding("P", "pause_aggressive", "Pause worker (aggressive)"),
@@ -76,8 +76,9 @@ class WorkersPanel(LiveTable):
         for w in sorted(workers, key=lambda w: str(w.id)):
             queues = ",".join(f"{name}:{n}" for name, n in sorted((w.queues or {}).items()))
             if w.paused:
-                mode = status_value(getattr(w, "pause_mode", None)) or "graceful"
-                state: Any = Text(f"paused ({mode})", style="bold dark_orange")
+                mode = status_value(getattr(w, "pause_mode", None))
+                label = "paused (aggr)" if mode == "aggressive" else "paused"
+                state: Any = Text(label, style="bold dark_orange")
             else:
                 state = "active"
             rows.append(
@@ -112,7 +113,7 @@ class SchedulesPanel(LiveTable):
     """Schedules: job, spec, next and last fire, paused."""
 
     BORDER_TITLE = "schedules"
-    COLUMNS = ("schedule", "spec", "next", "last", "state")
+    COLUMNS = (("schedule", 20), ("spec", 14), ("next", 7), ("last", 8), ("state", 6))
     BINDINGS = [
         Binding("p", "pause", "Pause schedule"),
         Binding("u", "resume", "Resume schedule"),
@@ -150,4 +151,4 @@ def _count(n: int) -> Any:
 
 
 def _short_worker(worker_id: str) -> str:
-    return worker_id if len(worker_id) <= 14 else worker_id[:13] + "…"
+    return worker_id if len(worker_id) <= 12 else worker_id[:11] + "…"

@@ -9,7 +9,7 @@ from textual.widgets import Static
 class StatusLine(Static):
     def show_connected(self, text: str) -> None:
         self.remove_class("-disconnected")
-        self.update(f"[b green]●[/] connected · {text}")
+        self.update(f"[b green]●[/] connected · {text}", layout=False)
 
     def show_disconnected(self, error: str, retry_in: float) -> None:
         self.add_class("-disconnected")
