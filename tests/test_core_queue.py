@@ -7,10 +7,13 @@ record what they see in plain lists; crash and multi-process behaviour is in tes
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,6 +98,105 @@ def test_eight_threads_racing_one_unique_key_make_exactly_one_job(queue: djobs.Q
     assert sorted(outcomes) == sorted([("ok", oks[0])] + [("dup", oks[0])] * 7), outcomes
     rows = queue.storage.execute("SELECT id FROM djobs_jobs WHERE unique_key = 'k'").fetchall()
     assert [r[0] for r in rows] == oks
+
+
+RACER = r"""
+import os, sys, time
+import djobs
+store = djobs.connect(sys.argv[1])
+queue = djobs.Queue(store)
+queue.register("u", lambda args: None)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.001)
+try:
+    print("ok", queue.enqueue("u", {"pid": os.getpid()}, unique="k"), flush=True)
+except djobs.DuplicateJob as exc:
+    print("dup", exc.existing_id, flush=True)
+"""
+
+
+def test_eight_processes_racing_one_unique_key_make_exactly_one_job(db_url: str, queue: djobs.Queue,
+                                                                     tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", RACER, db_url, str(go)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+        for _ in range(8)
+    ]
+    try:
+        time.sleep(1.0)  # let them connect and wait at the line (a late starter still races the rest)
+        go.touch()
+        outs = [p.communicate(timeout=60) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [0] * 8, [o[1].decode()[-2000:] for o in outs]
+    lines = [o[0].decode().split() for o in outs]
+    oks = [parts[1] for parts in lines if parts[0] == "ok"]
+    assert len(oks) == 1, lines
+    assert sorted(tuple(parts) for parts in lines) == sorted([("ok", oks[0])] + [("dup", oks[0])] * 7)
+    rows = queue.storage.execute("SELECT id FROM djobs_jobs").fetchall()
+    assert [r[0] for r in rows] == oks
+
+
+def test_unique_key_under_churn_gives_a_job_or_duplicate_job_never_a_raw_error(queue: djobs.Queue) -> None:
+    """Enqueues race a worker that completes each holder at once: every attempt either creates the job or
+    raises DuplicateJob, even when the holder finishes between the failed insert and the look-up."""
+    queue.register("u", lambda args: None)
+    created: list[str] = []
+    dups: list[str | None] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def loop() -> None:
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            try:
+                jid = queue.enqueue("u", unique="churn")
+                with lock:
+                    created.append(jid)
+            except djobs.DuplicateJob as exc:
+                with lock:
+                    dups.append(exc.existing_id)
+            except Exception as exc:
+                with lock:
+                    errors.append(f"{type(exc).__module__}.{type(exc).__name__}: {exc}")
+
+    with running(queue, queues={"default": 4}, poll_interval=0.01):
+        threads = [threading.Thread(target=loop) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        for jid in created:
+            queue.result(jid, timeout=30)
+    assert errors == [], errors[:5]
+    assert len(created) >= 2 and dups, (len(created), len(dups))
+    assert {d for d in dups if d is not None} <= set(created)
+    n_active = queue.storage.execute(
+        "SELECT COUNT(*) FROM djobs_jobs WHERE unique_key = 'churn' AND status NOT IN ('completed','failed','cancelled')"
+    ).fetchone()[0]
+    assert n_active == 0
+
+
+def test_unique_key_is_held_while_retrying_and_paused(queue: djobs.Queue) -> None:
+    def later(ctx: djobs.Context, args: Any) -> None:
+        raise djobs.RetryAfter(3600, "much later")
+
+    queue.register("later", later, retries=1)
+    queue.register("idle", lambda args: None)
+    jid = queue.enqueue("later", unique="r")
+    with running(queue):
+        wait_until(lambda: _status(queue, jid) == djobs.JobStatus.RETRYING, 30, "job retrying")
+    with pytest.raises(djobs.DuplicateJob) as info:
+        queue.enqueue("later", unique="r")
+    assert info.value.existing_id == jid
+    paused = queue.enqueue("idle", unique="p", delay=3600)
+    assert queue.pause_job(paused)
+    assert _status(queue, paused) == djobs.JobStatus.PAUSED
+    with pytest.raises(djobs.DuplicateJob):
+        queue.enqueue("idle", unique="p")
 
 
 def test_unique_key_is_held_until_the_job_completes_fails_or_is_cancelled(queue: djobs.Queue) -> None:
@@ -616,6 +718,37 @@ def test_event_subscription_gets_lifecycle_events(queue: djobs.Queue) -> None:
         assert e.timestamp.tzinfo is not None
 
 
+def test_lifecycle_events_are_written_to_the_event_log(queue: djobs.Queue) -> None:
+    queue.register("ok", lambda args: "fine")
+    queue.register("flaky", _flaky, retries=1)
+    ok = queue.enqueue("ok")
+    flaky = queue.enqueue("flaky")
+    with running(queue) as w:
+        queue.result(ok, timeout=30)
+        with pytest.raises(djobs.JobFailedError):
+            queue.result(flaky, timeout=30)
+        wid = w.id
+    ok_kinds = [e.kind for e in queue.events_since(0, limit=1000, job_id=ok)]
+    flaky_kinds = [e.kind for e in queue.events_since(0, limit=1000, job_id=flaky)]
+    assert [k for k in ok_kinds if k.startswith("job_")] == ["job_started", "job_completed"]
+    assert [k for k in flaky_kinds if k.startswith("job_")] == [
+        "job_started", "job_retrying", "job_started", "job_failed"
+    ]
+    evs = queue.events_since(0, limit=1000, job_id=flaky)
+    assert all(e.worker_id == wid for e in evs if e.kind in ("job_started", "job_retrying", "job_failed"))
+    assert all(e.timestamp.tzinfo is not None for e in evs)
+
+
+def test_retry_defaults_and_backoff_schedule(queue: djobs.Queue) -> None:
+    from djobs.retry import job_backoff
+
+    queue.register("plain", lambda args: None)
+    assert _job(queue, queue.enqueue("plain")).max_retries == 3
+    for attempt, base in ((1, 1), (2, 2), (3, 4), (4, 8), (6, 32), (7, 60), (12, 60), (40, 60)):
+        for _ in range(50):
+            assert base * 0.9 - 1e-9 <= job_backoff(attempt) <= base * 1.1 + 1e-9, (attempt, base)
+
+
 def test_a_full_subscription_drops_its_oldest_events_and_counts_them(queue: djobs.Queue) -> None:
     small = queue.events(buffer=3)
     big = queue.events()
@@ -689,6 +822,12 @@ def test_unreachable_postgres_raises_storage_unavailable_quickly() -> None:
     with pytest.raises(djobs.StorageUnavailable):
         djobs.connect("postgresql://postgres@127.0.0.1:1/test")
     assert time.monotonic() - t0 < 15  # a refused connection must not hang behind retries
+
+
+def test_sqlite_in_a_missing_directory_raises_storage_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(djobs.StorageUnavailable):
+        djobs.connect(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'x.db'}")
+    assert not (tmp_path / "no").exists()
 
 
 def test_negative_retries_are_refused(queue: djobs.Queue) -> None:

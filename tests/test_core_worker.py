@@ -188,3 +188,13 @@ def test_delay_takes_seconds_or_timedelta_and_tz_aware_at_keeps_its_instant(queu
     with pytest.raises(TypeError):
         queue.enqueue("d", at="tomorrow")  # type: ignore[arg-type]
     assert job_count(queue) == 1
+
+
+def test_liveness_defaults(queue: djobs.Queue) -> None:
+    w = queue.worker()
+    assert w.queues == {"default": 10}
+    assert (w.heartbeat_interval, w.stale_lock_age, w.stale_lock_interval, w.drain_timeout) == (5.0, 30.0, 5.0, 30.0)
+    w = queue.worker(stale_lock_age=timedelta(seconds=3))
+    assert w.heartbeat_interval == 1.0  # min(5 s, stale age / 3)
+    with pytest.raises(ValueError):
+        queue.worker(queues={"default": 0})
