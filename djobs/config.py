@@ -38,13 +38,14 @@ CONFIG_NAME = "djobs.toml"
 _DJOBS_KEYS = ("database", "modules")
 _QUEUE_KEYS = ("concurrency",)
 _WORKER_KEYS = ("scheduler", "drain_timeout", "stale_after")
+_TUI_KEYS = ("refresh",)
 _JOB_KEYS = ("handler", "queue", "retries", "priority")
 _SCHEDULE_KINDS = ("every", "cron", "daily", "weekly")
 _SCHEDULE_KEYS = ("job", *_SCHEDULE_KINDS, "args", "queue", "priority", "timezone")
 _WORKFLOW_KEYS = ("steps", "queue", "retries", "priority")
 _STEP_KEYS = ("fan_out", "over")
 _DATABASE_SCHEMES = ("sqlite", "sqlite3", "postgresql", "postgres", "psycopg", "psycopg3", "postgresql+psycopg")
-_TABLES = ("djobs", "queues", "worker", "jobs", "schedules", "workflows")
+_TABLES = ("djobs", "queues", "worker", "tui", "jobs", "schedules", "workflows")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_NAMES = {*_DAYS, "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
 
@@ -116,6 +117,7 @@ class Config:
     scheduler: bool = True
     drain_timeout: float = 30.0
     stale_after: float = 30.0
+    tui: Mapping[str, Any] = field(default_factory=dict)  # refresh: seconds between dashboard polls
     jobs: Mapping[str, JobConfig] = field(default_factory=dict)
     schedules: Mapping[str, ScheduleConfig] = field(default_factory=dict)
     workflows: Mapping[str, WorkflowConfig] = field(default_factory=dict)
@@ -139,6 +141,8 @@ class Config:
             "scheduler": self.scheduler, "drain_timeout": f"{self.drain_timeout:g}s",
             "stale_after": f"{self.stale_after:g}s",
         }  # fmt: skip
+        if self.tui:
+            out["tui"] = dict(self.tui)
         out["jobs"] = {
             j.name: _drop_none({"handler": j.handler, "queue": j.queue, "retries": j.retries, "priority": j.priority})
             for j in self.jobs.values()
@@ -348,6 +352,19 @@ def validate(raw: Mapping[str, Any], path: Path | None = None) -> tuple[Config, 
             except ValueError as exc:
                 c.add("worker", key, str(exc))
 
+    tui: dict[str, Any] = {}
+    tu = raw.get("tui", {})
+    if not isinstance(tu, dict):
+        c.add("tui", None, "must be a table")
+        tu = {}
+    _unknown_keys(c, "tui", tu, _TUI_KEYS)
+    if "refresh" in tu:
+        refresh = tu["refresh"]
+        if isinstance(refresh, bool) or not isinstance(refresh, int | float) or not 0.05 <= refresh <= 3600:
+            c.add("tui", "refresh", f"must be a number of seconds from 0.05 to 3600, got {refresh!r}")
+        else:
+            tui["refresh"] = float(refresh)
+
     queues: dict[str, int] = {}
     for name, data in _subtables(c, raw, "queues").items():
         table = _table_name("queues", name)
@@ -398,6 +415,7 @@ def validate(raw: Mapping[str, Any], path: Path | None = None) -> tuple[Config, 
         scheduler=scheduler,
         drain_timeout=timeouts["drain_timeout"],
         stale_after=timeouts["stale_after"],
+        tui=tui,
         jobs=jobs,
         schedules=schedules,
         workflows=workflows,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -523,3 +524,80 @@ def test_unreachable_postgres_exits_75(cli):
     started = time.monotonic()
     stderr = cli.fails(75, "--database", "postgresql://postgres@127.0.0.1:1/none", "jobs")
     assert one_line(stderr).startswith("djobs: ") and time.monotonic() - started < 10
+
+
+def test_worker_sends_sd_notify_ready_watchdog_and_stopping(cli, tmp_path):
+    import socket
+
+    path = tmp_path / "notify.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(path))
+    server.settimeout(0.5)
+    messages: list[str] = []
+
+    def read() -> None:  # like systemd: read as the messages come
+        while True:
+            try:
+                messages.append(server.recv(4096).decode())
+            except TimeoutError:
+                return
+
+    job_id = cli.enqueue("nap", "--args", "0.6")
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        cli.ok("worker", "--burst", "--queue", "slow", env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "100000"})
+        reader.join(10)
+    finally:
+        server.close()
+    assert messages[0].startswith("READY=1\nSTATUS=serving slow\nMAINPID=")
+    assert "WATCHDOG=1" in messages and messages[-1] == "STOPPING=1"
+    assert cli.json("inspect", job_id)["status"] == "completed"
+
+
+def test_sd_notify_abstract_socket_and_absent_socket(monkeypatch):
+    import socket
+    import uuid
+
+    from djobs.cli.worker import sd_notify
+
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    assert sd_notify("READY=1") is False
+    name = "djobs-test-" + uuid.uuid4().hex
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind("\0" + name)
+    server.settimeout(2)
+    try:
+        monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
+        assert sd_notify("READY=1") is True
+        assert server.recv(100) == b"READY=1"
+    finally:
+        server.close()
+    monkeypatch.setenv("NOTIFY_SOCKET", "/nonexistent/socket")
+    assert sd_notify("READY=1") is False
+
+
+def test_worker_takes_drain_and_stale_settings_from_config(cli, tmp_path):
+    (tmp_path / "djobs.toml").write_text(
+        CONFIG.format(db=cli.db_url) + "\n[worker]\nscheduler = false\ndrain_timeout = 'soon'\n"
+    )
+    assert "[worker] drain_timeout: bad duration 'soon'" in one_line(cli.fails(78, "worker", "--burst"))
+    (tmp_path / "djobs.toml").write_text(CONFIG.format(db=cli.db_url))
+    assert "--stale-after: must be more than zero" in cli.fails(2, "worker", "--burst", "--stale-after", "0s")
+    assert "--drain-timeout: bad duration" in cli.fails(2, "worker", "--burst", "--drain-timeout", "x")
+
+
+def test_sd_notify_never_blocks_on_a_full_socket(tmp_path, monkeypatch):
+    import socket
+
+    from djobs.cli.worker import sd_notify
+
+    path = tmp_path / "full.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(path))
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    try:
+        results = [sd_notify("WATCHDOG=1") for _ in range(2000)]  # nobody reads: the queue fills up
+    finally:
+        server.close()
+    assert results[0] is True and results[-1] is False

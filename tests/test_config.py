@@ -86,6 +86,10 @@ def test_full_config_loads(tmp_path):
             [queues.emails]
             [worker]
             scheduler = false
+            drain_timeout = "1m"
+            stale_after = 10
+            [tui]
+            refresh = 0.5
             [jobs.send-email]
             handler = "myapp.jobs:send_email"
             queue = "emails"
@@ -105,7 +109,8 @@ def test_full_config_loads(tmp_path):
     assert conf.database == "sqlite:///x.db"
     assert conf.modules == ("a.b", "c")
     assert conf.queues == {"default": 3, "emails": 10}
-    assert conf.scheduler is False
+    assert conf.scheduler is False and conf.drain_timeout == 60 and conf.stale_after == 10
+    assert conf.tui == {"refresh": 0.5}
     assert conf.jobs["send-email"] == cfg.JobConfig("send-email", "myapp.jobs:send_email", "emails", 5, 2)
     assert conf.schedules["cleanup"].timezone == "Europe/Paris"
     assert conf.schedules["cleanup"].args == {"x": 1}
@@ -128,6 +133,10 @@ def test_full_config_loads(tmp_path):
         ("[queues.q]\nconcurrency = 0\n", "djobs.toml: [queues.q] concurrency: must be at least 1"),
         ("[queues.q]\nconcurrency = 'ten'\n", "djobs.toml: [queues.q] concurrency: must be an integer"),
         ("[worker]\nscheduler = 'yes'\n", "djobs.toml: [worker] scheduler: must be true or false"),
+        ("[worker]\ndrain_timeout = 'long'\n", "djobs.toml: [worker] drain_timeout: bad duration 'long'"),
+        ("[worker]\nstale_after = 0\n", "djobs.toml: [worker] stale_after: must be more than zero"),
+        ("[tui]\nrefresh = 0\n", "djobs.toml: [tui] refresh: must be a number of seconds"),
+        ("[tui]\ncolour = 1\n", "djobs.toml: [tui] colour: unknown key"),
         ("[jobs.a]\nqueue = 'q'\n", "djobs.toml: [jobs.a] handler: missing (required)"),
         ("[jobs.a]\nhandler = 'nocolon'\n", "djobs.toml: [jobs.a] handler: must be 'module:function'"),
         ("[jobs.a]\nhandler = 'm:f'\nretries = -1\n", "djobs.toml: [jobs.a] retries: must be at least 0"),

@@ -9,11 +9,16 @@ from djobs.cli import common
 
 def tui(ctx: typer.Context) -> None:
     """The live dashboard: queues, jobs, workers, events; pause and cancel from the keyboard."""
+    import dataclasses
+
+    from djobs.config import Config
+
     st = common.state(ctx)
     queue = common.open_queue(st)
     from djobs.tui import run
 
-    run(queue, config=st.config())
+    # the dashboard shows the database actually open (--database included) and reads [tui] refresh
+    run(queue, config=dataclasses.replace(st.config() or Config(), database=st.database_url()))
 
 
 def register(app: typer.Typer) -> None:

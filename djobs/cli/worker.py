@@ -61,9 +61,10 @@ def sd_notify(message: str) -> bool:
         address = "\0" + address[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)  # a reader that falls behind must never stall the worker
             sock.connect(address)
             sock.sendall(message.encode())
-    except OSError:
+    except OSError:  # no such socket, or its queue is full (BlockingIOError): drop the message
         return False
     return True
 
