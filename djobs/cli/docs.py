@@ -80,7 +80,12 @@ The directory of the config file and the working directory are put on the module
 \\fBconcurrency\\fR = 10. \\fBdjobs worker\\fR without \\fB\\-\\-queue\\fR serves these queues (else \\fIdefault\\fR).
 .TP
 .B [worker]
-\\fBscheduler\\fR = true: whether \\fBdjobs worker\\fR also fires schedules unless \\fB\\-\\-no\\-scheduler\\fR.
+\\fBscheduler\\fR = true: whether \\fBdjobs worker\\fR also fires schedules unless \\fB\\-\\-no\\-scheduler\\fR;
+\\fBdrain_timeout\\fR = "30s": how long running jobs may finish after SIGTERM/SIGINT;
+\\fBstale_after\\fR = "30s": how long a worker may be silent before its jobs return to pending.
+.TP
+.B [tui]
+\\fBrefresh\\fR = 1.0: seconds between dashboard refreshes of \\fBdjobs tui\\fR.
 .TP
 .B [jobs.NAME]
 \\fBhandler\\fR = "module:function" (required), \\fBqueue\\fR, \\fBretries\\fR, \\fBpriority\\fR.
