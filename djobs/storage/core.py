@@ -119,6 +119,12 @@ class PeeweeStorage:
             else:
                 self.db.close()
 
+    def release_connection(self) -> None:
+        """Hand this thread's connection back (to the pool on PostgreSQL) without closing the others: for
+        web apps and other short-lived threads that call djobs once per request."""
+        with contextlib.suppress(Exception):
+            self.db.close()
+
     def reset_connection(self) -> None:
         """Throw away this thread's connection after an error so the next call reconnects."""
         with contextlib.suppress(Exception):

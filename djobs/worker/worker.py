@@ -44,7 +44,7 @@ from djobs.errors import (
 from djobs.events import JobCompleted, JobFailed, JobRetrying, JobStarted, WorkerPaused, WorkerResumed
 from djobs.jobs import JobStatus, PauseMode
 from djobs.retry import RetryConfig, job_backoff, to_seconds
-from djobs.storage import one_line
+from djobs.storage import TRANSIENT_ERRORS, one_line
 
 if TYPE_CHECKING:
     from djobs.jobs import Job
@@ -148,9 +148,13 @@ class Worker:
         self._events: list[tuple[Any, ...]] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._maint_stop = threading.Event()
+        self._in_cycle = False
         self._stopped = threading.Event()
         self._stopped.set()
         self._paused = False
+        self._db_paused = False  # the pause flag as last read from (or written to) the worker's row
+        self._control_lock = threading.Lock()
         self._pause_mode: PauseMode | None = None
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -246,6 +250,7 @@ class Worker:
 
     def _startup(self) -> None:
         self._stopped.clear()
+        self._maint_stop.clear()
         self.types = self.queue.job_types()
         self.storage.run(
             lambda: self.storage.register_worker(
@@ -275,6 +280,7 @@ class Worker:
             self._drain()
         finally:
             self._stop.set()
+            self._maint_stop.set()
             self.storage.remove_waker(self._waker)
             if self._listener is not None:
                 self._listener.stop()
@@ -481,7 +487,16 @@ class Worker:
         self._finish(entry, value=value)
 
     def _finish(self, entry: _Running, value: Any = None, exc: BaseException | None = None, bad_args: bool = False) -> None:
-        """Turn a handler's ending into an outcome for the dispatcher to write (never writes itself)."""
+        """Turn a handler's ending into an outcome for the dispatcher to write (never writes itself).
+        Whatever happens here, an outcome is queued: a job must never stay running with no one to end it."""
+        try:
+            self._classify(entry, value, exc, bad_args)
+        except BaseException:
+            log.exception("job %s: could not classify its outcome; releasing it", entry.job.id)
+            self._outcomes.append(_Outcome(entry, "release"))
+            self._wake.set()
+
+    def _classify(self, entry: _Running, value: Any, exc: BaseException | None, bad_args: bool) -> None:
         job = entry.job
         if exc is None:
             try:
@@ -494,6 +509,12 @@ class Worker:
             out = _Outcome(entry, "suspended")
         elif isinstance(exc, OwnershipLost):
             out = _Outcome(entry, "drop")
+        elif isinstance(exc, (StorageUnavailable, *TRANSIENT_ERRORS)):
+            # The database went away under a durable write: not the job's fault. Drop this thread's broken
+            # connection and give the job back with its attempt refunded (written once the database is back).
+            self.storage.reset_connection()
+            log.warning("job %s (%s): database unavailable in the handler: %s", job.id, job.type, one_line(exc))
+            out = _Outcome(entry, "release")
         elif isinstance(exc, JobCancelled | asyncio.CancelledError):
             # Cancelled cooperatively. Usually the job is no longer ours (cancelled, paused, released) and
             # this guarded write matches nothing; if it still is ours, it goes back to pending untouched.
@@ -520,6 +541,13 @@ class Worker:
         return self._cycle(claim=False)[0]
 
     def _cycle(self, claim: bool) -> tuple[bool, int]:
+        self._in_cycle = True
+        try:
+            return self._cycle_once(claim)
+        finally:
+            self._in_cycle = False
+
+    def _cycle_once(self, claim: bool) -> tuple[bool, int]:
         """One dispatcher round in one transaction: write finished jobs' outcomes, claim into free slots
         (plus the prefetch). Finished handlers give their slot back before the round trip, so ready jobs
         start at once. Returns (wrote anything, number claimed)."""
@@ -680,21 +708,27 @@ class Worker:
         """Graceful: stop claiming, running jobs finish. Aggressive: running handlers are cancelled and
         their jobs released to pending (attempt refunded). Stored in the database."""
         mode = PauseMode(mode)
-        self._paused = True
-        self._pause_mode = mode
-        self.storage.run(
-            lambda: self.storage.set_worker_pause(self.id, True, mode.value, reason), self.storage_retry, "pause"
-        )
+        with self._control_lock:
+            self._paused = True
+            self._pause_mode = mode
+            self.storage.run(
+                lambda: self.storage.set_worker_pause(self.id, True, mode.value, reason), self.storage_retry, "pause"
+            )
+            self._db_paused = True
         if mode == PauseMode.AGGRESSIVE:
             self._cancel_lost()
         self.queue._persist_events([("worker_paused", None, None, self.id, codec.dumps({"mode": mode.value, "reason": reason}))])
         self.queue.emit(WorkerPaused(worker_id=self.id, mode=mode))
 
     def resume(self) -> None:
-        self.storage.run(lambda: self.storage.set_worker_pause(self.id, False, None, None), self.storage_retry, "resume")
-        mode = self._pause_mode
-        self._paused = False
-        self._pause_mode = None
+        with self._control_lock:
+            self.storage.run(
+                lambda: self.storage.set_worker_pause(self.id, False, None, None), self.storage_retry, "resume"
+            )
+            self._db_paused = False
+            mode = self._pause_mode
+            self._paused = False
+            self._pause_mode = None
         self.queue._persist_events([("worker_resumed", None, None, self.id, None)])
         self.queue.emit(WorkerResumed(worker_id=self.id, mode=mode))
         self._wake.set()
@@ -704,10 +738,19 @@ class Worker:
         if not self._paused:
             raise NotPaused(f"worker {self.id} is not paused")
         deadline = time.monotonic() + to_seconds(timeout)
-        while self._running:
+        self._wake.set()
+        while self._holds_jobs():
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"worker {self.id} still runs {len(self._running)} job(s)")
             time.sleep(0.01)
+
+    def _holds_jobs(self) -> bool:
+        """Anything of ours still running in the database: handlers, claims in flight or not yet started,
+        outcomes (releases included) not yet written."""
+        return bool(
+            self._running or self._in_cycle or self._outcomes or self._retry_outcomes
+            or any(self._ready.values())
+        )
 
     def cancel_job(self, job_id: str) -> bool:
         """Cancel a job running on this worker (as queue.cancel_job); False if it is not running here."""
@@ -742,7 +785,9 @@ class Worker:
     # -- maintenance ---------------------------------------------------------------------------------------------
     def _maintenance(self) -> None:
         last_hb = last_reap = last_trim = last_sched = 0.0
-        while not self._stop.wait(0.25):
+        # Runs until the drain is over (not just until stop is asked): a draining worker must keep
+        # heartbeating, or another worker would recover jobs it is still running.
+        while not self._maint_stop.wait(0.25):
             now = time.monotonic()
             try:
                 self._sync_control()
@@ -756,7 +801,7 @@ class Worker:
                 if self.stale_lock_interval > 0 and now - last_reap >= self.stale_lock_interval:
                     last_reap = now
                     self._reap()
-                if self.scheduler and now - last_sched >= 0.5:
+                if self.scheduler and not self._stop.is_set() and now - last_sched >= 0.5:
                     last_sched = now
                     self.queue._scheduler_tick()
                 if now - last_trim >= 60:
@@ -768,8 +813,14 @@ class Worker:
                 self._stop.wait(1.0)
 
     def _sync_control(self) -> None:
-        state = self.storage.worker_control(self.id)
-        if state is not None:
+        with self._control_lock:
+            state = self.storage.worker_control(self.id)
+            # Only a change in the database (made by another process) moves the local state; comparing with
+            # the local flag would undo a local pause whose write raced this read.
+            changed = state is not None and state[0] != self._db_paused
+            if state is not None:
+                self._db_paused = state[0]
+        if state is not None and changed:
             paused, mode = state
             if paused != self._paused:
                 self._paused = paused
