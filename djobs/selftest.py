@@ -39,7 +39,7 @@ from djobs.proof import invariants
 from djobs.proof.dbutil import Throwaway, redact, throwaway
 from djobs.proof.invariants import FanoutCase, Interruption, JobRow, Snapshot
 from djobs.proof.ledger import read_ledger
-from djobs.proof.procs import WorkerProcess
+from djobs.proof.procs import WorkerProcess, terminate_all
 from djobs.proof.report import SelftestReport
 
 log = logging.getLogger("djobs.selftest")
@@ -56,6 +56,7 @@ FANOUT_CASES = (
     FanoutCase("threshold", 10, (0, 4, 7)),  # 7 of 10: fails
 )
 NON_TERMINAL = ("pending", "running", "waiting", "retrying", "paused")
+STOP_TIMEOUT = 45.0  # a worker drains for at most 30 s by default, then exits
 PG_RESTART = ["pg_ctlcluster", "--skip-systemctl-redirect", "{version}", "main", "restart"]
 
 
@@ -77,6 +78,8 @@ def job_row(job: Any) -> JobRow:
         parent_id=job.parent_id,
         unique_key=job.unique_key,
         result=job.result,
+        last_error=job.last_error,
+        locked_by=getattr(job, "locked_by", None),
     )
 
 
@@ -241,7 +244,9 @@ class _Run:
             proc = self.rng.choice(alive)
             self.stopping.add(proc.slot)
         try:
-            self._record(proc.terminate(timeout=60))
+            self._record(proc.terminate(timeout=STOP_TIMEOUT))
+            if proc.forced:
+                self._finding(f"worker process {proc.pid} did not stop within {STOP_TIMEOUT:.0f}s of SIGTERM")
         finally:
             with self.slot_lock:
                 self.stopping.discard(proc.slot)
@@ -312,6 +317,7 @@ class _Run:
         return time.monotonic() - t
 
     def collect(self) -> Snapshot:
+        collected_at = time.time()
         jobs: list[JobRow] = []
         offset = 0
         while True:
@@ -335,6 +341,7 @@ class _Run:
             seeded=dict(self.seeded),
             fanouts=dict(self.fanouts),
             restarts=list(self.restarts),
+            collected_at=collected_at,
         )
 
     # -- the run -----------------------------------------------------------------------------------------
@@ -362,6 +369,10 @@ class _Run:
                 self.watch_crashes()
                 self.progress("chaos", min(1.0, self._elapsed() / self.duration) * 0.8)
                 chaos.join(0.25)
+            while self._elapsed() < self.duration:  # the workers keep serving the load for the whole duration
+                self.watch_crashes()
+                self.progress("running", min(1.0, self._elapsed() / self.duration) * 0.8)
+                time.sleep(0.25)
             self.stop.set()
             self._retrying(lambda: self.queue.pause_schedule(SCHEDULE_NAME), "pause_schedule")
             # Let in-flight terminate/restart finish before waiting on the jobs.
@@ -372,8 +383,9 @@ class _Run:
         finally:
             self.stop.set()
             self.progress("stopping workers", 0.95)
-            for p in self.procs:
-                p.terminate(timeout=60)
+            for p in terminate_all(self.procs, timeout=STOP_TIMEOUT):
+                self._finding(f"worker process {p.pid} did not stop within {STOP_TIMEOUT:.0f}s of SIGTERM "
+                              f"(drain timeout 30s):\n{p.log_tail(5)}")
         snapshot = self.collect()
         verdicts = invariants.check(snapshot)
         kinds = Counter(snapshot.seeded.values())

@@ -42,6 +42,8 @@ class JobRow:
     parent_id: str | None = None
     unique_key: str | None = None
     result: Any = None
+    last_error: str | None = None
+    locked_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class Snapshot:
     fanouts: dict[str, FanoutCase] = field(default_factory=dict)
     schedule_type: str = "selftest.tick"
     restarts: list[float] = field(default_factory=list)  # database restarts (epoch seconds)
+    collected_at: float | None = None  # when the jobs were read (epoch seconds)
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,18 @@ def expected_status(kind: str, job: JobRow, fanouts: dict[str, FanoutCase]) -> s
     return None
 
 
+def _state(job: JobRow, s: Snapshot) -> str:
+    """A wedged job's facts, for whoever has to find out why."""
+    parts = [f"attempt {job.attempt} of {job.max_retries + 1}"]
+    if job.run_at is not None and s.collected_at is not None:
+        parts.append(f"due {job.run_at - s.collected_at:+.1f}s from the check")
+    if job.locked_by:
+        parts.append(f"locked by {job.locked_by}")
+    if job.last_error:
+        parts.append(f"last error: {job.last_error[:120]}")
+    return "; ".join(parts)
+
+
 def check_terminal(s: Snapshot) -> Verdict:
     by_id = {j.id: j for j in s.jobs}
     bad: list[str] = []
@@ -140,12 +155,12 @@ def check_terminal(s: Snapshot) -> Verdict:
             continue
         want = expected_status(kind, job, s.fanouts)
         if job.status not in TERMINAL:
-            bad.append(f"{kind} job {job_id} wedged in {job.status}")
+            bad.append(f"{kind} job {job_id} wedged in {job.status} ({_state(job, s)})")
         elif want is not None and job.status != want:
             bad.append(f"{kind} job {job_id} ended {job.status}, expected {want}")
     for job in s.jobs:
         if job.id not in s.seeded and job.status not in TERMINAL:
-            bad.append(f"{job.type} job {job.id} wedged in {job.status}")
+            bad.append(f"{job.type} job {job.id} wedged in {job.status} ({_state(job, s)})")
     counts: dict[str, int] = defaultdict(int)
     for job in s.jobs:
         counts[job.status] += 1

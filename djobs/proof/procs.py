@@ -32,6 +32,7 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
         self.generation = 0
+        self.forced = False  # the last terminate() had to fall back to SIGKILL
 
     @property
     def pid(self) -> int | None:
@@ -86,15 +87,17 @@ class WorkerProcess:
         return Interruption(ts, self.proc.pid, "kill")
 
     def terminate(self, timeout: float = 60.0) -> Interruption | None:
-        """SIGTERM and wait for the drain; SIGKILL if it does not exit within `timeout`."""
+        """SIGTERM and wait for the drain; SIGKILL if it does not exit within `timeout` (then `forced`)."""
         if not self.alive():
             return None
         assert self.proc is not None
         ts = time.time()
+        self.forced = False
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            self.forced = True
             self.proc.kill()
             self.proc.wait()
         return Interruption(ts, self.proc.pid, "term")
@@ -108,3 +111,15 @@ class WorkerProcess:
         if self.proc is None or self.proc.poll() is None:
             return False
         return self.proc.returncode not in (0, -signal.SIGKILL, -signal.SIGTERM)
+
+
+def terminate_all(procs: list[WorkerProcess], timeout: float = 60.0) -> list[WorkerProcess]:
+    """SIGTERM every live process at once and wait for each; returns those that needed SIGKILL."""
+    import threading
+
+    threads = [threading.Thread(target=p.terminate, args=(timeout,)) for p in procs if p.alive()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [p for p in procs if p.forced]
