@@ -33,9 +33,13 @@ def make_app(
 
     `clock` replaces "now" for ages and times shown (snapshot tests freeze it); `subtitle` goes in the
     header (the CLI shows the database there)."""
+    from .data import FirstRead, Poller
+
+    # Start reading before importing Textual: the first frame waits for whichever is slower, not both.
+    first = FirstRead(Poller(queue, clock=clock))
     from .app import DjobsApp
 
-    return DjobsApp(queue, refresh=refresh, clock=clock, subtitle=subtitle)
+    return DjobsApp(queue, refresh=refresh, clock=clock, subtitle=subtitle, first_read=first)
 
 
 def run(queue: djobs.Queue, config: Any = None, *, refresh: float | None = None) -> None:

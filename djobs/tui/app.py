@@ -24,9 +24,8 @@ from textual.widgets import Footer, Header
 
 import djobs
 
-from .data import EVENT_WINDOW, JOB_WINDOW, JobFilter, Poller, Snapshot, forget_connection
+from .data import EVENT_WINDOW, JOB_WINDOW, FirstRead, JobFilter, Poller, Snapshot, forget_connection
 from .format import clock_time, short_id
-from .screens.detail import JobDetailScreen
 from .screens.dialogs import ConfirmScreen, EnqueueRequest, EnqueueScreen
 from .widgets.events import EventLog
 from .widgets.jobs import FilterBar, JobsTable
@@ -63,13 +62,19 @@ class DjobsApp(App[None]):
         job_window: int = JOB_WINDOW,
         event_window: int = EVENT_WINDOW,
         subtitle: str | None = None,
+        first_read: FirstRead | None = None,
     ) -> None:
         super().__init__()
         self.queue = queue
         self.refresh_interval = refresh
         self.clock = clock or _utcnow
         self.job_window = job_window
-        self.poller = Poller(queue, job_window=job_window, event_window=event_window, clock=self.clock)
+        self._first_read = first_read
+        self.poller = (
+            first_read.poller
+            if first_read is not None
+            else Poller(queue, job_window=job_window, event_window=event_window, clock=self.clock)
+        )
         self.job_filter = JobFilter()
         self.snapshot: Snapshot | None = None
         self.connected: bool | None = None  # None until the first poll answered
@@ -125,7 +130,11 @@ class DjobsApp(App[None]):
     @work(thread=True, group="poll", exit_on_error=False)
     def _poll(self, job_filter: JobFilter, force: bool) -> None:
         try:
-            snapshot = self.poller.snapshot(job_filter, force=force)
+            first, self._first_read = self._first_read, None
+            if first is not None and not job_filter:
+                snapshot = first.result()
+            else:
+                snapshot = self.poller.snapshot(job_filter, force=force)
         except Exception as exc:  # any failure at the poll boundary means "disconnected", never a crash
             forget_connection(self.queue)
             self._polling = False
@@ -196,6 +205,8 @@ class DjobsApp(App[None]):
         self.action_refresh_now()
 
     def open_job(self, job_id: str) -> None:
+        from .screens.detail import JobDetailScreen  # imported on first use: it pulls in Pygments
+
         self.push_screen(JobDetailScreen(self.queue, job_id, refresh=self.refresh_interval, clock=self.clock))
 
     # ---- actions ----
@@ -225,8 +236,9 @@ class DjobsApp(App[None]):
         title = {"information": "Done", "warning": "No change", "error": "Failed"}.get(severity, "")
         self.notify(f"{what}: {outcome}", title=title, severity=severity)
         self.action_refresh_now()
-        if isinstance(self.screen, JobDetailScreen):
-            self.screen.poll_now()
+        poll_now = getattr(self.screen, "poll_now", None)  # the detail screen refreshes itself too
+        if callable(poll_now):
+            poll_now()
 
     def pause_job(self, job_id: str, *, aggressive: bool) -> None:
         mode = djobs.PauseMode.AGGRESSIVE if aggressive else djobs.PauseMode.GRACEFUL

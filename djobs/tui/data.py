@@ -8,6 +8,7 @@ database the library can open, from any machine.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -259,3 +260,32 @@ def forget_connection(queue: djobs.Queue) -> None:
             reset()
         except Exception:  # resetting is best effort; the next poll reports whatever is still wrong
             pass
+
+
+class FirstRead:
+    """The first snapshot, read on a plain thread started before Textual is imported, so the database
+    read (SQLite and psycopg release the GIL while a query runs) overlaps the UI's start-up. The app's
+    first poll worker waits for it instead of reading again."""
+
+    def __init__(self, poller: Poller) -> None:
+        self.poller = poller
+        self._done = threading.Event()
+        self._snapshot: Snapshot | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, name="djobs-tui-first-read", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._snapshot = self.poller.snapshot(JobFilter(), force=True)
+        except BaseException as exc:  # handed to the poll worker, which reports it like any poll error
+            self._error = exc
+            forget_connection(self.poller.queue)
+        finally:
+            self._done.set()
+
+    def result(self) -> Snapshot:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._snapshot is not None
+        return self._snapshot
