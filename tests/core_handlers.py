@@ -109,6 +109,17 @@ def register(queue: djobs.Queue, ledger: Ledger, only: set[str] | None = None, h
         ledger.record("end", ctx.job_id, attempt=ctx.job.attempt)
         return {"pid": os.getpid(), "attempt": ctx.job.attempt}
 
+    def gated(ctx: djobs.Context, args: dict[str, Any]) -> dict[str, Any]:
+        """Attempt n waits until the file args["gates"]/go<n> exists, then returns naming itself."""
+        attempt = ctx.job.attempt
+        ledger.record("start", ctx.job_id, attempt=attempt)
+        gate = Path(args["gates"]) / f"go{attempt}"
+        deadline = time.monotonic() + 120
+        while not gate.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        ledger.record("end", ctx.job_id, attempt=attempt)
+        return {"pid": os.getpid(), "attempt": attempt}
+
     handlers = {
         "rec": rec,
         "type_a": type_a,
@@ -117,8 +128,9 @@ def register(queue: djobs.Queue, ledger: Ledger, only: set[str] | None = None, h
         "suicide": suicide,
         "slow": slow,
         "stall_first": stall_first,
+        "gated": gated,
     }
-    retries = {"suicide": 2, "block_first": 3, "stall_first": 3, "slow": 3}
+    retries = {"suicide": 2, "block_first": 3, "stall_first": 3, "slow": 3, "gated": 3}
     for name, fn in handlers.items():
         if only is None or name in only:
             queue.register(name, fn, retries=retries.get(name, 0))

@@ -418,3 +418,50 @@ def test_sigterm_under_load_finishes_running_jobs_and_loses_none(db_url: str, qu
     wait_until(lambda: status_counts(queue).get("completed", 0) == len(ids), 60, "the other worker finished")
     assert ledger.count_by_job("start") == dict.fromkeys(ids, 1), "a graceful stop made a job run twice"
     assert ledger.count_by_job("end") == dict.fromkeys(ids, 1)
+
+
+def test_a_worker_that_reclaims_its_own_lost_job_never_lets_the_older_execution_write(
+    db_url: str, queue: djobs.Queue, procs: Procs, tmp_path: Path
+) -> None:
+    """Worker A runs attempt 1, is frozen long enough to be presumed dead (another worker's reaper returns
+    the job to pending), wakes up and claims the same job again. Attempt 1, still in A's hands, returns
+    while attempt 2 runs: its outcome must be dropped (ownership is per claim, not per worker), and attempt
+    2's result stands."""
+    register_names(queue)
+    ledger = _ledger(tmp_path)
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    a = procs.start(db_url, ledger.path, "--only", "gated", "--hooks")
+    a_id = a.worker_id()
+    jid = queue.enqueue("gated", {"gates": str(gates)})
+    wait_until(lambda: ledger.records("start", jid), 60, "attempt 1 started")
+    _freeze(a, db_url, queue)
+    try:
+        reaper = procs.start(db_url, ledger.path, "--only", "type_a")  # cannot run the job, only reap it
+        wait_until(lambda: _job(queue, jid).status == djobs.JobStatus.PENDING, STALE_AGE + 30, "job reaped")
+    finally:
+        a.signal(signal.SIGCONT)
+    second = wait_until(lambda: [r for r in ledger.records("start", jid) if r["attempt"] == 2], 60,
+                        "attempt 2 started")
+    assert second[0]["pid"] == a.pid, "the same worker was meant to claim the job again"
+    (gates / "go1").touch()  # attempt 1 returns while attempt 2 is still running
+    wait_until(lambda: [r for r in ledger.records("end", jid) if r["attempt"] == 1], 30, "attempt 1 returned")
+    deadline = time.monotonic() + 1.5  # give a wrong write the time to land
+    while time.monotonic() < deadline:
+        job = _job(queue, jid)
+        assert job.status == djobs.JobStatus.RUNNING, f"attempt 1 wrote an outcome: {job.status} {job.result}"
+        time.sleep(0.05)
+    (gates / "go2").touch()
+    done = wait_until(lambda: (j := _job(queue, jid)).status == djobs.JobStatus.COMPLETED and j, 60,
+                      "attempt 2 completed")
+    assert done.result == {"pid": a.pid, "attempt": 2}
+    a.signal(signal.SIGTERM)
+    assert a.wait(60) == 0, a.tail()
+    reaper.signal(signal.SIGTERM)
+    assert reaper.wait(60) == 0, reaper.tail()
+    job = _job(queue, jid)
+    assert job.status == djobs.JobStatus.COMPLETED and job.attempt == 2
+    assert job.result == {"pid": a.pid, "attempt": 2}, "the older execution overwrote the result"
+    completes = ledger.records("hook_complete", jid)
+    assert [r["result"] for r in completes] == [{"pid": a.pid, "attempt": 2}], completes
+    assert [e.worker_id for e in stored_events(queue, jid, "job_completed")] == [a_id]
