@@ -179,6 +179,14 @@ def test_pause_queue_stops_worker_and_worker_pause(
             await pilot.press("u")
             await wait_for(pilot, lambda: not live_workers(queue)[0].paused, "worker resumed")
             await wait_for(pilot, lambda: job_status(queue, held) == "completed", "the held job to run")
+            await pilot.press("P")
+            await wait_for(
+                pilot,
+                lambda: str(getattr(live_workers(queue)[0].pause_mode, "value", "")) == "aggressive",
+                "worker paused aggressively",
+            )
+            await pilot.press("u")
+            await wait_for(pilot, lambda: not live_workers(queue)[0].paused, "worker resumed again")
 
     run(scenario)
 

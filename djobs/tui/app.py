@@ -20,6 +20,7 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
 from textual.widgets import Footer, Header
 
 import djobs
@@ -179,6 +180,14 @@ class DjobsApp(App[None]):
         self.query_one(StatusLine).show_disconnected(message, backoff)
         if was is not False:
             self.notify(message, title="Database disconnected", severity="error")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Over a dialog only the dialog's keys work: `n` typed on a button must not stack another form.
+        if action in ("enqueue", "filter", "refresh_now", "focus_panel") and isinstance(
+            self.screen, ModalScreen
+        ):
+            return False
+        return True
 
     # ---- navigation ----
 
