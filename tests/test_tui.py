@@ -601,3 +601,61 @@ def test_database_error_at_the_poll_boundary_does_not_crash(sqlite_url: str) -> 
         run(scenario)
     finally:
         store.close()
+
+
+# ---- pure parts ----
+
+
+def test_filter_bar_syntax() -> None:
+    from djobs.tui.data import JobFilter
+
+    assert JobFilter.parse("") == JobFilter()
+    assert JobFilter.parse("failed emails send-email", ["emails"]) == JobFilter(
+        "failed", "emails", "send-email"
+    )
+    assert JobFilter.parse("status:RUNNING q:work t:resize") == JobFilter("running", "work", "resize")
+    assert JobFilter.parse("queue=other").describe() == "queue=other"
+    with pytest.raises(ValueError, match="unknown status"):
+        JobFilter.parse("status:bogus")
+    with pytest.raises(ValueError, match="unknown filter"):
+        JobFilter.parse("colour:red")
+
+
+def test_run_reads_refresh_and_database_from_config() -> None:
+    from djobs.config import Config
+    from djobs.tui import _config_refresh, _describe_database
+
+    config = Config(database="postgresql://ops:s3cret@db.example/jobs?schema=x", tui={"refresh": 2.5})
+    assert _config_refresh(config) == 2.5
+    assert _config_refresh(None) == 1.0
+    assert _describe_database(config) == "postgresql://ops@db.example/jobs?schema=x"  # no password shown
+    assert _describe_database(Config(database="sqlite:///djobs.db")) == "sqlite:///djobs.db"
+
+
+def test_event_log_summarises_a_burst() -> None:
+    from datetime import UTC, datetime
+
+    from djobs.tui.data import EventBatch
+    from djobs.tui.widgets.events import LINES_PER_REFRESH, EventLog
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    events = [djobs.StoredEvent(i, now, "job_completed", f"j{i}", "default", None, {}) for i in range(1, 101)]
+
+    async def scenario() -> None:
+        from textual.app import App, ComposeResult
+
+        class Host(App[None]):
+            def compose(self) -> ComposeResult:
+                yield EventLog()
+
+        host = Host()
+        async with host.run_test(size=(120, 30)) as pilot:
+            log = host.query_one(EventLog)
+            log.add(EventBatch(events, skipped=900), now)
+            await pilot.pause()
+            text = "\n".join(strip.text for strip in log.lines)
+            assert "988 more events (88 job_completed" in text  # 900 skipped + 88 not written
+            assert text.count("job_completed") >= LINES_PER_REFRESH
+            assert "j100" in text
+
+    run(scenario)

@@ -10,7 +10,7 @@ Only this package imports Textual, and it reads the database through the public 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +72,6 @@ def _describe_database(config: Any) -> str | None:
 def _lookup(source: Any, key: str) -> Any:
     if source is None:
         return None
-    if isinstance(source, dict):
+    if isinstance(source, Mapping):
         return source.get(key)
     return getattr(source, key, None)
