@@ -354,6 +354,8 @@ def register(queue: djobs.Queue, ledger_dir: str | Path) -> None:  # noqa: C901 
         }
         if args.get("before"):
             ctx.call("step", {"wf": tag, "n": 0})
+        if args.get("gate_before"):
+            _wait_gate(ctx, led, args["gate_before"], tag)
         record(led, "fan-write", tag, ctx.job.attempt, os.getpid())
         if args.get("pause_before_write"):
             time.sleep(args["pause_before_write"])

@@ -232,6 +232,25 @@ def test_paused_waiting_parent_resumed_before_the_fanout_completes_waits_again(
     assert wait_status(q, pid, "completed").result["values"] == ["pr0"]
 
 
+def test_graceful_pause_of_a_running_parent_parks_its_fanout_paused(
+    q: djobs.Queue, led: Path, worker: djobs.Worker
+) -> None:
+    """Paused (gracefully) while running, a parent that then fans out is parked `paused` instead of
+    `waiting`; its sub-jobs run, and it continues only once resumed."""
+    pid = q.enqueue("fan", {"tag": "pf", "subs": [rec("pf0"), rec("pf1")], "gate_before": "pf"})
+    wait_until(lambda: count(led, "fan-run", "pf") == 1, 30, "the parent to run")
+    q.pause_job(pid)
+    open_gate(led, "pf")
+    job = wait_status(q, pid, "paused")
+    assert job.attempt == 0  # refunded at suspension, as for waiting
+    for kid in wait_until(lambda: q.sub_jobs(pid), 10, "sub-jobs written"):
+        wait_status(q, kid.id, "completed")
+    probe(q, "pf-probe")
+    assert q.get_job(pid).status.value == "paused"  # type: ignore[union-attr]
+    q.resume_job(pid)
+    assert wait_status(q, pid, "completed").result["values"] == ["pf0", "pf1"]
+
+
 # -- standalone twins, reasons, events -------------------------------------------------------------------------
 def test_standalone_pause_family(q: djobs.Queue, led: Path) -> None:
     store = q.storage

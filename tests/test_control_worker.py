@@ -264,6 +264,45 @@ def test_worker_cancel_job(q: djobs.Queue, led: Path) -> None:
         w.stop(timeout=5)
 
 
+def test_worker_pause_events(q: djobs.Queue, led: Path) -> None:
+    def drain(sub: djobs.Subscription) -> list[djobs.Event]:
+        got = []
+        while (ev := sub.get(timeout=0.3)) is not None:
+            if isinstance(ev, djobs.WorkerPaused | djobs.WorkerResumed):
+                got.append(ev)
+        return got
+
+    sub = q.events()
+    w = in_process_worker(q)
+    w.start()
+    try:
+        w.pause(djobs.PauseMode.AGGRESSIVE, reason="local")
+        w.resume()
+        local = drain(sub)
+        q.pause_worker(w.id)
+        wait_until(lambda: w.is_paused, 3, "the remote pause to reach the worker")
+        q.resume_worker(w.id)
+        wait_until(lambda: not w.is_paused, 3, "the remote resume to reach the worker")
+        remote = drain(sub)
+    finally:
+        sub.close()
+        w.stop(timeout=5)
+    assert [type(e).__name__ for e in local] == ["WorkerPaused", "WorkerResumed"]
+    assert local[0].mode == djobs.PauseMode.AGGRESSIVE  # type: ignore[attr-defined]
+    assert {e.worker_id for e in local + remote} == {w.id}  # type: ignore[attr-defined]
+    names = [type(e).__name__ for e in remote]
+    assert "WorkerPaused" in names and "WorkerResumed" in names
+    assert names.index("WorkerPaused") < len(names) - 1 - names[::-1].index("WorkerResumed")
+    assert all(e.mode == djobs.PauseMode.GRACEFUL for e in remote if isinstance(e, djobs.WorkerPaused))
+    stored = [(e.kind, e.data.get("mode")) for e in q.events_since(0, 1000) if e.worker_id == w.id]
+    assert stored[:4] == [
+        ("worker_paused", "aggressive"),
+        ("worker_resumed", None),
+        ("worker_paused", "graceful"),
+        ("worker_resumed", None),
+    ]
+
+
 # -- graceful stop -------------------------------------------------------------------------------------------------
 def test_graceful_stop_keeps_its_jobs_while_draining(q: djobs.Queue, led: Path, procs: WorkerProcs) -> None:
     """SIGTERM: the worker drains (5 s here, longer than the 2 s stale age); it must keep heartbeating so no
