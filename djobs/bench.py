@@ -31,7 +31,7 @@ from typing import Any
 from djobs.proof.dbutil import Throwaway, is_postgres, throwaway
 from djobs.proof.procs import WorkerProcess
 from djobs.proof.raw import Raw, RawPostgres, RawSqlite
-from djobs.proof.report import BenchReport, BenchRow, median, percentile
+from djobs.proof.report import BenchReport, BenchRow, environment, median, percentile
 
 log = logging.getLogger("djobs.bench")
 
@@ -342,6 +342,7 @@ def run(
         "fanout_width": fanout_width, "fanout_rounds": fanout_rounds, "concurrency": concurrency,
         "repeat": repeat,
     }
+    env = environment()
     rows: list[BenchRow] = []
     errors: list[str] = []
     for url in targets:
@@ -356,4 +357,22 @@ def run(
         errors.extend(b.errors)
     if progress is not None:
         progress("done", 1.0)
-    return BenchReport(rows, params, errors=errors)
+    report = BenchReport(rows, params, env=env, errors=errors)
+    report.env["load_average_at_end"] = round(os.getloadavg()[0], 2)
+    for url in targets:
+        if is_postgres(url):
+            report.env["postgres"] = _server_version(url)
+    return report
+
+
+def _server_version(url: str | None) -> str | None:
+    from djobs.proof.dbutil import split_schema
+
+    try:
+        import psycopg
+
+        with psycopg.connect(split_schema(url or "")[0], connect_timeout=5) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            return str(row[0]) if row else None
+    except Exception:
+        return None

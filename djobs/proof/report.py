@@ -66,6 +66,7 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "sqlite": sqlite3.sqlite_version,
+        "load_average_at_start": round(os.getloadavg()[0], 2),  # a busy machine explains noisy figures
     }
 
 
