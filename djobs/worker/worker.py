@@ -152,6 +152,7 @@ class Worker:
         self._in_cycle = False
         self._stopped = threading.Event()
         self._stopped.set()
+        self._slot_lock = threading.Lock()
         self._paused = False
         self._db_paused = False  # the pause flag as last read from (or written to) the worker's row
         self._control_lock = threading.Lock()
@@ -392,36 +393,73 @@ class Worker:
         entry = _Running(job=job, handler=self.queue.get_handler(job.type), fanout_id=row[19])
         self._ready.setdefault(job.queue, deque()).append(entry)
 
+    # Slots. A sync slot is a pool thread that, when its job ends, takes the next ready job itself: short
+    # jobs then run back to back while the dispatcher is in a database round trip. `_executing` counts busy
+    # slots; it changes under `_slot_lock`, by the dispatcher (launch) and by slot threads (going idle).
     def _launch_ready(self) -> None:
         if self._paused or self._stop.is_set():
             return  # a pause landed while a claim was in flight: these jobs are released, never run
         for name, line in self._ready.items():
             conc = self.queues.get(name, 0)
-            while line and self._executing.get(name, 0) < conc:
-                entry = line.popleft()
-                if not entry.cancel.is_set():  # set when it was taken from us before it started
-                    self._launch(entry)
+            while True:
+                with self._slot_lock:
+                    if not line or self._executing.get(name, 0) >= conc:
+                        break
+                    entry = line.popleft()
+                    if entry.cancel.is_set():  # taken from us before it started: never run it
+                        continue
+                    self._executing[name] = self._executing.get(name, 0) + 1
+                    self._register(entry)
+                self._launch(entry)
 
-    def _release_ready(self) -> None:
-        for line in self._ready.values():
-            while line:
-                self._outcomes.append(_Outcome(line.popleft(), "release", accounted=True))
-
-    def _launch(self, entry: _Running) -> None:
-        job = entry.job
+    def _register(self, entry: _Running) -> None:
         entry.started = time.monotonic()
         self._running[entry.key] = entry
-        self._executing[job.queue] = self._executing.get(job.queue, 0) + 1
+
+    def _next_ready(self, name: str) -> _Running | None:
+        """For a slot whose job just ended: the next ready job, or None (and the slot goes idle)."""
+        with self._slot_lock:
+            line = self._ready.get(name)
+            while line and not self._paused and not self._stop.is_set():
+                entry = line.popleft()
+                if not entry.cancel.is_set():
+                    self._register(entry)
+                    return entry
+            self._executing[name] = max(0, self._executing.get(name, 1) - 1)
+        self._wake.set()
+        return None
+
+    def _release_ready(self) -> None:
+        with self._slot_lock:
+            for line in self._ready.values():
+                while line:
+                    self._outcomes.append(_Outcome(line.popleft(), "release", accounted=True))
+
+    def _announce_start(self, job: Job) -> None:
         if self.queue._bus.has_subscribers:
             self.queue.emit(JobStarted(job_id=job.id, job=job))
         if self.queue._hooks["start"] and self._hook_pool is not None:
             self._hook_pool.submit(self.queue._call_hooks, "start", job)
+
+    def _launch(self, entry: _Running) -> None:
+        self._announce_start(entry.job)
         if entry.handler.is_async:
             loop = self._ensure_loop()
             entry.loop = loop
             asyncio.run_coroutine_threadsafe(self._execute_async(entry), loop)
         else:
-            self._pools[job.queue].submit(self._execute_sync, entry)
+            self._pools[entry.job.queue].submit(self._run_slot, entry)
+
+    def _run_slot(self, entry: _Running | None) -> None:
+        while entry is not None:
+            self._execute_sync(entry)
+            queue = entry.job.queue
+            entry = self._next_ready(queue)
+            if entry is not None:
+                if entry.handler.is_async:  # an async job goes to the loop; this slot stays counted for it
+                    self._launch(entry)
+                    return
+                self._announce_start(entry.job)
 
     def _prefetch(self, name: str) -> int:
         """Jobs to hold ready beyond the free slots, so short jobs never wait for a database round trip.
@@ -430,7 +468,7 @@ class Worker:
         if self.prefetch is not None:
             return self.prefetch
         avg = self._avg_ms.get(name)
-        return self.queues.get(name, 0) if avg is not None and avg < 20.0 else 0
+        return 4 * self.queues.get(name, 0) if avg is not None and avg < 20.0 else 0
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -466,25 +504,32 @@ class Worker:
         self._finish(entry, value=value)
 
     async def _execute_async(self, entry: _Running) -> None:
-        entry.task = asyncio.current_task()
-        try:
-            args = entry.handler.decode(entry.job.args)
-        except TypeError as exc:
-            self._finish(entry, exc=exc, bad_args=True)
-            return
         from djobs.context import _current
 
-        ctx = self._context(entry)
-        token = _current.set(ctx)
+        entry.task = asyncio.current_task()
         try:
-            params = (ctx, args) if entry.handler.wants_ctx else (args,) if entry.handler.takes_args else ()
-            value = await entry.handler.fn(*params)
-        except BaseException as exc:
-            self._finish(entry, exc=exc)
-            return
+            try:
+                args = entry.handler.decode(entry.job.args)
+            except TypeError as exc:
+                self._finish(entry, exc=exc, bad_args=True)
+                return
+            ctx = self._context(entry)
+            token = _current.set(ctx)
+            try:
+                params = (ctx, args) if entry.handler.wants_ctx else (args,) if entry.handler.takes_args else ()
+                value = await entry.handler.fn(*params)
+            except BaseException as exc:
+                self._finish(entry, exc=exc)
+                return
+            finally:
+                _current.reset(token)
+            self._finish(entry, value=value)
         finally:
-            _current.reset(token)
-        self._finish(entry, value=value)
+            self._slot_idle(entry.job.queue)
+
+    def _slot_idle(self, name: str) -> None:
+        with self._slot_lock:
+            self._executing[name] = max(0, self._executing.get(name, 1) - 1)
 
     def _finish(self, entry: _Running, value: Any = None, exc: BaseException | None = None, bad_args: bool = False) -> None:
         """Turn a handler's ending into an outcome for the dispatcher to write (never writes itself).
@@ -562,7 +607,6 @@ class Worker:
             entry = self._running.get(o.entry.key)
             if entry is o.entry:
                 q = entry.job.queue
-                self._executing[q] = max(0, self._executing.get(q, 1) - 1)
                 took = (o.finished - entry.started) * 1000
                 prev = self._avg_ms.get(q)
                 self._avg_ms[q] = took if prev is None else prev * 0.8 + took * 0.2
@@ -773,9 +817,9 @@ class Worker:
         for entry in held:
             if entry.key not in owned:
                 entry.cancel.set()  # prefetched but taken away before it started: never launch it
-        for line in self._ready.values():
-            for entry in [e for e in list(line) if e.cancel.is_set()]:
-                with contextlib.suppress(ValueError):
+        with self._slot_lock:
+            for line in self._ready.values():
+                for entry in [e for e in line if e.cancel.is_set()]:
                     line.remove(entry)
         for key, entry in candidates:
             if key not in owned and not entry.cancel.is_set():
