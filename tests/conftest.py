@@ -83,3 +83,18 @@ def queue(store: object) -> object:
     import djobs
 
     return djobs.Queue(store)  # type: ignore[arg-type]
+
+
+# Tests that restart the shared PostgreSQL server would cut every other test's connections: they run in a
+# second, serial pytest pass (scripts/test), never beside others.
+SERIAL_MARKERS = ("postgres_restart",)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "serial: restarts shared services; run alone (scripts/test runs them last)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(m in item.name for m in SERIAL_MARKERS):
+            item.add_marker(pytest.mark.serial)
