@@ -202,25 +202,31 @@ def _freeze(w: WorkerProc, db_url: str, queue: djobs.Queue) -> None:
 
 def test_late_outcome_of_a_worker_presumed_dead_is_dropped(db_url: str, queue: djobs.Queue, procs: Procs,
                                                           tmp_path: Path) -> None:
+    """Worker A is frozen mid-job (alive but silent); B reclaims and completes the job. A's handler is let go
+    while A is still frozen, so the moment A thaws its outcome is ready to write, before A's maintenance can
+    notice the loss: the ownership-guarded write must match nothing, and A fires no hook and logs no event."""
     register_names(queue)
     ledger = _ledger(tmp_path)
-    a = procs.start(db_url, ledger.path, "--only", "stall_first", "--hooks")
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    a = procs.start(db_url, ledger.path, "--only", "gated", "--hooks")
     a_id = a.worker_id()
-    jid = queue.enqueue("stall_first", {"seconds": 3})
+    jid = queue.enqueue("gated", {"gates": str(gates)})
     wait_until(lambda: ledger.records("start", jid), 60, "attempt 1 started")
     _freeze(a, db_url, queue)  # alive, but silent: no heartbeats
     try:
-        b = procs.start(db_url, ledger.path, "--only", "stall_first", "--hooks")
+        (gates / "go2").touch()  # the reclaimed attempt finishes at once
+        b = procs.start(db_url, ledger.path, "--only", "gated", "--hooks")
         b_id = b.worker_id()
         done = wait_until(
             lambda: (j := _job(queue, jid)).status == djobs.JobStatus.COMPLETED and j,
             STALE_AGE + 30,
             "the job reclaimed and completed by the second worker",
         )
+        assert done.result == {"pid": b.pid, "attempt": 2}
+        (gates / "go1").touch()  # the frozen handler returns the instant its process thaws
     finally:
         a.signal(signal.SIGCONT)
-    assert done.result == {"pid": b.pid, "attempt": 2}
-    # The first worker wakes up, its handler returns; its outcome must be dropped.
     wait_until(lambda: [r for r in ledger.records("end", jid) if r["pid"] == a.pid], 30, "the loser's handler returned")
     a.signal(signal.SIGTERM)
     assert a.wait(60) == 0, a.tail()  # drained: every outcome it had was written or dropped, hooks ran
