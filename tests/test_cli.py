@@ -241,8 +241,7 @@ def test_enqueue_args_from_file_and_stdin(cli, tmp_path):
 def test_bad_input_exits_2_with_a_message(cli, args, message):
     stderr = cli.fails(2, *args)
     assert message in stderr
-    if message and not message[0].isupper():  # djobs's own errors are one line; Click's usage errors are not
-        assert one_line(stderr).startswith("djobs: ")
+    assert one_line(stderr).startswith("djobs: ")  # Click's usage errors too are one line
 
 
 def test_unique_duplicate_fails_or_skips(cli):

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 import typer
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # Typer vendors Click since 0.26
 from typer.core import TyperGroup
 
 from djobs.cli import common
@@ -28,7 +29,10 @@ class DjobsGroup(TyperGroup):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if ctx.parent is None:
             args = hoist_global_flags(args)
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except UsageError as exc:
+            raise _usage_exit(exc) from None
 
     def _main_shell_completion(self, ctx_args: Any, prog_name: str, complete_var: str | None = None) -> None:
         # With add_completion=False Typer never registers its shell classes; `_DJOBS_COMPLETE=source_bash`
@@ -42,8 +46,10 @@ class DjobsGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, typer.TyperException):
-            raise
+        except UsageError as exc:
+            raise _usage_exit(exc) from None
+        except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
+            raise  # BrokenPipeError (`djobs jobs | head`): Typer quiets it
         except KeyboardInterrupt:
             raise typer.Exit(code=130) from None
         except Exception as exc:
@@ -62,6 +68,16 @@ class DjobsGroup(TyperGroup):
         finally:
             if isinstance(ctx.obj, common.State):
                 ctx.obj.close()
+
+
+def _usage_exit(exc: UsageError) -> BaseException:
+    """Click's usage errors as one line on stderr (exit 2); `--help` pages are left alone."""
+    if isinstance(exc, NoArgsIsHelpError) or getattr(exc.ctx, "resilient_parsing", False):
+        return exc
+    where = exc.ctx.command_path if exc.ctx is not None else "djobs"
+    message = " ".join(exc.format_message().split())
+    print(f"djobs: {message} (see '{where} --help')", file=sys.stderr)
+    return typer.Exit(code=common.EXIT_USAGE)
 
 
 def hoist_global_flags(args: list[str]) -> list[str]:
