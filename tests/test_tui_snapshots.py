@@ -17,6 +17,7 @@ import pytest
 import djobs
 from djobs.tui import make_app
 from djobs.tui.screens.detail import JobDetailScreen
+from djobs.tui.screens.dialogs import ConfirmScreen
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 T = NOW.timestamp()
@@ -138,6 +139,8 @@ def test_confirm_dialog(frozen_app: Any, snap_compare: Any) -> None:
         jobs.focus()
         assert jobs.select_key("job-0004")
         await pilot.press("c")
-        await pilot.pause()
+        while not isinstance(pilot.app.screen, ConfirmScreen):
+            await pilot.pause(0.02)
+        await pilot.pause(0.2)  # the footer recomposes for the dialog's keys
 
     assert snap_compare(frozen_app, terminal_size=SIZE, run_before=ask)

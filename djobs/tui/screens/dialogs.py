@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -33,6 +33,7 @@ class ConfirmScreen(ModalScreen[bool]):
             with Horizontal(classes="buttons"):
                 yield Button("Yes (y)", variant="error", id="yes")
                 yield Button("No (n)", variant="primary", id="no")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -93,6 +94,7 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
             with Horizontal(classes="buttons"):
                 yield Button("Enqueue (ctrl+s)", variant="success", id="submit")
                 yield Button("Cancel (esc)", id="cancel")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#enqueue-type").focus()

@@ -15,8 +15,11 @@ from textual.message import Message
 from textual.widgets import Input
 
 from ..data import JobFilter
-from ..format import age, one_line, progress_cell, short_id, status_text
+from ..format import age, one_line, progress_cell, short_id, status_text, status_value
 from .table import LiveTable, Row
+
+#: Statuses whose last reported progress is history, not news: the table leaves the cell empty.
+FINISHED = frozenset({"completed", "failed", "cancelled"})
 
 
 class FilterBar(Input):
@@ -83,7 +86,9 @@ class JobsTable(LiveTable):
                         status_text(job.status),
                         str(job.priority),
                         f"{job.attempt}/{(job.max_retries or 0) + 1}",
-                        progress_cell(getattr(job, "progress", None)),
+                        ""
+                        if status_value(job.status) in FINISHED
+                        else progress_cell(getattr(job, "progress", None)),
                         age(job.created_at, now),
                         Text(error, style="red") if error else "",
                     ),
