@@ -20,7 +20,7 @@ from djobs.cli import app
 
 ALLOWED = {0, 1, 2, 78}
 SETTINGS = settings(
-    max_examples=int(__import__("os").environ.get("CLI_FUZZ_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    max_examples=int(__import__("os").environ.get("CLI_FUZZ_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
 
 HANDLERS = """

@@ -231,7 +231,7 @@ def test_reload_restarts_the_worker_when_a_handler_file_changes(sqlite_project):
 
 def test_toml_workflow_with_fan_out_resumes_after_kill_9(project):
     log = project.root / "wf.log"
-    job_id = project.ok("enqueue", "wf", "--args", json.dumps({"log": str(log), "sleep": 3})).strip()
+    job_id = project.ok("enqueue", "wf", "--args", json.dumps({"log": str(log), "sleep": 2})).strip()
     first = project.spawn("worker", "--no-scheduler", name="first")
     wait_until(lambda: "part " in project.text("wf.log"), what="a fan-out sub-job to start")
     first.kill()  # SIGKILL mid-workflow: the sub-jobs are running, the parent is waiting

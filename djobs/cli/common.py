@@ -142,20 +142,16 @@ def exit_code_for(exc: BaseException) -> int | None:
 
 
 def error_message(exc: BaseException) -> str:
-    """One line for stderr: the exception's message, newlines folded."""
-    text = str(exc).strip() or type(exc).__name__
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if len(lines) > 1:
-        return f"{lines[0]} (and {len(lines) - 1} more; see `djobs config check`)" if isinstance(
-            exc, _config_error_type()
-        ) else "; ".join(lines)
-    return lines[0] if lines else type(exc).__name__
+    """One line for stderr: the exception's message with newlines folded.
 
-
-def _config_error_type() -> type[BaseException]:
+    A config with several problems shows the first and points to `djobs config check` for the rest.
+    """
     import djobs
 
-    return djobs.ConfigError  # type: ignore[no-any-return]
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    if len(lines) > 1 and isinstance(exc, djobs.ConfigError):
+        return f"{lines[0]} (and {len(lines) - 1} more; see `djobs config check`)"
+    return "; ".join(lines)
 
 
 class UsageProblem(Exception):
