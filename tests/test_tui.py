@@ -603,6 +603,38 @@ def test_database_error_at_the_poll_boundary_does_not_crash(sqlite_url: str) -> 
         store.close()
 
 
+def test_jobs_table_pages_through_older_jobs(sqlite_url: str) -> None:
+    store = djobs.connect(sqlite_url)
+    queue = djobs.Queue(store)
+    queue.register("a", lambda args: None)
+    ids = [queue.enqueue("a", i) for i in range(5)]
+    newest_first = [str(j.id) for j in queue.list_jobs(limit=10)]
+    assert sorted(newest_first) == sorted(ids)
+
+    async def scenario() -> None:
+        app = make_app(queue, refresh=REFRESH, job_window=2)
+        async with app.run_test(size=SIZE) as pilot:
+            jobs = table(app, "jobs")
+            await wait_for(pilot, lambda: jobs.keys() == newest_first[:2], "the newest window")
+            await pilot.press("right_square_bracket")
+            await wait_for(pilot, lambda: jobs.keys() == newest_first[2:4], "the next older window")
+            assert "3–4" in str(jobs.border_title)
+            await pilot.press("right_square_bracket")
+            await wait_for(pilot, lambda: jobs.keys() == newest_first[4:], "the oldest window")
+            await pilot.press("right_square_bracket")  # nothing older: stays
+            await pilot.pause(0.5)
+            assert jobs.keys() == newest_first[4:]
+            await pilot.press("left_square_bracket")
+            await wait_for(pilot, lambda: jobs.keys() == newest_first[2:4], "one window newer")
+            await pilot.press("left_square_bracket")
+            await wait_for(pilot, lambda: jobs.keys() == newest_first[:2], "back to the newest")
+
+    try:
+        run(scenario)
+    finally:
+        store.close()
+
+
 # ---- pure parts ----
 
 

@@ -28,18 +28,22 @@ def make_app(
     refresh: float = 1.0,
     clock: Callable[[], datetime] | None = None,
     subtitle: str | None = None,
+    job_window: int | None = None,
 ) -> DjobsApp:
     """The dashboard app over `queue`, refreshing every `refresh` seconds.
 
     `clock` replaces "now" for ages and times shown (snapshot tests freeze it); `subtitle` goes in the
-    header (the CLI shows the database there)."""
-    from .data import FirstRead, Poller
+    header (the CLI shows the database there); `job_window` is the number of rows in the jobs table."""
+    from .data import JOB_WINDOW, FirstRead, Poller
 
     # Start reading before importing Textual: the first frame waits for whichever is slower, not both.
-    first = FirstRead(Poller(queue, clock=clock))
+    window = job_window or JOB_WINDOW
+    first = FirstRead(Poller(queue, job_window=window, clock=clock))
     from .app import DjobsApp
 
-    return DjobsApp(queue, refresh=refresh, clock=clock, subtitle=subtitle, first_read=first)
+    return DjobsApp(
+        queue, refresh=refresh, clock=clock, subtitle=subtitle, job_window=window, first_read=first
+    )
 
 
 def run(queue: djobs.Queue, config: Any = None, *, refresh: float | None = None) -> None:

@@ -10,6 +10,7 @@ Actions run in thread workers too and end in a notification saying what happened
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable
@@ -211,6 +212,17 @@ class DjobsApp(App[None]):
             return
         self.query_one(FilterBar).action_close()
         self.query_one(JobsTable).border_title = "jobs · " + (self.job_filter.describe() or "all")
+        self.action_refresh_now()
+
+    def page_jobs(self, delta: int) -> None:
+        """Show the next older (`delta` 1) or newer (-1) window of jobs."""
+        snap = self.snapshot
+        if snap is None or snap.job_filter != self.job_filter:
+            return  # the page asked for last is not shown yet
+        page = self.job_filter.page + delta
+        if page < 0 or (delta > 0 and len(snap.jobs) < self.job_window):
+            return  # already at the newest, or nothing older
+        self.job_filter = dataclasses.replace(self.job_filter, page=page)
         self.action_refresh_now()
 
     def open_job(self, job_id: str) -> None:

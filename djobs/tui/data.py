@@ -39,6 +39,8 @@ class JobFilter:
     status: str | None = None
     queue: str | None = None
     type: str | None = None
+    #: Which window of `JOB_WINDOW` rows: 0 the newest, 1 the next older ones… (`]` and `[` in the table).
+    page: int = 0
 
     @classmethod
     def parse(cls, text: str, known_queues: Sequence[str] = ()) -> JobFilter:
@@ -68,7 +70,7 @@ class JobFilter:
                 values["queue"] = word
             else:
                 values["type"] = word
-        return cls(**values)
+        return cls(status=values.get("status"), queue=values.get("queue"), type=values.get("type"))
 
     def describe(self) -> str:
         parts = [
@@ -77,7 +79,7 @@ class JobFilter:
         return " ".join(parts)
 
     def __bool__(self) -> bool:
-        return bool(self.status or self.queue or self.type)
+        return bool(self.status or self.queue or self.type or self.page)
 
 
 @dataclass
@@ -139,7 +141,11 @@ class Poller:
         workers = list(q.workers())
         jobs = list(
             q.list_jobs(
-                status=job_filter.status, queue=job_filter.queue, type=job_filter.type, limit=self.job_window
+                status=job_filter.status,
+                queue=job_filter.queue,
+                type=job_filter.type,
+                limit=self.job_window,
+                offset=job_filter.page * self.job_window,
             )
         )
         schedules = list(q.schedules())

@@ -70,6 +70,8 @@ class JobsTable(LiveTable):
         Binding("u", "resume", "Resume job"),
         Binding("c", "cancel", "Cancel job"),
         Binding("t", "retry", "Retry job"),
+        Binding("right_square_bracket", "page(1)", "Older jobs", show=False),
+        Binding("left_square_bracket", "page(-1)", "Newer jobs", show=False),
     ]
 
     def update_from(self, jobs: list[Any], job_filter: JobFilter, window: int, now: datetime) -> None:
@@ -95,10 +97,20 @@ class JobsTable(LiveTable):
                 )
             )
         self.sync(rows)
-        shown = f"newest {len(jobs)}" if len(jobs) >= window else f"{len(jobs)} jobs"
-        title = f"jobs · {shown}" + (f" · {job_filter.describe()}" if job_filter else "")
+        if job_filter.page:
+            first = job_filter.page * window + 1
+            shown = f"{first:,}–{first + len(jobs) - 1:,} newest ([ newer, ] older)"
+        elif len(jobs) >= window:
+            shown = f"newest {len(jobs)} (] older)"
+        else:
+            shown = f"{len(jobs)} jobs"
+        described = job_filter.describe()
+        title = f"jobs · {shown}" + (f" · {described}" if described else "")
         if title != self.border_title:  # setting it repaints the whole table
             self.border_title = title
+
+    def action_page(self, delta: int) -> None:
+        self.djobs_app.page_jobs(delta)
 
     def action_open(self) -> None:
         if (job_id := self.selected_key()) is not None:
