@@ -5,6 +5,12 @@
     djobs.tui.run(queue)                      # what `djobs tui` does
     app = djobs.tui.make_app(queue, refresh=0.5)   # the same app, for tests: `async with app.run_test()`
 
+Keys (the footer shows those of the focused panel): Tab or 1-4 move between the queues, workers,
+schedules and jobs panels; in the jobs table Enter opens the job, p/P pause it (graceful/aggressive),
+u resumes, c cancels (after a confirmation), t retries, ] and [ page to older/newer jobs; in the queues,
+workers and schedules panels p/P/u pause and resume the selected row; / filters the jobs
+(`status:failed queue:emails type:send-email`), n enqueues a job, F5 refreshes now, q quits.
+
 Only this package imports Textual, and it reads the database through the public `djobs.Queue` API only.
 """
 
