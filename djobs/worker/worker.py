@@ -180,6 +180,11 @@ class Worker:
         return len(self._running)
 
     @property
+    def stopping(self) -> bool:
+        """True from the moment a stop was asked (stop(), SIGTERM, SIGINT): the drain has begun."""
+        return self._stop.is_set()
+
+    @property
     def is_running(self) -> bool:
         return not self._stopped.is_set()
 
