@@ -129,12 +129,18 @@ def bench_table(report: BenchReport) -> Table:
 
 def bench_notes(report: BenchReport) -> list[str]:
     """What each measure and its raw baseline are, once per distinct note (printed under the table)."""
-    seen: dict[str, str] = {}
+    notes: dict[str, dict[str, str]] = {}  # measure -> note -> backends
     for r in report.rows:
         key = next((k for k in ("dispatch latency", "end-to-end") if r.metric.startswith(k)), r.metric)
-        if r.note and key not in seen:
-            seen[key] = f"{key}: {r.note}"
-    return list(seen.values())
+        if r.note:
+            backends = notes.setdefault(key, {}).setdefault(r.note, "")
+            if r.backend not in backends.split(", "):
+                notes[key][r.note] = f"{backends}, {r.backend}" if backends else r.backend
+    out = []
+    for key, by_note in notes.items():
+        for note, backends in by_note.items():
+            out.append(f"{key}{f' ({backends})' if len(by_note) > 1 else ''}: {note}")
+    return out
 
 
 def reading(report: BenchReport) -> str:
