@@ -30,7 +30,9 @@ def test_tiny_bench_measures_every_figure_beside_its_baseline(db_url: str) -> No
         "enqueue, 1 per call",
         "enqueue, batches of 100",
         "end-to-end, 1 process",
+        "end-to-end, 1 process, vs raw batched",
         "end-to-end, 2 processes",
+        "end-to-end, 2 processes, vs raw batched",
         "dispatch latency p50",
         "dispatch latency p95",
         "dispatch latency p99",
@@ -42,8 +44,11 @@ def test_tiny_bench_measures_every_figure_beside_its_baseline(db_url: str) -> No
         assert r.djobs is not None and r.djobs > 0 and r.raw is not None and r.raw > 0, r
         assert r.ratio == pytest.approx(r.djobs / r.raw)
         assert r.higher_is_better is (r.unit != "ms")
-    p50, p99 = report.rows[4], report.rows[6]
+    p50, p99 = report.row(backend, "dispatch latency p50"), report.row(backend, "dispatch latency p99")
+    assert p50 is not None and p99 is not None
     assert p50.djobs is not None and p99.djobs is not None and p50.djobs <= p99.djobs
+    e2e, batched = report.row(backend, "end-to-end, 1 process"), report.row(backend, "end-to-end, 1 process, vs raw batched")
+    assert e2e is not None and batched is not None and e2e.djobs == batched.djobs and e2e.raw != batched.raw
     assert seen and seen == sorted(seen) and seen[-1] == 1.0
 
     data = json.loads(report.to_json())

@@ -38,6 +38,8 @@ def test_raw_measures_return_rates_and_do_the_work(raw: Raw) -> None:
     assert _count(raw, "pending") == 200
     assert raw.drain(300, processes=2) > 0  # raises unless the children completed all 300
     assert _count(raw, "completed") == 300 and _count(raw, "pending") == 0
+    assert raw.drain(305, processes=2, batch=10) > 0  # batched claim and complete, a partial last batch
+    assert _count(raw, "completed") == 305 and _count(raw, "pending") == 0
     assert raw.durable_steps(5, steps=10) > 0
     rounds = raw.fanout_roundtrip(10, rounds=2)
     assert len(rounds) == 2 and all(t > 0 for t in rounds)

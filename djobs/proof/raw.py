@@ -161,14 +161,21 @@ class Raw(ABC):
                 raise RuntimeError(f"raw {role} child did not start (said {line!r})")
         return procs
 
-    def drain(self, n: int, processes: int = 1) -> float:
-        """End-to-end no-op throughput: n pre-enqueued jobs, claim 1 + complete 1 per transaction."""
+    def complete_many(self, conn: Any, job_ids: list[Any], worker: str) -> None:
+        self.begin_write(conn)
+        now = time.time()
+        conn.cursor().executemany(self.complete_sql, [(now, "null", None, job_id, worker) for job_id in job_ids])
+        self.commit(conn)
+
+    def drain(self, n: int, processes: int = 1, batch: int = 1) -> float:
+        """End-to-end no-op throughput: n pre-enqueued jobs drained by `processes` processes, each claiming
+        `batch` jobs in one statement and completing them in one transaction."""
         conn = self.connect()
         try:
             self._seed(conn, n)
         finally:
             conn.close()
-        procs = self._children("drain", processes)
+        procs = self._children("drain", processes, [str(batch)])
         t0 = time.perf_counter()
         for p in procs:
             assert p.stdin is not None
@@ -408,23 +415,26 @@ def _child_backend(argv: list[str]) -> tuple[Raw, list[str]]:
     return RawPostgres(argv[1], argv[2]), argv[3:]
 
 
-def _child_drain(raw: Raw) -> None:
+def _child_drain(raw: Raw, batch: int) -> None:
     conn = raw.connect()
     worker = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
     print("ready", flush=True)
     sys.stdin.readline()
     done = 0
     while True:
-        rows = raw.claim(conn, worker, 1)
+        rows = raw.claim(conn, worker, batch)
         if not rows:
             break
-        raw.complete(conn, rows[0][0], worker)
-        done += 1
+        if batch == 1:
+            raw.complete(conn, rows[0][0], worker)
+        else:
+            raw.complete_many(conn, [r[0] for r in rows], worker)
+        done += len(rows)
     conn.close()
     print(done, flush=True)
 
 
-def _child_listen(raw: Raw) -> None:
+def _child_listen(raw: Raw, _extra: list[str]) -> None:
     """Claim each new job as soon as the backend's wake-up says one was committed; exit on stdin EOF."""
     import threading
 
@@ -451,8 +461,11 @@ def _child_listen(raw: Raw) -> None:
 
 def main(argv: list[str]) -> None:
     role, rest = argv[0], argv[1:]
-    raw, _ = _child_backend(rest)
-    {"drain": _child_drain, "listen": _child_listen}[role](raw)
+    raw, extra = _child_backend(rest)
+    if role == "drain":
+        _child_drain(raw, int(extra[0]) if extra else 1)
+    else:
+        _child_listen(raw, extra)
 
 
 if __name__ == "__main__":

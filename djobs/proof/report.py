@@ -132,6 +132,8 @@ def bench_notes(report: BenchReport) -> list[str]:
     notes: dict[str, dict[str, str]] = {}  # measure -> note -> backends
     for r in report.rows:
         key = next((k for k in ("dispatch latency", "end-to-end") if r.metric.startswith(k)), r.metric)
+        if r.metric.endswith("vs raw batched"):
+            key = "end-to-end vs raw batched"
         if r.note:
             backends = notes.setdefault(key, {}).setdefault(r.note, "")
             if r.backend not in backends.split(", "):
