@@ -102,7 +102,9 @@ class _Run:
         self.kills = kills if chaos else 0
         self.chaos = chaos
         self.db_restart = db_restart
-        self.rng = random.Random(seed)
+        # One generator per thread, each derived from the seed, so a seed replays the same choices.
+        self.rng = random.Random(seed)  # the load
+        self.chaos_rng = random.Random(seed + 1)  # when and whom to kill
         self.seed = seed
         self.settle_timeout = settle_timeout
         self.progress = progress or (lambda _msg, _frac: None)
@@ -196,11 +198,12 @@ class _Run:
             if not self._sleep_until(self._elapsed() + tick):
                 break
 
-    def unique_storm(self) -> None:
+    def unique_storm(self, index: int) -> None:
         import djobs
 
+        rng = random.Random(self.seed + 2 + index)
         while self._elapsed() < self.load_window and not self.stop.is_set():
-            key = self.rng.choice(UNIQUE_KEYS)
+            key = rng.choice(UNIQUE_KEYS)
             try:
                 self._seed("unique", "selftest.unique", {"key": key, "sleep": 0.3}, unique=key)
                 self.stats["unique_enqueued"] += 1
@@ -209,7 +212,7 @@ class _Run:
             except Exception as exc:  # the contract is a job id or DuplicateJob: anything else is a finding
                 self._finding(f"enqueue with a unique key raised {type(exc).__name__} (not DuplicateJob): "
                               f"{(str(exc).strip().splitlines() or [''])[0]}")
-            self.stop.wait(self.rng.uniform(0.01, 0.04))
+            self.stop.wait(rng.uniform(0.01, 0.04))
 
     def _finding(self, message: str) -> None:
         with self.lock:
@@ -228,9 +231,9 @@ class _Run:
             alive = [p for p in self.procs if p.alive() and p.slot not in self.stopping]
             if not alive:
                 return
-            proc = self.rng.choice(alive)
+            proc = self.chaos_rng.choice(alive)
             self._record(proc.kill())
-        time.sleep(self.rng.uniform(0.0, 0.5))
+        time.sleep(self.chaos_rng.uniform(0.0, 0.5))
         with self.slot_lock:
             if not proc.alive():
                 proc.start()
@@ -241,7 +244,7 @@ class _Run:
             alive = [p for p in self.procs if p.alive() and p.slot not in self.stopping]
             if not alive:
                 return
-            proc = self.rng.choice(alive)
+            proc = self.chaos_rng.choice(alive)
             self.stopping.add(proc.slot)
         try:
             self._record(proc.terminate(timeout=STOP_TIMEOUT))
@@ -269,10 +272,10 @@ class _Run:
     def chaos_plan(self) -> list[tuple[float, Callable[[], None]]]:
         d = self.duration
         plan: list[tuple[float, Callable[[], None]]] = [
-            (self.rng.uniform(0.1 * d, 0.9 * d), self.kill_one) for _ in range(self.kills)
+            (self.chaos_rng.uniform(0.1 * d, 0.9 * d), self.kill_one) for _ in range(self.kills)
         ]
         if self.chaos:
-            plan.append((self.rng.uniform(0.3 * d, 0.7 * d), self.graceful_stop_one))
+            plan.append((self.chaos_rng.uniform(0.3 * d, 0.7 * d), self.graceful_stop_one))
         if self.db_restart:
             plan.append((0.45 * d, self.restart_database))
         plan.sort(key=lambda e: e[0])
@@ -356,8 +359,8 @@ class _Run:
                 p.wait_ready(60)
             self.t0 = time.monotonic()
             self.queue.schedule("selftest.tick", djobs.every(timedelta(seconds=1)), name=SCHEDULE_NAME)
-            threads = [threading.Thread(target=self.unique_storm, name="selftest-unique", daemon=True)
-                       for _ in range(3)]
+            threads = [threading.Thread(target=self.unique_storm, args=(i,), name="selftest-unique", daemon=True)
+                       for i in range(3)]
             chaos = threading.Thread(target=self.run_chaos, args=(self.chaos_plan(),), name="selftest-chaos",
                                      daemon=True)
             for t in [*threads, chaos]:
