@@ -160,7 +160,7 @@ def test_pause_queue_stops_worker_and_worker_pause(
                 pilot, lambda: any("Pause queue work: done" in m for m in app.history), "notification"
             )
             held = queue.enqueue("noop", 2)
-            await asyncio.sleep(1.5)  # the worker polls every 50 ms: plenty of chances to claim, if it would
+            await asyncio.sleep(1.0)  # the worker polls every 50 ms: twenty chances to claim, if it would
             assert job_status(queue, held) == "pending"
             await pilot.press("u")
             await wait_for(pilot, lambda: not queue.is_queue_paused("work"), "queue resumed from the TUI")
@@ -174,7 +174,7 @@ def test_pause_queue_stops_worker_and_worker_pause(
             await pilot.press("p")
             await wait_for(pilot, lambda: live_workers(queue)[0].paused, "worker paused from the TUI")
             held = queue.enqueue("noop", 3)
-            await asyncio.sleep(1.5)
+            await asyncio.sleep(1.0)
             assert job_status(queue, held) == "pending"
             await pilot.press("u")
             await wait_for(pilot, lambda: not live_workers(queue)[0].paused, "worker resumed")
