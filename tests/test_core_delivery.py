@@ -272,7 +272,7 @@ def test_sigterm_releases_a_job_longer_than_the_drain_timeout(db_url: str, queue
     register_names(queue)
     ledger = _ledger(tmp_path)
     w = procs.start(db_url, ledger.path, "--only", "slow", "--drain-timeout", "0.5")
-    seconds = 60 if coop else 4  # an uncooperative handler keeps its thread until it returns
+    seconds = 60 if coop else 2.5  # an uncooperative handler keeps its thread until it returns
     jid = queue.enqueue("slow", {"seconds": seconds, "coop": coop})
     wait_until(lambda: ledger.records("start", jid), 60, "the job started")
     w.signal(signal.SIGTERM)
@@ -303,20 +303,8 @@ def _pg_cluster() -> tuple[str, str]:
     return (versions[-1] if versions else "15"), "main"
 
 
-def _pg_restart_opted_in() -> bool:
-    """DJOBS_TEST_PG_RESTART=1, read from the process's original environment too: tests/conftest.py strips
-    DJOBS_* variables (other than DJOBS_TEST_PG_URL and DJOBS_SOAK) before test modules are imported."""
-    if os.environ.get("DJOBS_TEST_PG_RESTART") == "1":
-        return True
-    try:
-        with open("/proc/self/environ", "rb") as f:
-            return b"DJOBS_TEST_PG_RESTART=1" in f.read().split(b"\0")
-    except OSError:
-        return False
-
-
 @pytest.mark.skipif(
-    not _pg_restart_opted_in(),
+    os.environ.get("DJOBS_TEST_PG_RESTART") != "1",
     reason="restarts the shared PostgreSQL server: opt in with DJOBS_TEST_PG_RESTART=1",
 )
 def test_worker_recovers_by_itself_from_a_postgres_restart_mid_drain(pg_url: str, procs: Procs,
@@ -363,11 +351,12 @@ def test_worker_recovers_by_itself_from_a_postgres_restart_mid_drain(pg_url: str
 
 
 def _drain_under_load(db_url: str, queue: djobs.Queue, procs: Procs, ledger: Ledger, n: int) -> tuple[list[str], Any, Any]:
-    ids = queue.enqueue_many([djobs.Sub("slow", {"seconds": 0.03}) for _ in range(n)])
     a = procs.start(db_url, ledger.path, "--only", "slow", "--queues", '{"default": 4}')
-    wait_until(lambda: len(ledger.records("end")) >= 20, 60, "worker a busy")
     b = procs.start(db_url, ledger.path, "--only", "slow", "--queues", '{"default": 4}')
-    wait_until(lambda: _registered(queue, b), 60, "worker b registered")
+    for w in (a, b):
+        wait_until(lambda w=w: _registered(queue, w), 60, f"worker {w.pid} registered")
+    ids = queue.enqueue_many([djobs.Sub("slow", {"seconds": 0.03}) for _ in range(n)])
+    wait_until(lambda: len([r for r in ledger.records("end") if r["pid"] == a.pid]) >= 20, 60, "worker a busy")
     assert status_counts(queue).get("pending", 0) > 50, "too little work left to interrupt"
     return ids, a, b
 
