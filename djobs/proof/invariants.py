@@ -230,7 +230,7 @@ def check_plain_at_least_once(s: Snapshot) -> Verdict:
     grace = 60.0 if s.restarts else OUTCOME_GRACE
     bad: list[str] = []
     plain = [j for j in s.jobs if s.seeded.get(j.id) in ("plain", "slow")]
-    reexec = 0
+    reexec = cut = 0
     for job in plain:
         starts, ends = starts_of.get(job.id, []), ends_of.get(job.id, [])
         if job.status == "completed" and (not starts or not ends):
@@ -241,6 +241,8 @@ def check_plain_at_least_once(s: Snapshot) -> Verdict:
             end = next((e for e in ends if e["pid"] == r["pid"] and r["ts"] <= e["ts"] <= until), None)
             if end is not None:
                 until = min(until, end["ts"] + grace)
+            else:
+                cut += 1
             if not _explained(s, r["pid"], r["ts"], until):
                 bad.append(
                     f"job {job.id} ran {len(starts)} times; run {k + 1} (process {r['pid']}) was not interrupted"
@@ -255,7 +257,8 @@ def check_plain_at_least_once(s: Snapshot) -> Verdict:
     return _verdict(
         "plain jobs ran at least once; re-runs = interruptions",
         len(plain),
-        f"{len(plain)} plain jobs, {reexec} re-execution(s), each after a kill or stop of its process",
+        f"{len(plain)} plain jobs; {reexec} re-execution(s), each after its process was stopped: {cut} cut "
+        f"short mid-handler, {reexec - cut} lost their outcome between handler end and write",
         bad,
     )
 
