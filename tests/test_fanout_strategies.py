@@ -89,6 +89,7 @@ def _fanout_basic(q: djobs.Queue, led: Path, pid: str, worker: djobs.Worker) -> 
     children = q.sub_jobs(pid)
     assert [j.parent_id for j in children] == [pid] * 5
     assert sorted(j.args["tag"] for j in children) == [f"b{i}" for i in range(5)]
+    assert sorted((j.args["tag"], j.priority) for j in children) == [(f"b{i}", i) for i in range(5)]
     open_gate(led, "go")
     job = wait_status(q, pid, "completed")
     assert job.attempt == 1
@@ -113,6 +114,27 @@ def test_fanout_module_twin_and_calls_around_it(q: djobs.Queue, led: Path, worke
     assert job.result["values"] == ["t0", "t1"]
     assert count(led, "step", "twin", "0") == 1 and count(led, "step", "twin", "99") == 1
     assert [(c.call_index, c.name) for c in q.checkpoints(pid)] == [(0, "step"), (1, "fan_out"), (2, "step")]
+
+
+def test_async_parent_fans_out_to_async_sub_jobs(q: djobs.Queue, led: Path) -> None:
+    @q.handler("async-item")
+    async def item(args: dict) -> int:
+        return int(args["n"]) * 2
+
+    @q.handler("async-parent")
+    async def parent(ctx: djobs.Context, args: dict) -> list:
+        results = ctx.fan_out(
+            [djobs.Sub("async-item", {"n": n}) for n in range(4)], strategy=djobs.COLLECT_ALL
+        )
+        return djobs.values(results)
+
+    w = in_process_worker(q)  # started after registering: a worker claims the types it knows at start
+    w.start()
+    try:
+        pid = q.enqueue("async-parent", {})
+        assert wait_status(q, pid, "completed").result == [0, 2, 4, 6]
+    finally:
+        w.stop(timeout=5)
 
 
 def test_fanout_empty_returns_nothing(q: djobs.Queue, led: Path, worker: djobs.Worker) -> None:
