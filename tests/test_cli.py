@@ -62,6 +62,9 @@ handler = "clijobs:tagged"
 queue = "tags"
 retries = 1
 
+[workflows.pipeline]
+steps = ["echo", {{ fan_out = "echo", over = "items" }}]
+
 [schedules.tick]
 job = "echo"
 every = "1h"
@@ -312,6 +315,17 @@ def test_inspect_job_json_has_checkpoints_sub_jobs_and_events(cli):
     assert "no job 'missing'" in one_line(cli.fails(1, "inspect", "missing"))
 
 
+def test_inspect_a_workflow_shows_checkpoints_and_sub_jobs(cli):
+    job_id = cli.enqueue("pipeline", "--args", '{"items": ["x", "y"]}')
+    cli.burst()
+    data = cli.json("inspect", job_id)
+    assert data["status"] == "completed" and data["result"] == ["x", "y"]
+    assert len(data["sub_jobs"]) == 2 and data["checkpoints"][0]["name"] == "echo"
+    human = cli.ok("inspect", job_id).stdout
+    assert "checkpoints" in human and "sub-jobs" in human and "recent events" in human
+    assert data["sub_jobs"][0]["id"] in human
+
+
 def test_inspect_overview_shape(cli):
     cli.enqueue("echo")
     cli.enqueue("nap")
@@ -474,7 +488,7 @@ def test_init_writes_a_valid_config_and_never_overwrites(cli, tmp_path, monkeypa
 
 def test_config_check_good_and_bad(cli, tmp_path):
     out = cli.ok("config", "check").stdout
-    assert out.startswith("djobs.toml: ok (1 jobs, 0 workflows, 1 schedules, 2 queues)")
+    assert out.startswith("djobs.toml: ok (1 jobs, 1 workflows, 1 schedules, 2 queues)")
     bad = tmp_path / "bad.toml"
     bad.write_text(textwrap.dedent("""
         [djobs]
