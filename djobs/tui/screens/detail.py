@@ -134,7 +134,7 @@ class JobDetailScreen(Screen[None]):
         self.query_one("#detail-result", Static).update(_json(result) if result is not None else Text(DASH))
         self._toggle("#detail-error", bool(job.last_error))
         if job.last_error:
-            self.query_one("#detail-error", Static).update(Text(str(job.last_error), style="red"))
+            self.query_one("#detail-error", Static).update(Text(_cap(str(job.last_error)), style="red"))
         self._toggle("#detail-why", bool(detail.why))
         self.query_one("#detail-why", Static).update(Text("\n".join(f"• {line}" for line in detail.why)))
         self.query_one("#detail-checkpoints", Static).update(_checkpoints(detail.checkpoints))
@@ -238,8 +238,23 @@ def _fields(job: Any, now: datetime) -> Table:
     return grid
 
 
+#: Characters of args, result or error shown: a multi-megabyte payload must not stall the screen.
+MAX_SHOWN = 20_000
+
+
 def _json(value: Any) -> Syntax:
-    return Syntax(pretty_json(value), "json", theme="ansi_dark", word_wrap=True, background_color="default")
+    return Syntax(
+        _cap(pretty_json(value)), "json", theme="ansi_dark", word_wrap=True, background_color="default"
+    )
+
+
+def _cap(text: str) -> str:
+    if len(text) <= MAX_SHOWN:
+        return text
+    return (
+        text[:MAX_SHOWN]
+        + f"\n… {len(text) - MAX_SHOWN:,} more characters (djobs inspect ID --json shows all)"
+    )
 
 
 def _checkpoints(checkpoints: list[Any]) -> Any:
