@@ -207,6 +207,9 @@ class DetailPoller:
         self.clock = clock or (lambda: datetime.now(UTC))
         self._cursor = 0
         self._budget = 0
+        self._why: list[str] = []
+        self._why_key: tuple[str, int] | None = None
+        self._why_due = 0.0
         self._events: deque[Any] = deque(maxlen=self.RECENT_EVENTS)
 
     def detail(self) -> Detail | None:
@@ -227,7 +230,15 @@ class DetailPoller:
                 break
         why: list[str] = []
         if status_value(job.status) != "running":
-            why = _why(q, self.job_id, self.clock())
+            # The explanation counts the queues too; like the summary, re-read it only as often as its
+            # cost allows, unless the job's status changed.
+            started = time.monotonic()
+            key = (status_value(job.status), job.attempt)
+            if key != self._why_key or started >= self._why_due:
+                self._why = _why(q, self.job_id, self.clock())
+                self._why_key = key
+                self._why_due = started + (time.monotonic() - started) / STATS_DUTY
+            why = self._why
         return Detail(job, checkpoints, children, more, list(self._events), why, self.clock())
 
     def _children(self, job_id: str, depth: int) -> tuple[list[SubJobNode], int]:
