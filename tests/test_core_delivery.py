@@ -12,14 +12,16 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from core_handlers import Ledger, register_names
-from core_support import STALE_AGE, Procs, procs_for, status_counts, stored_events, wait_until
+from core_support import STALE_AGE, Procs, job_count, procs_for, status_counts, stored_events, wait_until
 from worker_proc import WorkerProc
 
 import djobs
@@ -250,14 +252,15 @@ def test_late_outcome_of_a_worker_presumed_dead_is_dropped(db_url: str, queue: d
 # -- graceful stop --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_sigterm_lets_a_running_job_finish_within_the_drain_timeout(db_url: str, queue: djobs.Queue,
-                                                                    procs: Procs, tmp_path: Path) -> None:
+                                                                    procs: Procs, tmp_path: Path, sig: int) -> None:
     register_names(queue)
     ledger = _ledger(tmp_path)
     w = procs.start(db_url, ledger.path, "--only", "slow", "--drain-timeout", "30")
     jid = queue.enqueue("slow", {"seconds": 1.5})
     wait_until(lambda: ledger.records("start", jid), 60, "the job started")
-    w.signal(signal.SIGTERM)
+    w.signal(sig)
     assert w.wait(60) == 0, w.tail()
     job = _job(queue, jid)
     assert job.status == djobs.JobStatus.COMPLETED, (job.status, w.tail())
@@ -460,3 +463,42 @@ def test_a_worker_that_reclaims_its_own_lost_job_never_lets_the_older_execution_
     completes = ledger.records("hook_complete", jid)
     assert [r["result"] for r in completes] == [{"pid": a.pid, "attempt": 2}], completes
     assert [e.worker_id for e in stored_events(queue, jid, "job_completed")] == [a_id]
+
+
+BATCHER = r"""
+import sys
+import djobs
+store = djobs.connect(sys.argv[1])
+queue = djobs.Queue(store)
+queue.register("rec", lambda args: None)
+n = 0
+while True:
+    queue.enqueue_many([djobs.Sub("rec", {"batch": n, "i": i}) for i in range(2000)])
+    n += 1
+    print(n, flush=True)
+"""
+
+
+def test_kill9_during_enqueue_many_writes_whole_batches_only(db_url: str, queue: djobs.Queue,
+                                                            tmp_path: Path) -> None:
+    out = tmp_path / "batcher.out"
+    with open(out, "wb") as f:
+        p = subprocess.Popen([sys.executable, "-c", BATCHER, db_url], stdout=f, stderr=subprocess.STDOUT)
+    try:
+        # kill it while a batch is being written: after two committed batches, mid-way through the third
+        wait_until(lambda: len(out.read_text().split()) >= 2 or p.poll() is not None, 120, "two batches")
+        assert p.poll() is None, out.read_text()[-2000:]
+        time.sleep(0.01)
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(30)
+    committed = len(out.read_text().split())
+    total = job_count(queue)
+    assert total % 2000 == 0, f"{total} jobs: a batch was written in part"
+    assert total // 2000 in (committed, committed + 1), (total, committed)
+    rows = queue.storage.execute("SELECT args FROM djobs_jobs").fetchall()
+    per_batch = Counter(json.loads(r[0])["batch"] for r in rows)
+    assert set(per_batch.values()) == {2000}
