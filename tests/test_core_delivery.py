@@ -502,3 +502,34 @@ def test_kill9_during_enqueue_many_writes_whole_batches_only(db_url: str, queue:
     rows = queue.storage.execute("SELECT args FROM djobs_jobs").fetchall()
     per_batch = Counter(json.loads(r[0])["batch"] for r in rows)
     assert set(per_batch.values()) == {2000}
+
+
+def test_kill9_never_fails_a_job_that_did_not_run(db_url: str, queue: djobs.Queue, procs: Procs,
+                                                  tmp_path: Path) -> None:
+    """Fast jobs with retries=0 (a killed attempt is spent, so the reaper fails it): a job whose worker was
+    killed before its handler ever started must still run. Only jobs that did run may end failed."""
+    register_names(queue)  # rec: retries=0
+    ledger = _ledger(tmp_path)
+    n = 3000
+    a = procs.start(db_url, ledger.path, "--only", "rec", "--queues", '{"default": 4}')
+    wait_until(lambda: _registered(queue, a), 60, "worker a registered")
+    ids = queue.enqueue_many([djobs.Sub("rec", {"n": i}) for i in range(n)])
+    wait_until(lambda: len(ledger.records("run")) >= 300, 60, "worker a busy")
+    a.kill9()
+    in_hand = queue.storage.execute("SELECT COUNT(*) FROM djobs_jobs WHERE status = 'running'").fetchone()[0]
+    b = procs.start(db_url, ledger.path, "--only", "rec", "--queues", '{"default": 4}')
+
+    def settled() -> bool:
+        c = status_counts(queue)
+        return c.get("completed", 0) + c.get("failed", 0) == n
+
+    wait_until(settled, STALE_AGE + 120, "every job completed or failed")
+    ran = set(ledger.count_by_job("run"))
+    failed = {r[0] for r in queue.storage.execute("SELECT id FROM djobs_jobs WHERE status = 'failed'").fetchall()}
+    never_ran = failed - ran
+    assert not never_ran, (
+        f"{len(never_ran)} job(s) failed without ever running ({len(failed)} failed, {in_hand} held by the killed "
+        f"worker)"
+    )
+    assert ran == set(ids)
+    assert b.alive(), b.tail()
