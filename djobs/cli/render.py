@@ -104,26 +104,74 @@ def _esc(text: Any) -> str:
     return escape(str(text))
 
 
-def _table(title: str | None, *columns: str) -> Any:
+def _table(
+    title: str | None,
+    *columns: str,
+    keep: tuple[str, ...] = ("ID",),
+    fold: tuple[str, ...] = (),
+    min_widths: dict[str, int] | None = None,
+) -> Any:
+    """A compact table. Columns in `keep` are never cut (ids must stay copyable), those in `fold` wrap,
+    the others are cut with an ellipsis on a narrow terminal (`inspect ID` shows everything)."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+    table = Table(
+        title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
+        collapse_padding=True, show_edge=False, header_style="bold",
+    )  # fmt: skip
+    widths = {col: max(len(col), n) for col, n in (min_widths or {}).items()}
     for col in columns:
-        table.add_column(col, overflow="fold")
+        if col in keep:
+            table.add_column(col, no_wrap=True, overflow="ignore", min_width=widths.get(col))
+        elif col in fold:
+            table.add_column(col, overflow="fold", min_width=widths.get(col))
+        else:
+            table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=widths.get(col))
     return table
 
 
+def _widest(values: Sequence[Any], cap: int = 40) -> int:
+    return min(cap, max((len(str(v)) for v in values), default=0))
+
+
+def _show(table: Any) -> None:
+    """Print a table made by `_table`, first sizing the never-cut columns to their widest cell."""
+    from rich.text import Text
+
+    for column in table.columns:
+        if column.overflow == "ignore":
+            cells = [Text.from_markup(c).cell_len if isinstance(c, str) else 0 for c in column.cells]
+            column.min_width = max([len(str(column.header)), *cells])
+    console().print(table)
+
+
+def _empty(title: str | None, what: str) -> None:
+    console().print(f"[bold]{title}[/]: [dim]{what}[/]" if title else f"[dim]{what}[/]")
+
+
+def ago(t: datetime | None, now: datetime | None = None) -> str:
+    """Only the relative part: `3m ago`, `in 10m`."""
+    if t is None:
+        return ""
+    secs = (t - (now or datetime.now(UTC))).total_seconds()
+    return f"in {_span(secs)}" if secs > 0 else f"{_span(-secs)} ago"
+
+
 def jobs_table(jobs: Sequence[Any], title: str | None = None) -> None:
-    """A table of jobs, one row each."""
-    table = _table(title, "ID", "TYPE", "QUEUE", "STATUS", "ATTEMPT", "PRI", "RUN AT", "ERROR")
+    """A table of jobs, one row each (`djobs inspect ID` has the full times and error)."""
+    if not jobs:
+        _empty(title, "no jobs")
+        return
+    widths = {"TYPE": _widest([j.type for j in jobs], 16), "QUEUE": _widest([j.queue for j in jobs], 12), "RUN AT": 8}
+    table = _table(title, "ID", "TYPE", "QUEUE", "STATUS", "TRY", "RUN AT", "ERROR", keep=("ID", "STATUS", "TRY"),
+                   min_widths=widths)  # fmt: skip
     for j in jobs:
         table.add_row(
             _esc(j.id), _esc(j.type), _esc(j.queue), status(j.status), f"{j.attempt}/{j.max_retries + 1}",
-            str(j.priority), when(j.run_at), _esc(_first_line(j.last_error or "")),
+            ago(j.run_at), _esc(_first_line(j.last_error or "")),
         )  # fmt: skip
-    console().print(table)
-    if not jobs:
-        console().print("[dim]no jobs[/]")
+    _show(table)
 
 
 def job_detail(job: Any, checkpoints: Sequence[Any], subs: Sequence[Any], events: Sequence[Any]) -> None:
@@ -156,12 +204,12 @@ def job_detail(job: Any, checkpoints: Sequence[Any], subs: Sequence[Any], events
         grid.add_row(k, v)
     out.print(grid)
     if checkpoints:
-        table = _table("checkpoints", "#", "NAME", "VALUE", "ERROR")
+        table = _table("checkpoints", "#", "NAME", "VALUE", "ERROR", keep=("#", "NAME"))
         for c in checkpoints:
             idx = "" if c.call_index is None else str(c.call_index)
             table.add_row(idx, _esc(c.name), _esc(short_json(c.value)), _esc(c.error or ""))
         out.print()
-        out.print(table)
+        _show(table)
     if subs:
         out.print()
         jobs_table(subs, title="sub-jobs")
@@ -172,20 +220,23 @@ def job_detail(job: Any, checkpoints: Sequence[Any], subs: Sequence[Any], events
 
 def events_table(events: Sequence[Any], title: str | None = None) -> None:
     """Stored events as a table."""
-    table = _table(title, "#", "TIME", "KIND", "JOB", "QUEUE", "DETAIL")
+    if not events:
+        _empty(title, "no events")
+        return
+    widths = {"KIND": _widest([e.kind for e in events], 20)}
+    table = _table(title, "#", "TIME", "KIND", "JOB", "QUEUE", "DETAIL", keep=("#", "TIME", "JOB"), min_widths=widths)
     for e in events:
         table.add_row(*event_cells(e))
-    console().print(table)
-    if not events:
-        console().print("[dim]no events[/]")
+    _show(table)
 
 
 def event_cells(e: Any) -> tuple[str, ...]:
     """The cells of one stored event."""
     data = getattr(e, "data", None)
+    ts = getattr(e, "timestamp", None)
     return (
         str(getattr(e, "id", "")),
-        when(getattr(e, "timestamp", None)),
+        ts.astimezone(UTC).strftime("%m-%d %H:%M:%S") if ts else "",
         _esc(getattr(e, "kind", "")),
         _esc(getattr(e, "job_id", "") or ""),
         _esc(getattr(e, "queue", "") or ""),
@@ -196,7 +247,7 @@ def event_cells(e: Any) -> tuple[str, ...]:
 def event_line(e: Any) -> None:
     """One stored event as one line (for `events --follow`)."""
     ident, ts, kind, job, queue, detail = event_cells(e)
-    parts = [f"[dim]{ts.split(' (')[0]}[/]", f"[bold]{kind}[/]"]
+    parts = [f"[dim]{ts}[/]", f"[bold]{kind}[/]"]
     if job:
         parts.append(f"job={job}")
     if queue:
@@ -209,13 +260,16 @@ def event_line(e: Any) -> None:
 def overview(stats: Sequence[Any], workers: Sequence[Any], schedules: Sequence[Any]) -> None:
     """`djobs inspect` without an id."""
     statuses = ["pending", "running", "waiting", "retrying", "paused", "completed", "failed", "cancelled"]
-    table = _table("queues", "QUEUE", "PAUSED", *[s.upper() for s in statuses])
-    for q in stats:
-        counts = {value(k): v for k, v in q.counts.items()}
-        table.add_row(_esc(q.name), "[yellow]yes[/]" if q.paused else "", *[str(counts.get(s, 0)) for s in statuses])
-    console().print(table)
     if not stats:
-        console().print("[dim]no queues[/]")
+        _empty("queues", "none yet")
+    else:
+        table = _table("queues", "QUEUE", "PAUSED", "JOBS", keep=("QUEUE",), fold=("JOBS", "PAUSED"))
+        for q in stats:
+            counts = {value(k): v for k, v in q.counts.items()}
+            jobs = " · ".join(f"{status(s)} {counts[s]}" for s in statuses if counts.get(s))
+            paused = f"[yellow]yes[/] {_esc(q.pause_reason or '')}".strip() if q.paused else ""
+            table.add_row(_esc(q.name), paused, jobs or "[dim]empty[/]")
+        _show(table)
     console().print()
     workers_table(workers)
     console().print()
@@ -224,31 +278,33 @@ def overview(stats: Sequence[Any], workers: Sequence[Any], schedules: Sequence[A
 
 def workers_table(workers: Sequence[Any]) -> None:
     """Workers: host, pid, queues, paused, heartbeat."""
-    table = _table("workers", "ID", "HOST", "PID", "QUEUES", "RUNNING", "PAUSED", "HEARTBEAT", "ALIVE")
+    if not workers:
+        _empty("workers", "no live workers")
+        return
+    table = _table("workers", "ID", "HOST", "PID", "QUEUES", "RUNNING", "PAUSED", "HEARTBEAT", "ALIVE", fold=("QUEUES",))
     for w in workers:
         queues = ", ".join(f"{k}:{v}" for k, v in w.queues.items())
         paused = f"[yellow]{value(w.pause_mode) or 'yes'}[/]" if w.paused else ""
         running = w.running if isinstance(w.running, int) else len(w.running)
         table.add_row(
             _esc(w.id), _esc(w.host), str(w.pid), _esc(queues), str(running), paused,
-            when(w.last_heartbeat_at), "yes" if w.alive else "[red]no[/]",
+            ago(w.last_heartbeat_at), "yes" if w.alive else "[red]no[/]",
         )  # fmt: skip
-    console().print(table)
-    if not workers:
-        console().print("[dim]no live workers[/]")
+    _show(table)
 
 
 def schedules_table(schedules: Sequence[Any]) -> None:
     """Schedules: job, spec, last and next fire."""
-    table = _table("schedules", "NAME", "JOB", "SPEC", "QUEUE", "LAST FIRE", "NEXT FIRE", "PAUSED")
+    if not schedules:
+        _empty("schedules", "no schedules")
+        return
+    table = _table("schedules", "NAME", "JOB", "SPEC", "QUEUE", "LAST FIRE", "NEXT FIRE", "PAUSED", keep=("NAME",))
     for s in schedules:
         table.add_row(
             _esc(s.name), _esc(s.job), _esc(s.spec), _esc(s.queue or ""), when(s.last_fire),
             when(s.next_fire), "[yellow]yes[/]" if s.paused else "",
         )  # fmt: skip
-    console().print(table)
-    if not schedules:
-        console().print("[dim]no schedules[/]")
+    _show(table)
 
 
 def reasons(job_id: str, items: Sequence[str]) -> None:
