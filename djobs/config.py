@@ -209,7 +209,7 @@ def parse_daily(text: Any) -> tuple[int, int]:
 def parse_weekly(text: Any) -> tuple[str, int, int]:
     """`"mon 09:00"` → ("mon", 9, 0); raises ValueError."""
     parts = text.split() if isinstance(text, str) else []
-    if len(parts) != 2 or parts[0].lower()[:3] not in _DAYS or parts[0].lower() not in _DAY_NAMES:
+    if len(parts) != 2 or parts[0].lower() not in _DAY_NAMES:
         raise ValueError(f"bad weekly time {text!r} (use DAY HH:MM, e.g. mon 09:00)")
     hour, minute = parse_daily(parts[1])
     return parts[0].lower()[:3], hour, minute

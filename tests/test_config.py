@@ -285,3 +285,15 @@ def test_import_modules_raises_config_error(tmp_path, isolated_imports):
 def test_starter_config_is_valid():
     conf, problems = cfg.validate(cfg.starter("sqlite:///x.db"))
     assert problems == [] and conf.database == "sqlite:///x.db" and conf.queues == {"default": 10}
+
+
+@pytest.mark.parametrize(("text", "parsed"), [("mon 09:00", ("mon", 9, 0)), ("Sunday 23:59", ("sun", 23, 59)),
+                                              ("fri 7:05", ("fri", 7, 5))])  # fmt: skip
+def test_parse_weekly(text, parsed):
+    assert cfg.parse_weekly(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["monday", "mo 09:00", "mon 9", "mon 24:00", "mon 09:60", 5])
+def test_parse_weekly_rejects(text):
+    with pytest.raises(ValueError, match="bad"):
+        cfg.parse_weekly(text)
