@@ -71,25 +71,28 @@ def _run_coroutine(coro: Any) -> Any:
 
 def _write_call_checkpoint(ctx: Context, key: str, index: int, name: str, value: str | None, error: str | None) -> None:
     store = ctx.queue.storage
-    with store.tx():
+    job = ctx.job
+
+    def op() -> None:
         cur = store.execute(
-            store.sql["call_ckpt"],
-            (ctx.job.id, key, index, name, value, error, ctx.job.id, ctx.worker_id, ctx.job.attempt),
+            store.sql["call_ckpt"], (job.id, key, index, name, value, error, job.id, ctx.worker_id, job.attempt)
         )
         if cur.rowcount == 0:
             owned = store.execute(
                 store.dialect.render(
                     "SELECT 1 FROM djobs_jobs WHERE id = ? AND locked_by = ? AND attempt = ? AND status = 'running'"
                 ),
-                (ctx.job.id, ctx.worker_id, ctx.job.attempt),
+                (job.id, ctx.worker_id, job.attempt),
             ).fetchone()
             if not owned:
-                raise OwnershipLost(ctx.job.id)
+                raise OwnershipLost(job.id)
         ctx.queue._persist_event_in_tx(
-            "checkpoint_saved", ctx.job, ctx.worker_id, {"call_index": index, "name": name, "key": key}
+            "checkpoint_saved", job, ctx.worker_id, {"call_index": index, "name": name, "key": key}
         )
+
+    store.group(op)
     ctx._replay_state().rows[key] = (name, value, error)
-    ctx.queue.emit(CheckpointSaved(job_id=ctx.job.id, call_index=index, name=name))
+    ctx.queue.emit(CheckpointSaved(job_id=job.id, call_index=index, name=name))
 
 
 def _check_name(key: str, index: int, stored: str, name: str) -> None:
@@ -129,15 +132,17 @@ def save_checkpoint(ctx: Context, name: str, value: Any) -> None:
     store = ctx.queue.storage
     text = codec.dumps(value)
     key = f"p:{name}"
-    with store.tx():
-        cur = store.execute(
-            store.sql["named_ckpt"], (ctx.job.id, key, name, text, ctx.job.id, ctx.worker_id, ctx.job.attempt)
-        )
+    job = ctx.job
+
+    def op() -> None:
+        cur = store.execute(store.sql["named_ckpt"], (job.id, key, name, text, job.id, ctx.worker_id, job.attempt))
         if cur.rowcount == 0:
-            raise OwnershipLost(ctx.job.id)
-        ctx.queue._persist_event_in_tx("checkpoint_saved", ctx.job, ctx.worker_id, {"call_index": None, "name": name})
+            raise OwnershipLost(job.id)
+        ctx.queue._persist_event_in_tx("checkpoint_saved", job, ctx.worker_id, {"call_index": None, "name": name})
+
+    store.group(op)
     ctx._replay_state().rows[key] = (name, text, None)
-    ctx.queue.emit(CheckpointSaved(job_id=ctx.job.id, call_index=None, name=name))
+    ctx.queue.emit(CheckpointSaved(job_id=job.id, call_index=None, name=name))
 
 
 def load_checkpoint(ctx: Context, name: str) -> tuple[Any, bool]:

@@ -451,6 +451,8 @@ class Queue:
             if n:
                 self._persist_event_in_tx("job_paused", job, None, {"mode": mode.value, "reason": reason})
         if n:
+            if mode == PauseMode.AGGRESSIVE and job.status == JobStatus.RUNNING:
+                self.storage.taken([job_id])
             self.emit(JobPaused(job_id=job_id, job=self.get_job(job_id)))
             return True
         return self.is_job_paused(job_id)

@@ -46,6 +46,16 @@ def new_id() -> str:
     return str(uuid.UUID(int=value))
 
 
+class _GroupItem:
+    __slots__ = ("op", "result", "error", "done")
+
+    def __init__(self, op: Callable[[], Any]) -> None:
+        self.op = op
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
 def row_dict(row: Row) -> dict[str, Any]:
     return dict(zip(JOB_COLS, row, strict=False))
 
@@ -69,6 +79,10 @@ class PeeweeStorage:
         self._schema_ready = False
         self._schema_lock = threading.Lock()
         self._wakers: list[Callable[[], None]] = []
+        self._taken_listeners: list[Callable[[list[str]], None]] = []
+        self._group_lock = threading.Lock()
+        self._group_pending: list[_GroupItem] = []
+        self._group_leading = False
         d = self.dialect
         self.sql = {
             "insert_job": d.insert_job(),
@@ -145,6 +159,43 @@ class PeeweeStorage:
         with self._write_lock, self.db.atomic():
             yield
 
+    def group(self, op: Callable[[], Any]) -> Any:
+        """Run `op` inside a write transaction shared with whatever other threads submit meanwhile (group
+        commit): the first thread in leads and commits everyone's pending ops at once, the others wait for
+        that commit. Durable-step checkpoints go through here, so ten handler threads checkpointing at once
+        cost one commit, not ten. `op` must not leave partial writes behind when it raises."""
+        item = _GroupItem(op)
+        with self._group_lock:
+            self._group_pending.append(item)
+            lead = not self._group_leading
+            self._group_leading = True
+        if not lead:
+            item.done.wait()
+        else:
+            while True:
+                with self._group_lock:
+                    batch, self._group_pending = self._group_pending, []
+                    if not batch:
+                        self._group_leading = False
+                        break
+                try:
+                    with self.tx():
+                        for it in batch:
+                            try:
+                                it.result = it.op()
+                            except BaseException as exc:  # handed to the thread that submitted it
+                                it.error = exc
+                except BaseException as exc:
+                    self.reset_connection()
+                    for it in batch:
+                        if it.error is None:
+                            it.error = exc
+                for it in batch:
+                    it.done.set()
+        if item.error is not None:
+            raise item.error
+        return item.result
+
     def run(self, fn: Callable[[], Any], retry: RetryConfig | None = None, what: str = "storage") -> Any:
         """Call fn with the retry policy, resetting the connection after each transient error."""
         cfg = retry or RetryConfig(max_attempts=1)
@@ -175,6 +226,18 @@ class PeeweeStorage:
     def remove_waker(self, fn: Callable[[], None]) -> None:
         with contextlib.suppress(ValueError):
             self._wakers.remove(fn)
+
+    def on_taken(self, fn: Callable[[list[str]], None]) -> Callable[[], None]:
+        """Call fn(job_ids) whenever this process takes running jobs from their workers (cancel, aggressive
+        pause, release); returns the unsubscribe function. Workers in this process react at once; workers
+        elsewhere notice within their ownership check (a fraction of a second)."""
+        self._taken_listeners.append(fn)
+        return lambda: self._taken_listeners.remove(fn) if fn in self._taken_listeners else None
+
+    def taken(self, job_ids: list[str]) -> None:
+        if job_ids:
+            for fn in list(self._taken_listeners):
+                fn(job_ids)
 
     def wake_local(self) -> None:
         """Same-process enqueue wakes this process's workers at once."""
@@ -299,7 +362,9 @@ class PeeweeStorage:
 
     def release_all(self, worker_id: str) -> list[str]:
         with self.tx():
-            return [r[0] for r in self.execute(self.sql["release_all"], (worker_id,)).fetchall()]
+            ids = [r[0] for r in self.execute(self.sql["release_all"], (worker_id,)).fetchall()]
+        self.taken(ids)
+        return ids
 
     def owned_running(self, worker_id: str) -> set[tuple[str, int]]:
         """(job id, attempt) of every claim this worker still holds."""
@@ -357,6 +422,7 @@ class PeeweeStorage:
                     ),
                     (worker_id,),
                 ).rowcount
+        self.taken(released)
         return n > 0, released
 
     def stop_worker(self, worker_id: str) -> None:
@@ -418,7 +484,9 @@ class PeeweeStorage:
     def cancel_tree(self, job_id: str, reason: str | None) -> list[Row]:
         """Cancel a job and its whole subtree; returns (id, queue, fanout_id) of each row cancelled."""
         with self.tx():
-            return list(self.execute(self.sql["cancel_tree"], (job_id, reason)).fetchall())
+            rows = list(self.execute(self.sql["cancel_tree"], (job_id, reason)).fetchall())
+        self.taken([r[0] for r in rows])
+        return rows
 
     def fanouts_due(self) -> tuple[list[str], list[str]]:
         """(undecided fan-outs past their timeout, undecided fan-outs whose sub-jobs are all finished)."""

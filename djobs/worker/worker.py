@@ -164,6 +164,7 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._thread: threading.Thread | None = None
         self._listener: Any = None
+        self._untaken: Any = lambda: None
         self._waker = self._wake.set
 
     # -- public state --------------------------------------------------------------------------------------
@@ -266,6 +267,7 @@ class Worker:
             "register worker",
         )
         self.storage.add_waker(self._waker)
+        self._untaken = self.storage.on_taken(self._on_taken)
         for name, n in self.queues.items():
             self._pools[name] = ThreadPoolExecutor(max_workers=int(n), thread_name_prefix=f"djobs-{name}")
         # Hooks run on one thread of their own (in order, never blocking the dispatcher); hooks may be
@@ -288,6 +290,7 @@ class Worker:
             self._stop.set()
             self._maint_stop.set()
             self.storage.remove_waker(self._waker)
+            self._untaken()
             if self._listener is not None:
                 self._listener.stop()
             for t in self._threads:
@@ -810,6 +813,18 @@ class Worker:
         for entry in entries:
             self._cancel_entry(entry)
         return True
+
+    def _on_taken(self, job_ids: list[str]) -> None:
+        """This process just took these jobs from their workers: if any run here, cancel them now."""
+        ids = set(job_ids)
+        for entry in list(self._running.values()):
+            if entry.job.id in ids and not entry.cancel.is_set():
+                self._cancel_entry(entry)
+        with self._slot_lock:
+            for line in self._ready.values():
+                for entry in [e for e in line if e.job.id in ids]:
+                    entry.cancel.set()
+                    line.remove(entry)
 
     def _cancel_lost(self) -> None:
         """Cancel handlers whose jobs this worker no longer owns (cancelled, paused, reclaimed elsewhere)."""
