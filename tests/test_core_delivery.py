@@ -353,12 +353,13 @@ def test_worker_recovers_by_itself_from_a_postgres_restart_mid_drain(pg_url: str
 # -- crashes and stops under load -----------------------------------------------------------------------------
 
 
-def _drain_under_load(db_url: str, queue: djobs.Queue, procs: Procs, ledger: Ledger, n: int) -> tuple[list[str], Any, Any]:
+def _drain_under_load(db_url: str, queue: djobs.Queue, procs: Procs, ledger: Ledger, n: int,
+                      seconds: float = 0.03) -> tuple[list[str], Any, Any]:
     a = procs.start(db_url, ledger.path, "--only", "slow", "--queues", '{"default": 4}')
     b = procs.start(db_url, ledger.path, "--only", "slow", "--queues", '{"default": 4}')
     for w in (a, b):
         wait_until(lambda w=w: _registered(queue, w), 60, f"worker {w.pid} registered")
-    ids = queue.enqueue_many([djobs.Sub("slow", {"seconds": 0.03}) for _ in range(n)])
+    ids = queue.enqueue_many([djobs.Sub("slow", {"seconds": seconds}) for _ in range(n)])
     wait_until(lambda: len([r for r in ledger.records("end") if r["pid"] == a.pid]) >= 20, 60, "worker a busy")
     assert status_counts(queue).get("pending", 0) > 50, "too little work left to interrupt"
     return ids, a, b
@@ -401,11 +402,12 @@ def test_kill9_under_load_reruns_only_the_killed_workers_unfinished_jobs(db_url:
     assert {rows[j] for j in twice} <= {2}
 
 
+@pytest.mark.parametrize("seconds", [0.03, 0.0], ids=["30ms", "instant"])  # instant: the worker prefetches
 def test_sigterm_under_load_finishes_running_jobs_and_loses_none(db_url: str, queue: djobs.Queue, procs: Procs,
-                                                                 tmp_path: Path) -> None:
+                                                                 tmp_path: Path, seconds: float) -> None:
     register_names(queue)
     ledger = _ledger(tmp_path)
-    ids, a, b = _drain_under_load(db_url, queue, procs, ledger, 300)
+    ids, a, b = _drain_under_load(db_url, queue, procs, ledger, 300 if seconds else 1500, seconds)
     a.signal(signal.SIGTERM)
     assert a.wait(60) == 0, a.tail()
     running_now = queue.storage.execute(
@@ -416,6 +418,8 @@ def test_sigterm_under_load_finishes_running_jobs_and_loses_none(db_url: str, qu
     wait_until(lambda: status_counts(queue).get("completed", 0) == len(ids), 60, "the other worker finished")
     assert ledger.count_by_job("start") == dict.fromkeys(ids, 1), "a graceful stop made a job run twice"
     assert ledger.count_by_job("end") == dict.fromkeys(ids, 1)
+    attempts = Counter(r[0] for r in queue.storage.execute("SELECT attempt FROM djobs_jobs").fetchall())
+    assert attempts == {1: len(ids)}, f"attempts not refunded on release: {attempts}"
 
 
 def test_a_worker_that_reclaims_its_own_lost_job_never_lets_the_older_execution_write(
