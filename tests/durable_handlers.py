@@ -423,8 +423,10 @@ def register(queue: djobs.Queue, ledger_dir: str | Path) -> None:  # noqa: C901 
 class WorkerProcs:
     """Real worker processes on `durable_worker_proc.py`; every one is killed at teardown (by its pid)."""
 
-    def __init__(self, url: str, ledger_dir: str | Path) -> None:
+    def __init__(self, url: str, ledger_dir: str | Path, queue: djobs.Queue | None = None) -> None:
+        """With `queue`, start() returns once the process's worker is registered (or fails with its log)."""
         self.url = url
+        self.queue = queue
         self.ledger_dir = str(ledger_dir)
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
@@ -461,6 +463,8 @@ class WorkerProcs:
             )
         self.procs.append(proc)
         self.logs.append(log)
+        if self.queue is not None:
+            self.wait_registered(self.queue, proc)
         return proc
 
     def log_text(self, proc: subprocess.Popen[bytes]) -> str:

@@ -47,8 +47,8 @@ def q(queue: djobs.Queue, led: Path) -> djobs.Queue:
 
 
 @pytest.fixture
-def procs(db_url: str, led: Path) -> Iterator[WorkerProcs]:
-    p = WorkerProcs(db_url, led)
+def procs(q: djobs.Queue, db_url: str, led: Path) -> Iterator[WorkerProcs]:
+    p = WorkerProcs(db_url, led, queue=q)
     yield p
     p.close()
 
@@ -130,7 +130,7 @@ def test_suspend_for_fanout_killed_inside_the_transaction(pg_url: str, tmp_path:
     store = djobs.connect(pg_url)
     q = djobs.Queue(store)
     register(q, led)
-    procs = WorkerProcs(pg_url, led)
+    procs = WorkerProcs(pg_url, led, queue=q)
     locker = psycopg.connect(store.conninfo)  # type: ignore[arg-type]
     # pg_stat_activity is snapshotted per transaction: watch it from an autocommit connection.
     monitor = psycopg.connect(store.conninfo, autocommit=True)  # type: ignore[arg-type]

@@ -38,8 +38,8 @@ def q(queue: djobs.Queue, led: Path) -> djobs.Queue:
 
 
 @pytest.fixture
-def procs(db_url: str, led: Path) -> Iterator[WorkerProcs]:
-    p = WorkerProcs(db_url, led)
+def procs(q: djobs.Queue, db_url: str, led: Path) -> Iterator[WorkerProcs]:
+    p = WorkerProcs(db_url, led, queue=q)
     yield p
     p.close()
 
