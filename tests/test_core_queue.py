@@ -838,3 +838,99 @@ def test_negative_retries_are_refused(queue: djobs.Queue) -> None:
     with pytest.raises(ValueError):
         queue.register("r2", lambda args: None, retries=-1)
     assert job_count(queue) == 0
+
+
+# -- job records, retry_job, cancel ---------------------------------------------------------------------------
+
+
+def test_job_record_fields_through_a_run(queue: djobs.Queue) -> None:
+    seen: dict[str, Any] = {}
+    release = threading.Event()
+
+    def helper() -> None:  # code the handler calls finds the job without ctx
+        seen["current"] = djobs.current_job()
+        seen["current_id"] = djobs.current_job_id()
+
+    def handler(ctx: djobs.Context, args: dict[str, Any]) -> dict[str, Any]:
+        helper()
+        seen["ctx_job"] = ctx.job
+        release.wait(30)
+        return {"got": args}
+
+    queue.register("rec", handler)
+    assert queue.get_job("no-such-id") is None
+    assert djobs.current_job() is None and djobs.current_job_id() is None
+    jid = queue.enqueue("rec", {"a": 1}, priority=3, retries=2, queue="default")
+    job = _job(queue, jid)
+    assert (job.id, job.type, job.queue, job.args, job.priority) == (jid, "rec", "default", {"a": 1}, 3)
+    assert (job.status, job.attempt, job.max_retries, job.result, job.last_error) == (
+        djobs.JobStatus.PENDING, 0, 2, None, None
+    )
+    assert job.started_at is None and job.completed_at is None and job.locked_by is None
+    for t in (job.created_at, job.updated_at, job.run_at):
+        assert t is not None and t.utcoffset() == timedelta(0)
+    with running(queue) as w:
+        first = wait_until(lambda: (j := _job(queue, jid)).status == djobs.JobStatus.RUNNING and j, 30, "running")
+        assert first.attempt == 1 and first.locked_by == w.id and first.started_at is not None
+        assert first.last_heartbeat_at is not None
+        wait_until(
+            lambda: _job(queue, jid).last_heartbeat_at > first.last_heartbeat_at,  # type: ignore[operator]
+            30, "the running job's heartbeat to advance",
+        )
+        assert seen["current_id"] == jid and seen["current"].id == jid and seen["ctx_job"].attempt == 1
+        release.set()
+        assert queue.result(jid, timeout=30) == {"got": {"a": 1}}
+    done = _job(queue, jid)
+    assert done.status == djobs.JobStatus.COMPLETED and done.locked_by is None
+    assert done.completed_at is not None and done.started_at is not None
+    assert done.created_at <= done.started_at <= done.completed_at  # type: ignore[operator]
+
+
+def test_retry_job_requeues_failed_and_cancelled_jobs_only(queue: djobs.Queue) -> None:
+    calls = Calls()
+    fail = {"on": True}
+
+    def handler(ctx: djobs.Context, args: Any) -> str:
+        calls.add(ctx.job_id, ctx.job.attempt)
+        if fail["on"]:
+            raise djobs.NoRetry("not yet")
+        return "ok"
+
+    queue.register("r", handler, retries=1)
+    jid = queue.enqueue("r")
+    cancelled = queue.enqueue("r", delay=3600)
+    assert queue.cancel_job(cancelled)
+    assert not queue.cancel_job(cancelled), "cancelling a finished job reports False"
+    with running(queue):
+        with pytest.raises(djobs.JobFailedError):
+            queue.result(jid, timeout=30)
+        fail["on"] = False
+        assert queue.retry_job(jid)
+        assert queue.result(jid, timeout=30) == "ok"
+        assert [a for _, a in calls.of(jid)] == [1, 1], "a requeued job starts its attempts again"
+        assert not queue.retry_job(jid), "a completed job is not requeued"
+        assert queue.retry_job(cancelled)
+        assert queue.result(cancelled, timeout=30) == "ok"
+    with pytest.raises(djobs.JobNotFound):
+        queue.retry_job("no-such-id")
+    with pytest.raises(djobs.JobNotFound):
+        queue.cancel_job("no-such-id")
+
+
+def test_a_cancelled_retrying_job_never_runs_again(queue: djobs.Queue) -> None:
+    calls = Calls()
+
+    def handler(ctx: djobs.Context, args: Any) -> None:
+        calls.add(ctx.job_id)
+        raise djobs.RetryAfter(0.5, "soon")
+
+    queue.register("r", handler, retries=5)
+    jid = queue.enqueue("r")
+    with running(queue):
+        wait_until(lambda: _status(queue, jid) == djobs.JobStatus.RETRYING, 30, "retrying")
+        assert queue.cancel_job(jid)
+        with pytest.raises(djobs.JobCancelledError):
+            queue.result(jid, timeout=5)
+        time.sleep(1.0)  # past its run_at: a claim would have happened by now
+    assert len(calls.of(jid)) == 1
+    assert _status(queue, jid) == djobs.JobStatus.CANCELLED
