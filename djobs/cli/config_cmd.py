@@ -30,7 +30,10 @@ def init(
     ),  # fmt: skip
     force: bool = typer.Option(False, "--force", envvar="DJOBS_INIT_FORCE", help="Overwrite an existing file."),
 ) -> None:
-    """Write a starter djobs.toml (to --config PATH if given); never overwrites without --force."""
+    """Write a starter djobs.toml.
+
+    Writes to --config PATH if given, else ./djobs.toml; never overwrites without --force.
+    """
     import tomli_w
 
     from djobs import config as cfg

@@ -55,7 +55,10 @@ def pause_job(
     aggressive: bool = _AGGRESSIVE,
     reason: str | None = _REASON,
 ) -> None:
-    """Pause a job: pending/waiting jobs stay put; --aggressive also stops a running one."""
+    """Pause a job.
+
+    A pending or waiting job stays put; a running one finishes (--aggressive stops it now).
+    """
     st = common.state(ctx)
     queue = common.open_queue(st)
     _require_job(queue, job_id)
@@ -66,7 +69,10 @@ def pause_job(
 
 @pause_app.command("queue")
 def pause_queue(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"), reason: str | None = _REASON) -> None:
-    """Pause a queue: no worker claims from it; running jobs finish."""
+    """Pause a queue.
+
+    No worker claims from it until resumed; running jobs finish.
+    """
     st = common.state(ctx)
     common.open_queue(st).pause_queue(name, reason=reason)
     _done(st, "queue", name, "paused")
@@ -79,7 +85,10 @@ def pause_worker(
     aggressive: bool = _AGGRESSIVE,
     reason: str | None = _REASON,
 ) -> None:
-    """Pause a worker (it notices within seconds): it stops claiming; --aggressive releases running jobs."""
+    """Pause a worker.
+
+    It notices within seconds and stops claiming; --aggressive also releases its running jobs.
+    """
     st = common.state(ctx)
     if not common.open_queue(st).pause_worker(worker_id, mode=_mode(aggressive), reason=reason):
         raise common.OperationFailed(f"no worker {worker_id!r}")
@@ -90,7 +99,10 @@ def pause_worker(
 def pause_schedule(
     ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"), reason: str | None = _REASON
 ) -> None:
-    """Pause a schedule: it does not fire until resumed."""
+    """Pause a schedule.
+
+    It does not fire until resumed.
+    """
     st = common.state(ctx)
     if not common.open_queue(st).pause_schedule(name, reason=reason):
         raise common.OperationFailed(f"no schedule {name!r}")

@@ -10,6 +10,7 @@ copies are stale. Typer vendors Click since 0.26, so click-man does not work: th
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -128,6 +129,12 @@ def _roff(text: str) -> str:
     return "\n".join("\\&" + line if line.startswith((".", "'")) else line for line in text.splitlines())
 
 
+def _paragraphs(text: str) -> str:
+    """Help text whose blank lines separate paragraphs."""
+    paras = [" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n") if p.strip()]
+    return "\n.PP\n".join(_roff(p) for p in paras)
+
+
 def _literal(text: str) -> str:
     return ".nf\n.RS 4\n" + _roff(text.rstrip("\n")) + "\n.RE\n.fi\n"
 
@@ -161,7 +168,7 @@ def _walk(cmd: Any, ctx: Any, out: list[str]) -> None:
     out.append(f".SS {_roff(ctx.command_path)}")
     out.append(f"\\fB{_roff(_usage(ctx, cmd))}\\fR")
     out.append(".PP")
-    out.append(_roff((cmd.help or "").strip()))
+    out.append(_paragraphs(cmd.help or ""))
     for param in cmd.params:
         line = _option_line(param, ctx)
         if line is None:
@@ -186,7 +193,7 @@ def man_page() -> str:
         ".SH SYNOPSIS",
         "\\fBdjobs\\fR [\\fIGLOBAL OPTIONS\\fR] \\fICOMMAND\\fR [\\fIARGS\\fR]...",
         ".SH DESCRIPTION",
-        _roff((root.help or "").strip()),
+        _paragraphs(root.help or ""),
         ".PP",
         "Output is for people by default (tables; colours only on a terminal) and for scripts with",
         "\\fB\\-\\-json\\fR (one JSON document on stdout). Errors are one line on stderr; a traceback only",

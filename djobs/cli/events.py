@@ -58,7 +58,11 @@ def events(
         None, "--since", envvar="DJOBS_EVENTS_SINCE", metavar="T", help="From T: a duration ago (10m) or ISO 8601."
     ),
 ) -> None:
-    """Print lifecycle events from the database (with --follow: keep printing new ones)."""
+    """Print lifecycle events from the database.
+
+    With --follow, keep printing new events (from any process) until Ctrl-C or SIGTERM; with --json
+    --follow, one JSON object per line.
+    """
     from djobs.cli import render
 
     st = common.state(ctx)

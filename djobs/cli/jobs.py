@@ -103,7 +103,10 @@ def enqueue(
         None, "--timeout", envvar="DJOBS_ENQUEUE_TIMEOUT", metavar="S", min=0, help="With --wait: give up after S s."
     ),
 ) -> None:
-    """Enqueue a job and print its id (with --wait: its JSON result; exit 1 if it failed)."""
+    """Enqueue a job and print its id.
+
+    With --wait, print the job's JSON result instead (exit 1 if it failed or was cancelled).
+    """
     st = common.state(ctx)
     value = parse_args_option(args)
     opts: dict[str, Any] = {}
@@ -204,7 +207,10 @@ def purge(
         ..., "--older-than", envvar="DJOBS_PURGE_OLDER_THAN", metavar="DURATION", help="Finished before this long ago, e.g. 7d."
     ),
 ) -> None:
-    """Delete finished jobs (and their checkpoints) older than a duration."""
+    """Delete finished jobs older than a duration.
+
+    Their checkpoints and fan-out records go with them.
+    """
     from djobs.cli import render
 
     st = common.state(ctx)

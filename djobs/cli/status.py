@@ -28,7 +28,11 @@ def inspect(
     ctx: typer.Context,
     job_id: str | None = typer.Argument(None, metavar="ID", help="A job id; without it, an overview."),
 ) -> None:
-    """Without ID: queues, live workers and schedules. With ID: everything about one job."""
+    """Show an overview, or one job in detail.
+
+    Without ID: queues with counts by status, live workers, schedules. With ID: the job's fields, args,
+    result or error, attempts, progress, checkpoints, sub-jobs and recent events.
+    """
     from djobs.cli import render
 
     st = common.state(ctx)
@@ -118,7 +122,10 @@ def workers(
         False, "--all", "-a", envvar="DJOBS_WORKERS_ALL", help="Include workers that stopped heartbeating."
     ),
 ) -> None:
-    """Live workers: host, pid, queues, paused, heartbeat."""
+    """List live workers.
+
+    Host, pid, queues with concurrency, running jobs, paused, last heartbeat.
+    """
     from djobs.cli import render
 
     st = common.state(ctx)
@@ -127,7 +134,7 @@ def workers(
 
 
 def schedules(ctx: typer.Context) -> None:
-    """Schedules with their last and next fire times."""
+    """List schedules with their last and next fire."""
     from djobs.cli import render
 
     st = common.state(ctx)

@@ -8,7 +8,10 @@ from djobs.cli import common
 
 
 def tui(ctx: typer.Context) -> None:
-    """The live dashboard: queues, jobs, workers, events; pause and cancel from the keyboard."""
+    """Open the live dashboard.
+
+    Queues, jobs, workers and events, refreshed live; pause, resume and cancel from the keyboard.
+    """
     import dataclasses
 
     from djobs.config import Config

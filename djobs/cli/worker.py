@@ -168,7 +168,10 @@ def worker(
         help="Requeue jobs of workers silent this long [default: [worker] stale_after, else 30s].",
     ),  # fmt: skip
 ) -> None:
-    """Run a worker until SIGTERM/SIGINT (running jobs drain first)."""
+    """Run a worker until SIGTERM/SIGINT.
+
+    On SIGTERM or SIGINT it stops claiming, lets running jobs finish (--drain-timeout), then exits 0.
+    """
     st = common.state(ctx)
     conf = st.config()
     queues = resolve_queues(list(queue_specs or []), concurrency, conf.queues if conf else {})
