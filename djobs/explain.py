@@ -33,14 +33,15 @@ def _when(t: datetime | None, now: datetime) -> str:
         return "an unknown time"
     stamp = t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     delta = (t - now).total_seconds()
-    return f"{stamp} ({_ago(-delta)})" if delta < 0 else f"{stamp} (in {_span(delta)})"
+    return f"{stamp} ({_ago(-delta)})" if delta < 0 else f"{stamp} (in {span(delta)})"
 
 
 def _ago(seconds: float) -> str:
-    return f"{_span(seconds)} ago"
+    return f"{span(seconds)} ago"
 
 
-def _span(seconds: float) -> str:
+def span(seconds: float) -> str:
+    """A short human duration: `45s`, `12m`, `3.5h`, `2.0d` (also used by the CLI tables)."""
     seconds = max(0.0, seconds)
     if seconds < 90:
         return f"{seconds:.0f}s"

@@ -123,28 +123,26 @@ def executable() -> None:
     assert DJOBS.exists(), f"{DJOBS} missing: run `.venv/bin/pip install -e . --no-deps`"
 
 
-@pytest.fixture
-def project(tmp_path: Path, db_url: str) -> Iterator[Project]:
-    (tmp_path / "subjobs.py").write_text(HANDLERS)
-    (tmp_path / "djobs.toml").write_text(CONFIG.format(db=db_url))
-    p = Project(tmp_path)
+def _project(root: Path, url: str) -> Iterator[Project]:
+    (root / "subjobs.py").write_text(HANDLERS)
+    (root / "djobs.toml").write_text(CONFIG.format(db=url))
+    p = Project(root)
     yield p
-    for proc in p.procs:
+    for proc in p.procs:  # whatever a failed test left running
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+@pytest.fixture
+def project(tmp_path: Path, db_url: str) -> Iterator[Project]:
+    yield from _project(tmp_path, db_url)
 
 
 @pytest.fixture
 def sqlite_project(tmp_path: Path, sqlite_url: str) -> Iterator[Project]:
-    (tmp_path / "subjobs.py").write_text(HANDLERS)
-    (tmp_path / "djobs.toml").write_text(CONFIG.format(db=sqlite_url))
-    p = Project(tmp_path)
-    yield p
-    for proc in p.procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    """For process-control tests (signals, reload) whose behaviour does not depend on the backend."""
+    yield from _project(tmp_path, sqlite_url)
 
 
 def test_version(tmp_path):
@@ -188,8 +186,8 @@ def test_enqueue_wait_with_a_background_worker(project):
         assert worker.wait(40) == 0
 
 
-def test_sigterm_drains_running_jobs_then_exits_0(sqlite_project):
-    p = sqlite_project
+def test_sigterm_drains_running_jobs_then_exits_0(project):
+    p = project
     log = str(p.root / "nap.log")
     job_id = p.ok("enqueue", "nap", "--args", json.dumps({"log": log, "seconds": 2})).strip()
     worker = p.spawn("worker", "--drain-timeout", "20s", name="worker")

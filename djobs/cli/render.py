@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from djobs.explain import span as _span
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -71,16 +73,6 @@ def when(t: datetime | None, now: datetime | None = None) -> str:
     secs = (t - now).total_seconds()
     rel = _span(abs(secs))
     return f"{stamp} ({'in ' + rel if secs > 0 else rel + ' ago'})"
-
-
-def _span(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 36 * 3600:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
 
 
 def status(s: Any) -> str:
