@@ -28,16 +28,17 @@ def _status(job: Any) -> str:
     return str(getattr(status, "value", status))
 
 
-def _when(t: datetime | None, now: datetime) -> str:
+def relative(t: datetime, now: datetime | None = None) -> str:
+    """`in 10m` or `3s ago` (also used by the CLI tables)."""
+    delta = (t - (now or datetime.now(UTC))).total_seconds()
+    return f"in {span(delta)}" if delta > 0 else f"{span(-delta)} ago"
+
+
+def when(t: datetime | None, now: datetime | None = None) -> str:
+    """`2026-11-29 10:31:02 UTC (3m ago)`; "an unknown time" for None."""
     if t is None:
         return "an unknown time"
-    stamp = t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    delta = (t - now).total_seconds()
-    return f"{stamp} ({_ago(-delta)})" if delta < 0 else f"{stamp} (in {span(delta)})"
-
-
-def _ago(seconds: float) -> str:
-    return f"{span(seconds)} ago"
+    return f"{t.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S UTC')} ({relative(t, now)})"
 
 
 def span(seconds: float) -> str:
@@ -71,8 +72,8 @@ def why(queue: Queue, job_id: str, now: datetime | None = None) -> list[str]:
     reasons: list[str] = []
 
     if status in _FINISHED:
-        when = _when(job.completed_at or job.updated_at, now)
-        text = f"the job is {status} (since {when}); it will not run again"
+        finished = when(job.completed_at or job.updated_at, now)
+        text = f"the job is {status} (since {finished}); it will not run again"
         if status == "failed" and job.last_error:
             text += f"; last error: {_one_line(job.last_error)}"
         if status in ("failed", "cancelled"):
@@ -86,10 +87,10 @@ def why(queue: Queue, job_id: str, now: datetime | None = None) -> list[str]:
         where = f"worker {worker_id}" if worker_id else "a worker"
         if worker is not None:
             where += f" on {worker.host} (pid {worker.pid})"
-        text = f"the job is running on {where} since {_when(job.started_at, now)}, attempt {job.attempt}"
+        text = f"the job is running on {where} since {when(job.started_at, now)}, attempt {job.attempt}"
         reasons.append(text)
         if job.last_heartbeat_at is not None:
-            reasons.append(f"its last heartbeat was {_ago((now - job.last_heartbeat_at).total_seconds())}")
+            reasons.append(f"its last heartbeat was {relative(job.last_heartbeat_at, now)}")
         if worker_id and worker is None:
             reasons.append(
                 f"worker {worker_id} is not alive: the job returns to pending once its lock is stale"
@@ -114,9 +115,9 @@ def why(queue: Queue, job_id: str, now: datetime | None = None) -> list[str]:
     if status in ("pending", "retrying") and due is not None and due > now:
         if job.attempt > 0 and (job.last_error or status == "retrying"):
             error = f": {_one_line(job.last_error)}" if job.last_error else ""
-            reasons.append(f"it is backing off until {_when(due, now)} after attempt {job.attempt}{error}")
+            reasons.append(f"it is backing off until {when(due, now)} after attempt {job.attempt}{error}")
         else:
-            reasons.append(f"it is due at {_when(due, now)}")
+            reasons.append(f"it is due at {when(due, now)}")
 
     stats = {s.name: s for s in queue.queue_stats()}
     qs = stats.get(job.queue)

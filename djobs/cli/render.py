@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from djobs.explain import span as _span
+from djobs import explain
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -64,15 +64,9 @@ def value(v: Any) -> str:
     return str(getattr(v, "value", v)) if v is not None else ""
 
 
-def when(t: datetime | None, now: datetime | None = None) -> str:
-    """`2026-11-29 10:31:02 (3m ago)`; empty for None."""
-    if t is None:
-        return ""
-    now = now or datetime.now(UTC)
-    stamp = t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    secs = (t - now).total_seconds()
-    rel = _span(abs(secs))
-    return f"{stamp} ({'in ' + rel if secs > 0 else rel + ' ago'})"
+def when(t: datetime | None) -> str:
+    """`2026-11-29 10:31:02 UTC (3m ago)`; empty for None."""
+    return explain.when(t) if t is not None else ""
 
 
 def status(s: Any) -> str:
@@ -142,12 +136,9 @@ def _empty(title: str | None, what: str) -> None:
     console().print(f"[bold]{title}[/]: [dim]{what}[/]" if title else f"[dim]{what}[/]")
 
 
-def ago(t: datetime | None, now: datetime | None = None) -> str:
+def ago(t: datetime | None) -> str:
     """Only the relative part: `3m ago`, `in 10m`."""
-    if t is None:
-        return ""
-    secs = (t - (now or datetime.now(UTC))).total_seconds()
-    return f"in {_span(secs)}" if secs > 0 else f"{_span(-secs)} ago"
+    return explain.relative(t) if t is not None else ""
 
 
 def jobs_table(jobs: Sequence[Any], title: str | None = None) -> None:
