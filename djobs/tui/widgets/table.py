@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -202,14 +203,32 @@ class LiveTable(ScrollView, can_focus=True):
         return self.get_component_rich_style("live-table--header")
 
     def _render_cells(self, cells: Sequence[Any], style: Style | None) -> Strip:
-        line = Text(" ", style=style or "")
+        # Segments are built directly (a cell is plain text, or a Text with one style for the whole
+        # cell): going through Text.render for every row was most of a refresh's painting time.
+        segments = [Segment(" ", style)]
         for (_, width), cell in zip(self.COLUMNS, cells, strict=False):
-            text = cell.copy() if isinstance(cell, Text) else Text(str(cell))
-            text.truncate(width, overflow="ellipsis", pad=True)
-            line.append_text(text)
-            line.append(" ")
-        segments = list(line.render(self.app.console))
-        return Strip(segments, line.cell_len)
+            if isinstance(cell, Text) and cell.spans:
+                text = cell.copy()
+                text.truncate(width, overflow="ellipsis", pad=True)
+                segments += text.render(self.app.console)
+            else:
+                cell_style = style
+                if isinstance(cell, Text):
+                    own = Style.parse(cell.style) if isinstance(cell.style, str) else cell.style
+                    cell_style = own if style is None else style + own
+                    cell = cell.plain
+                segments.append(Segment(_fit(str(cell), width), cell_style))
+            segments.append(Segment(" ", style))
+        return Strip(segments, self._width)
+
+
+def _fit(text: str, width: int) -> str:
+    """Exactly `width` cells: padded, or cut with an ellipsis."""
+    if "\n" in text:
+        text = text.replace("\n", " ")
+    if cell_len(text) <= width:
+        return set_cell_size(text, width)
+    return set_cell_size(text, width - 1) + "…"
 
 
 def _same(a: Sequence[Any], b: Sequence[Any]) -> bool:
