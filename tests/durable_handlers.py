@@ -276,7 +276,10 @@ def register(queue: djobs.Queue, ledger_dir: str | Path) -> None:  # noqa: C901 
         if ctx.job.attempt == 1:
             ctx.call("step", {"wf": args["wf"], "n": 0})
             raise djobs.RetryAfter(0.05, "fail once")
-        ctx.call("step-b", {"wf": args["wf"]})
+        if args.get("fan"):  # a fan-out where the checkpoint holds a call
+            ctx.fan_out([djobs.Sub("rec", {"tag": args["wf"]})])
+        else:
+            ctx.call("step-b", {"wf": args["wf"]})
         return "should not get here"
 
     # Nested durable calls through the module-level twins (djobs.call inside a called handler).

@@ -160,6 +160,14 @@ def test_determinism_violation_fails_at_once_naming_both(q: djobs.Queue, led: Pa
     assert count(led, "nd-run", "d") == 2
 
 
+def test_determinism_violation_between_a_call_and_a_fan_out(q: djobs.Queue, led: Path) -> None:
+    jid = q.enqueue("nondeterministic", {"wf": "df", "fan": True}, retries=5)
+    job = run_to_end(q, jid, "failed")
+    assert job.attempt == 2
+    assert "step" in (job.last_error or "") and "fan_out" in (job.last_error or "")
+    assert q.sub_jobs(jid) == [] and count(led, "rec", "df") == 0
+
+
 def test_nested_calls_replay_without_running(q: djobs.Queue, led: Path) -> None:
     jid = q.enqueue("nested", {"wf": "n"})
     job = run_to_end(q, jid)

@@ -22,6 +22,7 @@ from durable_handlers import (
     WorkerProcs,
     counts,
     entries,
+    open_gate,
     register,
     sql,
     wait_status,
@@ -220,3 +221,26 @@ def test_stress_workflows_with_checkpoints(q: djobs.Queue, led: Path, procs: Wor
     dupes = {k: v for k, v in steps.items() if v != 1}
     assert not dupes, f"steps that ran more than once: {list(dupes.items())[:10]}"
     assert len({e[4] for e in entries(led, "step")}) >= 1
+
+
+def test_fanout_survives_kill9_of_a_worker_running_its_sub_jobs(
+    q: djobs.Queue, led: Path, procs: WorkerProcs
+) -> None:
+    """Sub-jobs running on a worker that is killed -9 are reclaimed by the surviving worker; the parent
+    completes with every result, and every sub-job completes exactly once."""
+    a = procs.start("default=4")
+    pid = q.enqueue("fan", {"tag": "kf", "subs": [rec(f"kf{i}", value=i, gate="kf") for i in range(8)]})
+    wait_until(lambda: len(entries(led, "rec")) >= 4, 60, "worker A to run sub-jobs")
+    b = procs.start("default=8")
+    procs.kill9(a)
+    on_a = {e[1] for e in entries(led, "rec") if e[3] == str(a.pid)}
+    assert on_a
+    open_gate(led, "kf")
+    job = wait_status(q, pid, "completed", timeout=60)
+    assert job.result["values"] == list(range(8))
+    done = counts(led, "rec-done")
+    assert done == Counter({(f"kf{i}",): 1 for i in range(8)})
+    assert {e[3] for e in entries(led, "rec-done")} == {str(b.pid)}
+    for kid in q.sub_jobs(pid):
+        # Started on A: reclaimed, attempt spent. Others may have been claimed (prefetched) by A too.
+        assert kid.attempt == 2 if kid.args["tag"] in on_a else kid.attempt in (1, 2), kid
