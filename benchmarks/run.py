@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=10_000)
     p.add_argument("--workers", type=int, default=2, help="end to end with 1 and with this many processes")
     p.add_argument("--samples", type=int, default=100, help="latency samples")
-    p.add_argument("--workflows", type=int, default=100)
+    p.add_argument("--workflows", type=int, default=300)
     p.add_argument("--rounds", type=int, default=3, help="fan-out rounds")
     p.add_argument("--repeat", type=int, default=1, help="interleaved runs of each measure; medians shown")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")

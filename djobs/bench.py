@@ -325,7 +325,7 @@ def run(
     enqueue_jobs: int | None = None,
     latency_samples: int = 100,
     latency_gap: float = 0.05,
-    workflows: int = 100,
+    workflows: int = 300,
     steps: int = 10,
     fanout_width: int = 100,
     fanout_rounds: int = 3,
