@@ -101,17 +101,24 @@ class Snapshot:
     taken_at: datetime
 
 
-#: The largest share of one core the queue summary's counting may take: `queue_stats()` counts every job
-#: (about 40 ms for 200,000 rows on SQLite), so when it is slow it is re-read less often than the rest.
+#: `queue_stats()` counts every job (about 40 ms of this process's CPU for 200,000 rows on SQLite; on
+#: PostgreSQL the server does the work, ~0.2-0.7 s), so it is re-read less often than the rest: at most
+#: STATS_DUTY of one core in this process, and at most DB_DUTY of the time waiting on the database.
 STATS_DUTY = 0.025
+DB_DUTY = 0.2
+
+
+def next_due(started: float, cpu: float, wall: float) -> float:
+    """When an expensive read that took `cpu` thread-CPU and `wall` seconds may run again."""
+    return started + max(cpu / STATS_DUTY, wall / DB_DUTY)
 
 
 class Poller:
     """Reads the main screen's data. Not thread-safe: the app runs one poll at a time.
 
     Cheap reads (the newest jobs, new events, workers, schedules) happen on every poll. The per-queue
-    counts cost time proportional to the table, so they are re-read only after `cost / STATS_DUTY`
-    seconds (at most every poll): the refresh stays cheap with a million jobs, the counts just lag."""
+    counts cost time proportional to the table, so they are spaced by `next_due()` (at most every
+    poll): the refresh stays cheap with a million jobs, the counts just lag a little."""
 
     def __init__(
         self,
@@ -132,11 +139,11 @@ class Poller:
 
     def snapshot(self, job_filter: JobFilter, *, force: bool = False) -> Snapshot:
         q = self.queue
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.thread_time()
         if force or started >= self._stats_due:
             self._stats = list(q.queue_stats())
             self.stats_cost = time.monotonic() - started
-            self._stats_due = started + self.stats_cost / STATS_DUTY
+            self._stats_due = next_due(started, time.thread_time() - cpu, self.stats_cost)
         stats = self._stats
         workers = list(q.workers())
         jobs = list(
@@ -232,12 +239,12 @@ class DetailPoller:
         if status_value(job.status) != "running":
             # The explanation counts the queues too; like the summary, re-read it only as often as its
             # cost allows, unless the job's status changed.
-            started = time.monotonic()
+            started, cpu = time.monotonic(), time.thread_time()
             key = (status_value(job.status), job.attempt)
             if key != self._why_key or started >= self._why_due:
                 self._why = _why(q, self.job_id, self.clock())
                 self._why_key = key
-                self._why_due = started + (time.monotonic() - started) / STATS_DUTY
+                self._why_due = next_due(started, time.thread_time() - cpu, time.monotonic() - started)
             why = self._why
         return Detail(job, checkpoints, children, more, list(self._events), why, self.clock())
 
