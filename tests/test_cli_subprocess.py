@@ -199,6 +199,32 @@ def test_sigterm_drains_running_jobs_then_exits_0(project):
     assert p.json("workers") == []
 
 
+def test_sd_notify_stopping_is_sent_when_the_drain_begins(sqlite_project):
+    import socket
+
+    p = sqlite_project
+    path = p.root / "notify.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(path))
+    server.settimeout(30)
+    log = str(p.root / "nap.log")
+    p.ok("enqueue", "nap", "--args", json.dumps({"log": log, "seconds": 3}))
+    out = open(p.root / "worker.err", "wb")
+    worker = subprocess.Popen([str(DJOBS), "worker"], cwd=p.root, env={**env(), "NOTIFY_SOCKET": str(path)},
+                              stdout=out, stderr=out)  # fmt: skip
+    p.procs.append(worker)
+    try:
+        assert server.recv(4096).decode().startswith("READY=1")
+        wait_until(lambda: "nap started" in p.text("nap.log"), what="the job to start")
+        worker.send_signal(signal.SIGTERM)
+        assert server.recv(4096) == b"STOPPING=1"
+        assert "nap finished" not in p.text("nap.log")  # sent as the drain begins, not after it
+        assert worker.wait(30) == 0
+    finally:
+        server.close()
+    assert "nap finished" in p.text("nap.log")
+
+
 RELOADABLE = '''
 import djobs
 VERSION = "{v}"

@@ -3,7 +3,7 @@
 `--reload` runs the worker in a child process under watchfiles `run_process` and restarts it when a
 Python file (or the config) changes in the handler modules' directories; watchfiles stops the child with
 SIGINT, which drains like SIGTERM. With `NOTIFY_SOCKET` set (systemd `Type=notify`) the worker sends
-READY=1 once the database is open, WATCHDOG=1 every half `WATCHDOG_USEC`, and STOPPING=1 when it returns.
+READY=1 once the database is open, WATCHDOG=1 every half `WATCHDOG_USEC`, and STOPPING=1 when the drain begins.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import shlex
 import socket
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -69,17 +70,43 @@ def sd_notify(message: str) -> bool:
     return True
 
 
-def _start_watchdog(stop: threading.Event) -> None:
-    usec = os.environ.get("WATCHDOG_USEC", "")
-    if not usec.isdigit() or int(usec) <= 0 or not os.environ.get("NOTIFY_SOCKET"):
-        return
-    interval = int(usec) / 1_000_000 / 2
+class _Notifier:
+    """Tells systemd (NOTIFY_SOCKET) how the worker is doing: READY=1 once the database is open, WATCHDOG=1
+    every half WATCHDOG_USEC, and STOPPING=1 as soon as the drain begins (`worker.stopping`)."""
 
-    def beat() -> None:
-        while not stop.wait(interval):
-            sd_notify("WATCHDOG=1")
+    def __init__(self, worker: Any) -> None:
+        self.worker = worker
+        self.done = threading.Event()
+        self.stopping_sent = False
+        usec = os.environ.get("WATCHDOG_USEC", "")
+        self.watchdog = int(usec) / 1_000_000 / 2 if usec.isdigit() and int(usec) > 0 else None
 
-    threading.Thread(target=beat, name="djobs-sd-watchdog", daemon=True).start()
+    def start(self, queues: dict[str, int]) -> None:
+        if not os.environ.get("NOTIFY_SOCKET"):
+            return
+        sd_notify(f"READY=1\nSTATUS=serving {', '.join(queues)}\nMAINPID={os.getpid()}")
+        threading.Thread(target=self._loop, name="djobs-sd-notify", daemon=True).start()
+
+    def _loop(self) -> None:
+        tick = min(0.2, self.watchdog or 0.2)
+        next_beat = time.monotonic()
+        while not self.done.wait(tick):
+            if self.watchdog is not None and time.monotonic() >= next_beat:
+                sd_notify("WATCHDOG=1")
+                next_beat = time.monotonic() + self.watchdog
+            if getattr(self.worker, "stopping", False):
+                self._stopping()
+
+    def _stopping(self) -> None:
+        if not self.stopping_sent:
+            self.stopping_sent = True
+            sd_notify("STOPPING=1")
+
+    def finish(self) -> None:
+        """After run() returned: STOPPING=1 if the drain was too quick for the loop to see it."""
+        self.done.set()
+        if os.environ.get("NOTIFY_SOCKET"):
+            self._stopping()
 
 
 def watch_paths(conf: Any) -> list[Path]:
@@ -200,9 +227,8 @@ def worker(
     w = queue.worker(
         queues=queues, scheduler=use_scheduler, burst=burst, drain_timeout=drain, stale_lock_age=stale
     )
-    stop_watchdog = threading.Event()
-    sd_notify(f"READY=1\nSTATUS=serving {', '.join(queues)}\nMAINPID={os.getpid()}")
-    _start_watchdog(stop_watchdog)
+    notifier = _Notifier(w)
+    notifier.start(queues)
     if not st.json:
         served = ", ".join(f"{n}:{c}" for n, c in queues.items())
         print(f"djobs: worker {w.id} serving {served}{' (burst)' if burst else ''}", file=sys.stderr)
@@ -210,8 +236,7 @@ def worker(
     try:
         w.run()
     finally:
-        stop_watchdog.set()
-        sd_notify("STOPPING=1")
+        notifier.finish()
     if w.abandoned_handlers:
         # Handlers that outlived the drain were released and cancelled but a thread cannot be killed:
         # leave now rather than let interpreter shutdown wait for them forever.
