@@ -345,6 +345,12 @@ def test_fanout_cancel_on_parent_failure(q: djobs.Queue, led: Path, worker: djob
     if cop:
         for t in ("a", "b"):
             wait_status(q, kids[f"{tag}-{t}"], "cancelled", timeout=10)
+            # A handler that had started sees ctx.cancelled before the gate opens.
+            wait_until(
+                lambda t=t: count(led, "rec", f"{tag}-{t}") == count(led, "cancelled", f"{tag}-{t}"),  # type: ignore[misc]
+                10,
+                f"the cancelled sub-job {t} to stop",
+            )
         open_gate(led, tag)
         assert count(led, "rec-done", f"{tag}-a") + count(led, "rec-done", f"{tag}-b") == 0
     else:
