@@ -284,7 +284,7 @@ def test_fanout_timeout_cancels_unfinished_and_counts_them_failed(
     q: djobs.Queue, led: Path, worker: djobs.Worker
 ) -> None:
     subs = [rec("o0", value="quick"), rec("o1", gate="never"), rec("o2", gate="never")]
-    pid = q.enqueue("fan", {"tag": "to", "subs": subs, "strategy": "collect_all", "timeout": 1.0})
+    pid = q.enqueue("fan", {"tag": "to", "subs": subs, "strategy": "collect_all", "timeout": 3.0})
     job = wait_status(q, pid, "completed", timeout=30)
     assert job.result == {
         "values": ["quick"],
