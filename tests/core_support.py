@@ -56,12 +56,13 @@ class Procs:
         self.log_dir.mkdir(exist_ok=True)
         self.started: list[WorkerProc] = []
 
-    def start(self, url: str, ledger: Path | str, *extra: str, stale_age: float = STALE_AGE) -> WorkerProc:
+    def start(self, url: str, ledger: Path | str, *extra: str, stale_age: float = STALE_AGE,
+              env: dict[str, str] | None = None) -> WorkerProc:
         args = [
             "--heartbeat", str(HEARTBEAT), "--stale-age", str(stale_age), "--stale-interval", str(STALE_INTERVAL),
             *extra,
         ]
-        w = WorkerProc(url, ledger, self.log_dir, *args).start()
+        w = WorkerProc(url, ledger, self.log_dir, *args, env=env).start()
         self.started.append(w)
         return w
 

@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -542,53 +543,28 @@ def test_kill9_never_fails_a_job_that_did_not_run(db_url: str, queue: djobs.Queu
 # -- dropped connections (PostgreSQL, without restarting the shared server) ---------------------------------------
 
 
-def _tcp_ports_of(pid: int, remote_port: int) -> set[int]:
-    """Local ports of pid's TCP connections to remote_port (from /proc: its socket inodes, /proc/net/tcp)."""
-    inodes = set()
-    fd_dir = Path(f"/proc/{pid}/fd")
-    for fd in fd_dir.iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    ports = set()
-    for table in ("tcp", "tcp6"):
-        try:
-            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            f = line.split()
-            if int(f[2].rsplit(":", 1)[1], 16) == remote_port and f[9] in inodes:
-                ports.add(int(f[1].rsplit(":", 1)[1], 16))
-    return ports
-
-
 def test_worker_survives_its_postgres_connections_being_killed_mid_drain(pg_url: str, procs: Procs,
                                                                          tmp_path: Path) -> None:
-    """pg_terminate_backend on every connection of one worker process (the others on the shared server are
-    untouched), twice during a drain: the worker reconnects by itself and no job is lost."""
+    """pg_terminate_backend on every connection of one worker process (found by the application_name it
+    gets from PGAPPNAME; nothing else on the shared server is touched), twice during a drain: the worker
+    reconnects by itself and no job is lost."""
     store = djobs.connect(pg_url)
     queue = djobs.Queue(store)
     try:
         register_names(queue)
         ledger = _ledger(tmp_path)
         n = 300
-        w = procs.start(pg_url, ledger.path, "--only", "slow", "--queues", '{"default": 4}')
+        app = f"djobs-core-test-{uuid.uuid4().hex[:12]}"
+        w = procs.start(pg_url, ledger.path, "--only", "slow", "--queues", '{"default": 4}', env={"PGAPPNAME": app})
         wait_until(lambda: _registered(queue, w), 60, "worker registered")
         ids = queue.enqueue_many([djobs.Sub("slow", {"seconds": 0.02}) for _ in range(n)])
         killed = 0
         for threshold in (40, 120):
             wait_until(lambda t=threshold: len(ledger.records("end")) >= t, 60, f"{threshold} jobs done")
-            ports = _tcp_ports_of(w.pid, 5432)
-            assert ports, "found no PostgreSQL connection of the worker"
             rows = queue.storage.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE client_port = ANY(%s) "
-                "AND client_addr IS NOT NULL",
-                (list(ports),),
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (app,)
             ).fetchall()
+            assert rows, "found no PostgreSQL connection of the worker"
             killed += sum(1 for r in rows if r[0])
         assert killed >= 2
         assert len(ledger.records("end")) < n, "the drain finished before the connections were killed"

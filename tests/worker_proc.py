@@ -66,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
 class WorkerProc:
     """One worker process started by a test; `procs` fixtures kill leftovers by pid at teardown."""
 
-    def __init__(self, url: str, ledger: str | os.PathLike[str], log_dir: Path, *extra: str) -> None:
+    def __init__(self, url: str, ledger: str | os.PathLike[str], log_dir: Path, *extra: str,
+                 env: dict[str, str] | None = None) -> None:
         self.url = url
+        self.env = dict(env or {})
         self.ledger = str(ledger)
         self.extra = list(extra)
         self.log_dir = log_dir
@@ -83,7 +85,7 @@ class WorkerProc:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
             )
         return self
 
