@@ -257,7 +257,8 @@ def check_plain_at_least_once(s: Snapshot) -> Verdict:
     return _verdict(
         "plain jobs ran at least once; re-runs = interruptions",
         len(plain),
-        f"{len(plain)} plain jobs; {reexec} re-execution(s), each after its process was stopped: {cut} cut "
+        f"{len(plain)} plain jobs; {reexec} re-execution(s), each after its process was stopped"
+        f"{' or the database restarted' if s.restarts else ''}: {cut} cut "
         f"short mid-handler, {reexec - cut} lost their outcome between handler end and write",
         bad,
     )
