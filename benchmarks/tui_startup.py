@@ -60,6 +60,19 @@ def _connect_raw(url: str) -> tuple[object, str]:
     return conn, "%s"
 
 
+def _required_columns(conn: object, url: str, table: str) -> list[str]:
+    """NOT NULL columns without a default in the database (Peewee's defaults live in Python)."""
+    if url.startswith("sqlite"):
+        rows = conn.execute(f"PRAGMA table_info({table})").fetchall()  # type: ignore[attr-defined]
+        return [r[1] for r in rows if r[3] and r[4] is None and not r[5]]
+    rows = conn.execute(  # type: ignore[attr-defined]
+        "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+        "AND table_schema = current_schema() AND is_nullable = 'NO' AND column_default IS NULL",
+        (table,),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
 def seed(url: str, jobs: int, events: int) -> None:
     import djobs
 
@@ -70,11 +83,13 @@ def seed(url: str, jobs: int, events: int) -> None:
     now = time.time()
     statuses = [s for s, _ in STATUSES]
     weights = [w for _, w in STATUSES]
-    job_sql = (
-        "INSERT INTO djobs_jobs (id, type, queue, args, priority, status, attempt, max_retries, last_error, "
-        "result, run_at, started_at, completed_at, created_at, updated_at, pause_requested) VALUES "
-        f"({', '.join([p] * 16)})"
-    )
+    columns = [
+        "id", "type", "queue", "args", "priority", "status", "attempt", "max_retries", "last_error",
+        "result", "run_at", "started_at", "completed_at", "created_at", "updated_at",
+    ]  # fmt: skip
+    # Other NOT NULL columns without a database default (flags the schema may grow) get 0.
+    extra = [c for c in _required_columns(conn, url, "djobs_jobs") if c not in columns]
+    job_sql = f"INSERT INTO djobs_jobs ({', '.join(columns + extra)}) VALUES ({', '.join([p] * (len(columns) + len(extra)))})"
     event_sql = f"INSERT INTO djobs_events (ts, kind, job_id, queue, data) VALUES ({', '.join([p] * 5)})"
     ids: list[str] = []
     rows = []
@@ -101,7 +116,7 @@ def seed(url: str, jobs: int, events: int) -> None:
                 created + 0.02 if done else None,
                 created,
                 created + 0.02,
-                0,
+                *([0] * len(extra)),
             )
         )
     cur = conn.cursor()  # type: ignore[attr-defined]

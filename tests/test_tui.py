@@ -686,7 +686,7 @@ def test_event_log_summarises_a_burst() -> None:
             log.add(EventBatch(events, skipped=900), now)
             await pilot.pause()
             text = "\n".join(strip.text for strip in log.lines)
-            assert "988 more events (88 job_completed" in text  # 900 skipped + 88 not written
+            assert "992 more events (92 job_completed" in text  # 900 skipped + 92 not written
             assert text.count("job_completed") >= LINES_PER_REFRESH
             assert "j100" in text
 

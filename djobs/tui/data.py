@@ -29,7 +29,7 @@ EVENT_WINDOW = 500
 #: At most this many new events are read per refresh; when more arrived, the log skips ahead to the newest
 #: ones and says how many it skipped, so a worker draining thousands of jobs a second cannot make the
 #: dashboard fall behind.
-EVENTS_PER_POLL = 200
+EVENTS_PER_POLL = 100
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class Snapshot:
 #: `queue_stats()` counts every job (about 40 ms of this process's CPU for 200,000 rows on SQLite; on
 #: PostgreSQL the server does the work, ~0.2-0.7 s), so it is re-read less often than the rest: at most
 #: STATS_DUTY of one core in this process, and at most DB_DUTY of the time waiting on the database.
-STATS_DUTY = 0.025
+STATS_DUTY = 0.01
 DB_DUTY = 0.2
 
 

@@ -57,7 +57,7 @@ def event_line(ev: Any, now: datetime) -> Text:
 
 #: Lines written per refresh. Each line costs a render, and nobody reads two thousand lines a second: when
 #: more events arrive, the log writes one summary line counting the rest by kind, then the newest ones.
-LINES_PER_REFRESH = 12
+LINES_PER_REFRESH = 8
 
 
 class EventLog(RichLog):
