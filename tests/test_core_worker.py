@@ -215,3 +215,33 @@ def test_liveness_defaults(queue: djobs.Queue) -> None:
     assert w.heartbeat_interval == 1.0  # min(5 s, stale age / 3)
     with pytest.raises(ValueError):
         queue.worker(queues={"default": 0})
+
+
+@djobs.job("core-tests-module-job", retries=0)
+def _module_job(args: dict[str, int]) -> int:
+    return args["x"] + 1
+
+
+def test_handler_shapes_and_module_level_jobs(queue: djobs.Queue) -> None:
+    queue.register("nothing", lambda: "no args")
+    queue.register("args_only", lambda args: args)
+    queue.register("ctx_args", lambda ctx, args: (ctx.job.type, args))
+    with pytest.raises(TypeError):
+        queue.register("three", lambda a, b, c: None)
+    with pytest.raises(TypeError):
+        queue.register("not-callable", 42)  # type: ignore[arg-type]
+    assert "core-tests-module-job" in queue.job_types()
+    other = djobs.Queue(queue.storage)  # every Queue knows module-level jobs
+    assert "core-tests-module-job" in other.job_types()
+    ids = {
+        "nothing": queue.enqueue("nothing"),
+        "args_only": queue.enqueue("args_only", [1, 2]),
+        "ctx_args": queue.enqueue("ctx_args", {"k": "v"}),
+        "module": queue.enqueue("core-tests-module-job", {"x": 41}),
+    }
+    assert _job(queue, ids["module"]).max_retries == 0
+    with running(queue):
+        assert queue.result(ids["nothing"], timeout=30) == "no args"
+        assert queue.result(ids["args_only"], timeout=30) == [1, 2]
+        assert queue.result(ids["ctx_args"], timeout=30) == ["ctx_args", {"k": "v"}]
+        assert queue.result(ids["module"], timeout=30) == 42
