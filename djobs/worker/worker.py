@@ -66,6 +66,7 @@ class _Running:
     task: Any = None  # asyncio.Task for async handlers
     loop: asyncio.AbstractEventLoop | None = None
     started: float = field(default_factory=time.monotonic)
+    held: bool = False  # claimed as prefetch: the database is told when it starts
 
     @property
     def key(self) -> tuple[str, int]:
@@ -142,6 +143,7 @@ class Worker:
         self.abandoned_handlers = 0
         self._executing: dict[str, int] = dict.fromkeys(self.queues, 0)
         self._ready: dict[str, deque[_Running]] = {q: deque() for q in self.queues}
+        self._started_held: deque[tuple[str, int]] = deque()  # prefetched claims started since last round
         self._avg_ms: dict[str, float] = {}
         self._outcomes: deque[_Outcome] = deque()
         self._retry_outcomes: list[_Outcome] = []
@@ -150,6 +152,7 @@ class Worker:
         self._stop = threading.Event()
         self._maint_stop = threading.Event()
         self._in_cycle = False
+        self._rounds = 0
         self._stopped = threading.Event()
         self._stopped.set()
         self._slot_lock = threading.Lock()
@@ -393,13 +396,18 @@ class Worker:
             except Exception:
                 return
 
-    def _accept(self, row: tuple[Any, ...]) -> None:
+    def _accept(self, row: tuple[Any, ...], held: bool, front: bool = False) -> None:
         """A claimed job waits in its queue's ready line until a slot is free (at once, unless prefetched)."""
         from djobs.queue import job_from_row
 
         job = job_from_row(row)
-        entry = _Running(job=job, handler=self.queue.get_handler(job.type), fanout_id=row[19])
-        self._ready.setdefault(job.queue, deque()).append(entry)
+        entry = _Running(job=job, handler=self.queue.get_handler(job.type), fanout_id=row[19], held=held)
+        line = self._ready.setdefault(job.queue, deque())
+        with self._slot_lock:
+            if front:
+                line.appendleft(entry)
+            else:
+                line.append(entry)
 
     # Slots. A sync slot is a pool thread that, when its job ends, takes the next ready job itself: short
     # jobs then run back to back while the dispatcher is in a database round trip. `_executing` counts busy
@@ -423,6 +431,8 @@ class Worker:
     def _register(self, entry: _Running) -> None:
         entry.started = time.monotonic()
         self._running[entry.key] = entry
+        if entry.held:
+            self._started_held.append(entry.key)
 
     def _next_ready(self, name: str) -> _Running | None:
         """For a slot whose job just ended: the next ready job, or None (and the slot goes idle)."""
@@ -595,6 +605,7 @@ class Worker:
 
     def _cycle(self, claim: bool) -> tuple[bool, int]:
         self._in_cycle = True
+        self._rounds += 1
         try:
             return self._cycle_once(claim)
         finally:
@@ -624,13 +635,23 @@ class Worker:
                 batch.append(self._outcomes.popleft())
         else:
             self._launch_ready()
-        claims: list[tuple[str, list[str], int]] = []
+        claims: list[tuple[str, list[str], int, bool, bool]] = []  # (queue, types, n, held, prefetch)
         if claim and not self._paused and not self._stop.is_set() and self.types:
             for name, conc in self.queues.items():
-                want = conc + self._prefetch(name) - self._executing.get(name, 0) - len(self._ready.get(name, ()))
-                if want > 0:
-                    claims.append((name, self.types, want))
-        if not batch and not self._events and not claims:
+                waiting = len(self._ready.get(name, ()))
+                free = max(0, conc - self._executing.get(name, 0) - waiting)
+                extra = conc + self._prefetch(name) - self._executing.get(name, 0) - waiting - free
+                # A claim for a free slot counts its attempt at once (a job that kills its worker the
+                # moment it starts must still run out of attempts); a prefetched claim is held until its
+                # start is recorded, so a worker lost before then gives the attempt back (see the reaper).
+                if free > 0:
+                    claims.append((name, self.types, free, False, False))
+                if extra > 0:
+                    claims.append((name, self.types, extra, True, True))
+        started: list[tuple[str, int]] = []
+        while self._started_held:
+            started.append(self._started_held.popleft())
+        if not batch and not self._events and not claims and not started:
             return False, 0
         writes: list[tuple[str, str, int, tuple[Any, ...]]] = []
         write_idx: list[int] = []
@@ -643,7 +664,9 @@ class Worker:
         outcome_events = self._event_rows(batch, write_idx)
         try:
             matched, rows = self.storage.run(
-                lambda: self.storage.cycle(self.id, writes, events, outcome_events, claims, self.persist_events),
+                lambda: self.storage.cycle(
+                    self.id, writes, events, outcome_events, [c[:4] for c in claims], self.persist_events, started
+                ),
                 self.storage_retry if batch else self.dequeue_retry,
                 "write outcomes and claim",
             )
@@ -651,6 +674,7 @@ class Worker:
             log.warning("worker %s: database unavailable (%s); %d outcome(s) kept for retry", self.id, exc, len(writes))
             self._retry_outcomes = batch
             self._events = events + self._events
+            self._started_held.extendleft(reversed(started))
             self._stop.wait(min(5.0, max(self.poll_interval, 1.0)))
             return False, 0
         owned = dict.fromkeys(range(len(batch)), False)
@@ -664,13 +688,18 @@ class Worker:
             if o.kind in ("complete", "fail") and entry.fanout_id:
                 fanouts.add(entry.fanout_id)
             self._announce(entry, o)
-        rows.sort(key=lambda r: (-r[4], r[10], r[0]))
-        for row in rows:
-            self._accept(row)
+        rows.sort(key=lambda r: (-r[0][4], r[0][10], r[0][0]))
+        # Claims for free slots go to the front of their line: they were counted as started, so they must
+        # start now, before prefetched ones (a worker lost gives a prefetched job its attempt back).
+        # Claims for free slots go to the front of their line, to start now; prefetched ones queue behind.
+        for row, k in [r for r in rows if not claims[r[1]][4]][::-1]:
+            self._accept(row, claims[k][3], front=True)
+        for row, k in [r for r in rows if claims[r[1]][4]]:
+            self._accept(row, claims[k][3])
         self._launch_ready()
         if fanouts:
             self._decide(fanouts)
-        return bool(batch), len(rows)
+        return bool(batch) or bool(started), len(rows)
 
     def _event_rows(self, batch: list[_Outcome], write_idx: list[int]) -> list[tuple[Any, ...] | None]:
         if not self.persist_events:
@@ -827,10 +856,12 @@ class Worker:
                     line.remove(entry)
 
     def _cancel_lost(self) -> None:
-        """Cancel handlers whose jobs this worker no longer owns (cancelled, paused, reclaimed elsewhere)."""
+        """Reconcile this worker's view with the database, both ways. Handlers of jobs it no longer owns
+        (cancelled, paused, reclaimed elsewhere) are cancelled. Claims the database says it holds but it
+        does not know of (a round whose commit reached the server while the client saw the connection
+        drop) are released, attempt refunded; else they would stay running, heartbeated, forever."""
         held = [e for line in self._ready.values() for e in list(line)]
-        if not self._running and not held:
-            return
+        rounds = self._rounds
         # Snapshot first: a job claimed after the query below must not look "lost".
         candidates = list(self._running.items())
         owned = self.storage.owned_running(self.id)
@@ -841,10 +872,17 @@ class Worker:
             for line in self._ready.values():
                 for entry in [e for e in line if e.cancel.is_set()]:
                     line.remove(entry)
+            known = set(self._running) | {e.key for line in self._ready.values() for e in line}
         for key, entry in candidates:
             if key not in owned and not entry.cancel.is_set():
                 log.info("job %s (attempt %d) was taken from worker %s; cancelling its handler", key[0], key[1], self.id)
                 self._cancel_entry(entry)
+        if self._in_cycle or self._rounds != rounds or self._outcomes or self._retry_outcomes:
+            return  # a round may be between its commit and taking its claims in: look again next time
+        orphans = [key for key in owned - known]
+        if orphans:
+            log.warning("worker %s: %d claim(s) it did not know of; releasing them", self.id, len(orphans))
+            self.storage.release_claims(self.id, orphans)
 
     # -- maintenance ---------------------------------------------------------------------------------------------
     def _maintenance(self) -> None:
