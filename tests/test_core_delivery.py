@@ -539,7 +539,7 @@ def test_kill9_never_fails_a_job_that_did_not_run(db_url: str, queue: djobs.Queu
         f"{len(never_ran)} job(s) failed without ever running ({len(failed)} failed, {in_hand} held by the killed "
         f"worker): more than the 4 free-slot claims of the last round"
     )
-    assert ran == set(ids)
+    assert ran | never_ran == set(ids) and not ran & never_ran
     assert b.alive(), b.tail()
 
 
