@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -33,9 +34,12 @@ def calls() -> dict[str, int]:
 
 @pytest.fixture
 def etl(queue: djobs.Queue, calls: dict[str, int]) -> djobs.Queue:
+    lock = threading.Lock()  # sub-jobs run on several slot threads at once: count atomically
+
     def counted(name: str, fn: Any) -> Any:
         def handler(args: Any) -> Any:
-            calls[name] = calls.get(name, 0) + 1
+            with lock:
+                calls[name] = calls.get(name, 0) + 1
             return fn(args)
 
         return handler

@@ -153,9 +153,9 @@ def root(
 
 
 def _register_all() -> None:
-    from djobs.cli import config_cmd, control, events, jobs, status, tui, worker
+    from djobs.cli import config_cmd, control, events, jobs, status, tui, ui_cmd, worker
 
-    for module in (config_cmd, jobs, worker, control, status, events, tui):
+    for module in (config_cmd, jobs, worker, control, status, events, tui, ui_cmd):
         module.register(app)
     # bench and selftest come from djobs/cli/proof.py (the proof commands); the CLI works without them.
     if importlib.util.find_spec("djobs.cli.proof") is None:
