@@ -903,6 +903,9 @@ class Worker:
                 if self.stale_lock_interval > 0 and now - last_reap >= self.stale_lock_interval:
                     last_reap = now
                     self._reap()
+                types = self.queue.job_types()  # handlers registered after start are served too
+                if types != self.types:
+                    self.types = types
                 if self.scheduler and not self._stop.is_set() and now - last_sched >= 0.5:
                     last_sched = now
                     self.queue._scheduler_tick()
