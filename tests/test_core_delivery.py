@@ -509,10 +509,12 @@ def test_kill9_during_enqueue_many_writes_whole_batches_only(db_url: str, queue:
     assert set(per_batch.values()) == {2000}
 
 
-def test_kill9_never_fails_a_job_that_did_not_run(db_url: str, queue: djobs.Queue, procs: Procs,
-                                                  tmp_path: Path) -> None:
-    """Fast jobs with retries=0 (a killed attempt is spent, so the reaper fails it): a job whose worker was
-    killed before its handler ever started must still run. Only jobs that did run may end failed."""
+def test_kill9_spends_no_prefetched_claim(db_url: str, queue: djobs.Queue, procs: Procs,
+                                         tmp_path: Path) -> None:
+    """Fast jobs with retries=0 (a killed attempt is spent, so the reaper fails it), on a worker that
+    prefetches 4x its concurrency: after kill -9, a prefetched job that never started gets its attempt back
+    and runs elsewhere. Only the free-slot claims of the killed worker's last round (at most one per slot:
+    "attempts are counted at claim") may end failed without having run."""
     register_names(queue)  # rec: retries=0
     ledger = _ledger(tmp_path)
     n = 3000
