@@ -5,10 +5,13 @@
     raw.enqueue_single(2000)                  # jobs/s, one INSERT per transaction
     raw.enqueue_batch(2000, batch=100)        # jobs/s, 100 INSERTs per transaction
     raw.drain(10_000, processes=2)            # jobs/s, claim 1 + complete 1 per transaction, P processes
+    raw.drain(10_000, processes=2, batch=10)  # jobs/s, claim 10 in one statement + complete 10 per transaction
     raw.pickup_latency(50)                    # seconds per sample: commit of an INSERT -> claimed elsewhere
     raw.durable_steps(50, steps=10)           # steps/s: claim, one checkpoint row per step, complete
     raw.fanout_roundtrip(100, rounds=3)       # seconds per round: parent -> 100 children -> parent done
-    raw.teardown()
+
+The caller owns the database (a throwaway schema or temp file, see `djobs.proof.dbutil`); each measure
+empties the raw tables first.
 
 The statements follow ../shared/PERFORMANCE.md: one-statement claim (`FOR UPDATE SKIP LOCKED` on
 PostgreSQL, inside `BEGIN IMMEDIATE` on SQLite), byte-identical SQL so psycopg prepares it, WAL and
