@@ -13,7 +13,7 @@ in tables of its own, so the ratio compares numbers from the same run:
 - enqueue, one job per call, and batches of 100 (`enqueue_many`);
 - end to end: `jobs` no-op jobs enqueued first, then drained by 1 and by N worker processes
   (`python -m djobs.proof.worker --burst`), timed from "go" to the last process exiting; raw: claim 1 +
-  complete 1 per transaction in as many processes;
+  complete 1 per transaction in as many processes, and (a second row) claim 10 + complete 10 per transaction;
 - idle dispatch latency p50/p95/p99, enqueue -> handler start, one idle worker process; raw: the pickup
   floor (LISTEN/NOTIFY on PostgreSQL, `PRAGMA data_version` polled every 1 ms on SQLite);
 - durable steps/s: workflows of 10 `ctx.call` no-op steps; raw: one checkpoint row per step;
