@@ -426,6 +426,8 @@ def test_enqueue_form_validates_json_then_enqueues(db_url: str, queue: djobs.Que
             await pilot.press("n")
             await wait_for(pilot, lambda: isinstance(app.screen, EnqueueScreen), "the form")
             form = app.screen
+            # @djobs.job handlers registered by other tests in this process are offered too: pick ours.
+            form.query_one("#enqueue-type").value = "greet"  # type: ignore[attr-defined]
             form.query_one("#enqueue-args").value = '{"name": '  # type: ignore[attr-defined]
             form.query_one("#enqueue-priority").value = "7"  # type: ignore[attr-defined]
             await pilot.press("ctrl+s")

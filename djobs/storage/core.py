@@ -252,12 +252,13 @@ class PeeweeStorage:
     def insert_jobs(self, rows: list[Row]) -> None:
         """Insert job rows (see Dialect.insert_job) in one transaction. Unique conflicts raise IntegrityError."""
         sql = self.sql["insert_job"]
-        with self.tx():
-            if len(rows) == 1:
+        if len(rows) == 1:
+            # One statement is atomic on its own: no BEGIN/COMMIT round trips for the common single enqueue.
+            with self._write_lock:
                 self.execute(sql, rows[0])
-            else:
-                cur = self.db.cursor()
-                cur.executemany(sql, rows)
+            return
+        with self.tx():
+            self.db.cursor().executemany(sql, rows)
 
     def active_job_with_key(self, key: str) -> str | None:
         cur = self.execute(
