@@ -283,15 +283,12 @@ class PeeweeStorage:
 
     def _mark_started(self, claims: list[Row], worker_id: str) -> list[Row]:
         """Prefetched claims that have now started: no longer held. Returns (id, queue, attempt)."""
-        sql = self.sql.get("mark_started")
-        if sql is None:
-            src = self._batch_source(("id", "a"))
-            sql = self.sql["mark_started"] = self.dialect.render(
-                f"UPDATE djobs_jobs SET held = 0, started_at = {{now}} FROM {src} "
-                "WHERE djobs_jobs.id = v.id AND djobs_jobs.attempt = CAST(v.a AS INTEGER) "
-                "AND djobs_jobs.locked_by = ? AND djobs_jobs.status = 'running' "
-                "RETURNING djobs_jobs.id, djobs_jobs.queue, djobs_jobs.attempt"
-            )
+        sql = self._batch_update(
+            "mark_started",
+            ("id", "a"),
+            "held = 0, started_at = {{now}}",
+            "djobs_jobs.id, djobs_jobs.queue, djobs_jobs.attempt",
+        )
         return list(self.execute(sql, (*self._batch_params(claims, 2), worker_id)).fetchall())
 
     # Batched statements keep one constant text (so psycopg prepares them once): the rows travel as
@@ -318,17 +315,41 @@ class PeeweeStorage:
             )
         self.execute(sql, self._batch_params(rows, 5))
 
-    def _complete_many(self, pairs: list[Row], worker_id: str) -> set[str]:
-        sql = self.sql.get("complete_many")
-        if sql is None:
-            src = self._batch_source(("id", "r", "a"))
-            sql = self.sql["complete_many"] = self.dialect.render(
-                "UPDATE djobs_jobs SET status = 'completed', result = v.r, completed_at = {now}, "
-                f"updated_at = {{now}}, locked_by = NULL, pause_requested = 0 FROM {src} "
-                "WHERE djobs_jobs.id = v.id AND djobs_jobs.attempt = CAST(v.a AS INTEGER) "
-                "AND djobs_jobs.locked_by = ? AND djobs_jobs.status = 'running' "
-                "RETURNING djobs_jobs.id"
+    def _batch_update(self, name: str, cols: tuple[str, ...], assignments: str, returning: str) -> str:
+        """UPDATE djobs_jobs from a batch of (id, attempt, …) rows, guarded by ownership. PostgreSQL joins
+        the unnested arrays; SQLite reaches each row through the primary key from a materialised list
+        (a join there would scan the JSON once per candidate row)."""
+        sql = self.sql.get(name)
+        if sql is not None:
+            return sql
+        guard = "AND djobs_jobs.locked_by = ? AND djobs_jobs.status = 'running'"
+        if self.is_pg:
+            src = self._batch_source(cols)
+            sets = assignments.format(v="v")
+            sql = (
+                f"UPDATE djobs_jobs SET {sets} FROM {src} WHERE djobs_jobs.id = v.id "
+                f"AND djobs_jobs.attempt = CAST(v.a AS INTEGER) {guard} RETURNING {returning}"
             )
+        else:
+            picks = ", ".join(f"value ->> {i}" for i in range(len(cols)))
+            one = "(SELECT v.{c} FROM v WHERE v.id = djobs_jobs.id)"
+            sets = assignments.format(v="v").replace("v.r", one.format(c="r"))
+            sql = (
+                f"WITH v({', '.join(cols)}) AS MATERIALIZED (SELECT {picks} FROM json_each(?)) "
+                f"UPDATE djobs_jobs SET {sets} WHERE djobs_jobs.id IN (SELECT id FROM v) "
+                f"AND djobs_jobs.attempt = CAST({one.format(c='a')} AS INTEGER) {guard} RETURNING {returning}"
+            )
+        sql = self.sql[name] = self.dialect.render(sql)
+        return sql
+
+    def _complete_many(self, pairs: list[Row], worker_id: str) -> set[str]:
+        sql = self._batch_update(
+            "complete_many",
+            ("id", "r", "a"),
+            "status = 'completed', result = {v}.r, completed_at = {{now}}, updated_at = {{now}}, "
+            "locked_by = NULL, pause_requested = 0",
+            "djobs_jobs.id",
+        )
         return {r[0] for r in self.execute(sql, (*self._batch_params(pairs, 3), worker_id)).fetchall()}
 
     def cycle(
