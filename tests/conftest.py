@@ -98,3 +98,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if any(m in item.name for m in SERIAL_MARKERS):
             item.add_marker(pytest.mark.serial)
+
+
+# Fixtures of the durable, fan-out, control and schedule suites (tests/durable_handlers.py): a ledger
+# directory for side effects, a queue with the suites' handlers, and real worker processes.
+@pytest.fixture
+def led(tmp_path: Path) -> Path:
+    d = tmp_path / "ledger"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def q(queue: object, led: Path) -> object:
+    from durable_handlers import register
+
+    register(queue, led)  # type: ignore[arg-type]
+    return queue
+
+
+@pytest.fixture
+def procs(q: object, db_url: str, led: Path) -> Iterator[object]:
+    from durable_handlers import WorkerProcs, open_gate
+
+    p = WorkerProcs(db_url, led, queue=q)
+    yield p
+    open_gate(led, "ALL")  # handlers still waiting on a gate finish, so the processes stop quickly
+    p.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,6 @@ from durable_handlers import (
     entries,
     in_process_worker,
     open_gate,
-    register,
     wait_status,
     wait_until,
 )
@@ -28,27 +26,6 @@ from durable_handlers import (
 import djobs
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-def led(tmp_path: Path) -> Path:
-    d = tmp_path / "ledger"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
-def q(queue: djobs.Queue, led: Path) -> djobs.Queue:
-    register(queue, led)
-    return queue
-
-
-@pytest.fixture
-def procs(q: djobs.Queue, db_url: str, led: Path) -> Iterator[WorkerProcs]:
-    p = WorkerProcs(db_url, led, queue=q)
-    yield p
-    open_gate(led, "ALL")
-    p.close()
 
 
 def worker_info(q: djobs.Queue, worker_id: str) -> djobs.WorkerInfo:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,26 +31,6 @@ from durable_handlers import (
 import djobs
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture
-def led(tmp_path: Path) -> Path:
-    d = tmp_path / "ledger"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
-def q(queue: djobs.Queue, led: Path) -> djobs.Queue:
-    register(queue, led)
-    return queue
-
-
-@pytest.fixture
-def procs(q: djobs.Queue, db_url: str, led: Path) -> Iterator[WorkerProcs]:
-    p = WorkerProcs(db_url, led, queue=q)
-    yield p
-    p.close()
 
 
 def rec(tag: str, **kw: Any) -> dict[str, Any]:

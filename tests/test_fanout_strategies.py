@@ -20,7 +20,6 @@ from durable_handlers import (
     entries,
     in_process_worker,
     open_gate,
-    register,
     sql,
     wait_status,
     wait_until,
@@ -29,19 +28,6 @@ from durable_handlers import (
 import djobs
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-def led(tmp_path: Path) -> Path:
-    d = tmp_path / "ledger"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
-def q(queue: djobs.Queue, led: Path) -> djobs.Queue:
-    register(queue, led)
-    return queue
 
 
 @pytest.fixture

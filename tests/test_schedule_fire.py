@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import calendar
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from durable_handlers import (
     WorkerProcs,
     entries,
     in_process_worker,
-    register,
     sql,
     wait_until,
 )
@@ -22,26 +20,6 @@ from durable_handlers import (
 import djobs
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-def led(tmp_path: Path) -> Path:
-    d = tmp_path / "ledger"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
-def q(queue: djobs.Queue, led: Path) -> djobs.Queue:
-    register(queue, led)
-    return queue
-
-
-@pytest.fixture
-def procs(q: djobs.Queue, db_url: str, led: Path) -> Iterator[WorkerProcs]:
-    p = WorkerProcs(db_url, led, queue=q)
-    yield p
-    p.close()
 
 
 def jobs_of(q: djobs.Queue, job_type: str) -> list[djobs.Job]:

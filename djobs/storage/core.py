@@ -372,9 +372,7 @@ class PeeweeStorage:
         claimed: list[tuple[Row, int]] = []  # (row, index of the claim that took it)
         with self.tx():
             if started:
-                marked = self._mark_started([(i, str(a)) for i, a in started], worker_id)
-                if started_events:
-                    rows.extend(("job_started", i, q, worker_id, f'{{"attempt":{int(a)}}}') for i, q, a in marked)
+                self._mark_started([(i, str(a)) for i, a in started], worker_id)
             done = [i for i, o in enumerate(outcomes) if o[0] == "complete"]
             if done:
                 won = self._complete_many(
@@ -392,11 +390,8 @@ class PeeweeStorage:
             for k, (queue, types, limit, held) in enumerate(claims):
                 claimed.extend((r, k) for r in self._claim_in_tx(worker_id, queue, types, limit, held))
             if started_events:
-                rows.extend(
-                    ("job_started", r[0], r[2], worker_id, f'{{"attempt":{int(r[6])}}}')
-                    for r, k in claimed
-                    if not claims[k][3]
-                )
+                # Written with the claim, prefetched or not, so it precedes anything the handler logs.
+                rows.extend(("job_started", r[0], r[2], worker_id, f'{{"attempt":{int(r[6])}}}') for r, _ in claimed)
             if rows:
                 self._insert_event_rows(rows)
         return matched, claimed
