@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.progress import Progress
 
     from djobs import bench
-    from djobs.proof.report import bench_notes, bench_table
+    from djobs.proof.report import print_bench
 
     targets: list[str | None] = []
     if opts.backend in ("sqlite", "both"):
@@ -61,13 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.json:
         print(report.to_json())
     else:
-        console = Console()
-        console.print(bench_table(report))
-        for note in bench_notes(report):
-            console.print(f"  {note}", style="dim")
-        console.print(report.reading)
-        for e in report.errors:
-            err.print(f"[red]error:[/] {e}")
+        print_bench(report, Console(), err)
     return 1 if report.errors else 0
 
 

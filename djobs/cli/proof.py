@@ -147,15 +147,9 @@ def register(app: typer.Typer) -> None:
         def human() -> None:
             from rich.console import Console
 
-            from djobs.proof.report import bench_notes, bench_table
+            from djobs.proof.report import print_bench
 
-            console = Console()
-            console.print(bench_table(report))
-            for note in bench_notes(report):
-                console.print(f"  {note}", style="dim")
-            console.print(report.reading)
-            for e in report.errors:
-                console.print(f"[red]error:[/] {e}")
+            print_bench(report, Console())
 
         data: Any = report.to_dict()
         common.output(st, data, human)

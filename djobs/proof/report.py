@@ -145,6 +145,16 @@ def bench_notes(report: BenchReport) -> list[str]:
     return out
 
 
+def print_bench(report: BenchReport, console: Any, errors: Any | None = None) -> None:
+    """The human form of a bench report (`djobs bench`, benchmarks/run.py): table, notes, reading, errors."""
+    console.print(bench_table(report))
+    for note in bench_notes(report):
+        console.print(f"  {note}", style="dim")
+    console.print(report.reading)
+    for e in report.errors:
+        (errors or console).print(f"[red]error:[/] {e}")
+
+
 def reading(report: BenchReport) -> str:
     """One line a user can act on: which backend suits this machine, from this run's numbers."""
     def get(backend: str, metric: str) -> float | None:
