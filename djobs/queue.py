@@ -795,12 +795,24 @@ class Queue:
         poll: float = 0.1,
     ) -> Iterator[StoredEvent]:
         """Yield events as they are written (by any process) until `stop` is set. cursor=None starts at
-        the newest event. Rows with ids committed out of order are caught by re-reading a short window."""
-        stop = stop or threading.Event()
+        the newest event as of this call (not of the first `next()`), so nothing written after the call
+        is missed. Rows with ids committed out of order are caught by re-reading a short window."""
         window = 200  # ids allocated before a commit may appear late: re-read a window behind the cursor
         if cursor is None:
             cursor = self.latest_event_id()
         seen = {e.id for e in self.events_since(max(0, cursor - window), 10_000, job_id, queue) if e.id <= cursor}
+        return self._follow(cursor, seen, window, job_id, queue, stop or threading.Event(), poll)
+
+    def _follow(
+        self,
+        cursor: int,
+        seen: set[int],
+        window: int,
+        job_id: str | None,
+        queue: str | None,
+        stop: threading.Event,
+        poll: float,
+    ) -> Iterator[StoredEvent]:
         arrived = threading.Event()
         listener = None
         if self.storage.is_pg:  # NOTIFY from the event log's trigger wakes us at once; polling stays as backstop
