@@ -150,6 +150,7 @@ class Worker:
         self._events: list[tuple[Any, ...]] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._signalled: str | None = None  # set by the signal handler only
         self._maint_stop = threading.Event()
         self._in_cycle = False
         self._rounds = 0
@@ -247,11 +248,12 @@ class Worker:
         restore: list[tuple[int, Any]] = []
 
         def on_signal(signum: int, frame: Any) -> None:
-            if self._stop.is_set():  # second signal: stop waiting for running jobs
+            # A signal handler runs on the main thread between any two bytecodes, possibly while that thread
+            # holds the lock of an Event (inside wait/set/clear): taking a lock here could deadlock. Plain
+            # attributes only; the dispatcher (whose waits are short) acts on them.
+            if self._signalled:  # second signal: stop waiting for running jobs
                 self.drain_timeout = 0
-            log.info("worker %s: %s received, draining", self.id, signal.Signals(signum).name)
-            self._stop.set()
-            self._wake.set()
+            self._signalled = signal.Signals(signum).name
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             restore.append((sig, signal.getsignal(sig)))
@@ -259,6 +261,7 @@ class Worker:
         return restore
 
     def _startup(self) -> None:
+        self._signalled = None
         self._stopped.clear()
         self._maint_stop.clear()
         self.types = self.queue.job_types()
@@ -316,7 +319,7 @@ class Worker:
     def _drain(self) -> None:
         self._release_ready()
         deadline = time.monotonic() + self.drain_timeout
-        while self._running and time.monotonic() < deadline:
+        while self._running and time.monotonic() < deadline and self.drain_timeout > 0:
             self._flush()
             self._wake.wait(min(0.05, max(0.0, deadline - time.monotonic())))
             self._wake.clear()
@@ -353,6 +356,9 @@ class Worker:
     def _loop_forever(self) -> None:
         idle_rounds = 0
         while not self._stop.is_set():
+            if self._signalled:
+                self._on_signalled()
+                break
             self._wake.clear()
             self._linger()
             did, claimed = self._cycle(claim=True)
@@ -366,6 +372,11 @@ class Worker:
             idle_rounds = 0
             if not did and not claimed:
                 self._idle_wait()
+
+    def _on_signalled(self) -> None:
+        log.info("worker %s: %s received, draining", self.id, self._signalled)
+        self._stop.set()
+        self._wake.set()
 
     def _linger(self) -> None:
         """Let finished jobs gather for a moment (at most `batch_linger`) so one transaction writes many:
@@ -387,7 +398,7 @@ class Worker:
             self._wake.wait(self.poll_interval)
             return
         deadline = time.monotonic() + self.poll_interval
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self._signalled:
             if self._wake.wait(self.wake_poll):
                 return
             try:
