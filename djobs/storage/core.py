@@ -26,7 +26,7 @@ from djobs.errors import StorageUnavailable
 from djobs.retry import RetryConfig
 from djobs.storage.models import create_schema, make_models
 from djobs.storage.pool import DjobsPooledPostgres, PoolConfig
-from djobs.storage.sql import JOB_COLS, TERMINAL, Dialect
+from djobs.storage.sql import TERMINAL, Dialect
 
 log = logging.getLogger("djobs.storage")
 
@@ -54,10 +54,6 @@ class _GroupItem:
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = threading.Event()
-
-
-def row_dict(row: Row) -> dict[str, Any]:
-    return dict(zip(JOB_COLS, row, strict=False))
 
 
 class PeeweeStorage:
@@ -104,10 +100,6 @@ class PeeweeStorage:
         self._claim_sql: dict[int, str] = {}
 
     # -- plumbing ----------------------------------------------------------------------------------------
-    @property
-    def url_kind(self) -> str:
-        return "postgresql" if self.is_pg else "sqlite"
-
     def ensure_schema(self) -> None:
         """Create or migrate the schema on first use (safe when many processes start at once)."""
         if self._schema_ready:
@@ -132,12 +124,6 @@ class PeeweeStorage:
                 self.db.close_all()
             else:
                 self.db.close()
-
-    def release_connection(self) -> None:
-        """Hand this thread's connection back (to the pool on PostgreSQL) without closing the others: for
-        web apps and other short-lived threads that call djobs once per request."""
-        with contextlib.suppress(Exception):
-            self.db.close()
 
     def reset_connection(self) -> None:
         """Throw away this thread's connection after an error so the next call reconnects."""
@@ -267,10 +253,6 @@ class PeeweeStorage:
         )
         row = cur.fetchone()
         return row[0] if row else None
-
-    def claim(self, worker_id: str, queue: str, types: list[str], limit: int) -> list[Row]:
-        with self.tx():
-            return self._claim_in_tx(worker_id, queue, types, limit)
 
     def _claim_in_tx(
         self, worker_id: str, queue: str, types: list[str], limit: int, held: bool = False
