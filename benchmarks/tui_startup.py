@@ -13,7 +13,7 @@
    and a dashboard process (refresh 1 s) that runs `--drain-seconds` and reports its own CPU time per
    wall-clock second (all threads: polling and rendering) next to an idle baseline with nothing draining.
 
-Goal from issue 6: first frame under 1 s, refresh under 10 % of one core.
+Goal: first frame under 1 s, refresh under 10 % of one core.
 """
 
 from __future__ import annotations

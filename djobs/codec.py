@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
-from datetime import date, datetime
+from collections import deque
+from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -38,6 +40,34 @@ def loads(text: str | bytes | None) -> Any:
     if text is None:
         return None
     return json.loads(text)
+
+
+def jsonable(value: Any) -> Any:
+    """The one conversion of djobs records to JSON-ready values, used by the CLI's `--json`, the web API
+    and `Job.to_dict`: dataclasses become dicts, datetimes ISO-8601 (naive ones taken as UTC), enums their
+    values, exceptions "Type: message", non-finite floats None, sets and tuples lists."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return jsonable(value.value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset | deque):
+        return [jsonable(v) for v in value]
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, BaseException):
+        msg = str(value)
+        return f"{type(value).__name__}: {msg}" if msg else type(value).__name__
+    return repr(value)
 
 
 def roundtrip(value: Any) -> Any:

@@ -10,7 +10,7 @@ Usage::
     config.apply(conf, queue)             # register [jobs.*] and [workflows.*], declare [schedules.*]
     problems = config.check(path)         # everything `djobs config check` reports, imports included
 
-The tables are described in ../shared/CLI.md; `workflows.example.toml` is the annotated example. Validation
+The tables are documented in the man page and `docs/`; `workflows.example.toml` is the annotated example. Validation
 never stops at the first problem: every message is one line, `FILE: [table] key: what is wrong`.
 """
 

@@ -27,8 +27,20 @@ class JobStatus(enum.StrEnum):
         return self in TERMINAL
 
 
+#: Every status, in the order listings and dashboards show them (live first, finished last).
+STATUS_ORDER: tuple[JobStatus, ...] = (
+    JobStatus.PENDING, JobStatus.RUNNING, JobStatus.WAITING, JobStatus.RETRYING, JobStatus.PAUSED,
+    JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED,
+)  # fmt: skip
+#: Finished for good: a unique key is free again, retention may delete the row, `retry_job` may revive it.
 TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
-TERMINAL_VALUES = tuple(s.value for s in TERMINAL)
+#: Not finished: holds its unique key, counts as work still to do.
+ACTIVE = frozenset(STATUS_ORDER) - TERMINAL
+#: What a claim may take (once due).
+RUNNABLE = frozenset({JobStatus.PENDING, JobStatus.RETRYING})
+TERMINAL_VALUES: tuple[str, ...] = tuple(s.value for s in STATUS_ORDER if s in TERMINAL)
+ACTIVE_VALUES: tuple[str, ...] = tuple(s.value for s in STATUS_ORDER if s in ACTIVE)
+STATUS_VALUES: tuple[str, ...] = tuple(s.value for s in STATUS_ORDER)
 
 
 class PauseMode(enum.StrEnum):
@@ -88,15 +100,9 @@ class Job:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (datetimes as ISO-8601 UTC)."""
-        out: dict[str, Any] = {}
-        for k, v in self.__dict__.items():
-            if isinstance(v, datetime):
-                out[k] = v.isoformat()
-            elif isinstance(v, enum.Enum):
-                out[k] = v.value
-            else:
-                out[k] = v
-        return out
+        from djobs.codec import jsonable
+
+        return dict(jsonable(self))
 
 
 @dataclass(frozen=True)
@@ -244,3 +250,16 @@ class StoredEvent:
     queue: str | None
     worker_id: str | None
     data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    """One job with what explains it: its checkpoints, its sub-jobs and its newest events (oldest first).
+    What `djobs inspect ID`, the TUI's detail screen and the web UI's job view show."""
+
+    job: Job
+    checkpoints: list[Checkpoint]
+    sub_jobs: list[Job]
+    events: list[StoredEvent]
+    #: Sub-jobs beyond the `sub_jobs` window (a wide fan-out lists its first ones only).
+    more_sub_jobs: int = 0

@@ -45,6 +45,7 @@ from djobs.events import (
 from djobs.jobs import (
     Checkpoint,
     Job,
+    JobDetail,
     JobStatus,
     PauseMode,
     QueueStats,
@@ -97,6 +98,10 @@ def job_from_row(row: Any) -> Job:
         pause_reason=g(_IDX["pause_reason"]),
         progress=codec.loads(progress) if progress else None,
     )
+
+
+def _stored_event(r: Any) -> StoredEvent:
+    return StoredEvent(int(r[0]), from_epoch(r[1]) or datetime.now(UTC), r[2], r[3], r[4], r[5], codec.loads(r[6]) or {})
 
 
 def _when(delay: timedelta | float | int | None, at: datetime | None) -> tuple[float | None, float]:
@@ -314,8 +319,36 @@ class Queue:
             where, (*params, int(limit), int(offset)), "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
         )
 
-    def sub_jobs(self, job_id: str) -> list[Job]:
-        return self._select("WHERE parent_id = ?", (job_id,), "ORDER BY created_at, fanout_pos")
+    def sub_jobs(self, job_id: str, limit: int | None = None) -> list[Job]:
+        tail = "ORDER BY created_at, fanout_pos" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        return self._select("WHERE parent_id = ?", (job_id,), tail)
+
+    def job_detail(self, job_id: str, events: int = 20, sub_jobs: int = 200) -> JobDetail:
+        """The job, its checkpoints, its first `sub_jobs` sub-jobs and its newest `events` events (oldest
+        first): what `inspect ID`, the TUI's detail screen and the web UI's job view show. JobNotFound if
+        there is no such job."""
+        job = self._must(job_id)
+        subs = self.sub_jobs(job_id, limit=sub_jobs + 1)
+        return JobDetail(
+            job=job,
+            checkpoints=self.checkpoints(job_id),
+            sub_jobs=subs[:sub_jobs],
+            events=self.job_events(job_id, newest=events),
+            more_sub_jobs=max(0, self.count_sub_jobs(job_id) - sub_jobs) if len(subs) > sub_jobs else 0,
+        )
+
+    def count_sub_jobs(self, job_id: str) -> int:
+        sql = self.storage.dialect.render("SELECT COUNT(*) FROM djobs_jobs WHERE parent_id = ?")
+        return int(self.storage.execute(sql, (job_id,)).fetchone()[0])
+
+    def job_events(self, job_id: str, newest: int = 20) -> list[StoredEvent]:
+        """The newest `newest` stored events of one job, oldest first."""
+        sql = self.storage.dialect.render(
+            "SELECT id, ts, kind, job_id, queue, worker_id, data FROM djobs_events WHERE job_id = ? "
+            "ORDER BY id DESC LIMIT ?"
+        )
+        rows = self.storage.execute(sql, (job_id, int(newest))).fetchall()
+        return [_stored_event(r) for r in reversed(rows)]
 
     def checkpoints(self, job_id: str) -> list[Checkpoint]:
         sql = self.storage.dialect.render(
@@ -781,10 +814,7 @@ class Queue:
             "ORDER BY id LIMIT ?"
         )
         rows = self.storage.execute(sql, (*params, int(limit))).fetchall()
-        return [
-            StoredEvent(int(r[0]), from_epoch(r[1]) or datetime.now(UTC), r[2], r[3], r[4], r[5], codec.loads(r[6]) or {})
-            for r in rows
-        ]
+        return [_stored_event(r) for r in rows]
 
     def follow_events(
         self,
@@ -876,7 +906,7 @@ class Queue:
 
 
 _READS = (
-    "get_job", "list_jobs", "sub_jobs", "checkpoints", "queue_stats", "is_job_paused", "paused_jobs",
+    "get_job", "list_jobs", "sub_jobs", "job_detail", "count_sub_jobs", "job_events", "checkpoints", "queue_stats", "is_job_paused", "paused_jobs",
     "is_queue_paused", "paused_queues", "workers", "schedules", "latest_event_id", "events_since",
 )  # fmt: skip
 _WRITES = (

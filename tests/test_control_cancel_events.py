@@ -1,5 +1,5 @@
 """Cancel across processes, the database event log read from another process, and handler progress
-(issue 4), on SQLite and PostgreSQL."""
+on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Job and queue pause/resume (issue 4), on SQLite and PostgreSQL, across real worker processes.
+"""Job and queue pause/resume, on SQLite and PostgreSQL, across real worker processes.
 
 - Queue paused in one process stops claims in a worker process; resume restarts them; running jobs finish.
 - Aggressive job pause of a job running in another process: paused within 5 s, handler cancelled, attempt

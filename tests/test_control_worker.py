@@ -1,4 +1,4 @@
-"""Worker control (issue 4), on SQLite and PostgreSQL: pause race, remote pause by id, aggressive release,
+"""Worker control, on SQLite and PostgreSQL: pause race, remote pause by id, aggressive release,
 wait_for_pause, worker.cancel_job, and a graceful stop that keeps its jobs while it drains.
 
 "Nothing claimed while paused" is shown without fixed sleeps: the paused worker keeps heartbeating (its

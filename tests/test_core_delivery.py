@@ -1,4 +1,4 @@
-"""SEMANTICS.md "Delivery", proven with real worker processes on SQLite and PostgreSQL.
+"""Delivery guarantees, proven with real worker processes on SQLite and PostgreSQL.
 
 Workers are `python tests/worker_proc.py` processes running the handlers of tests/core_handlers.py, which
 write every execution to an fsync'd append-only ledger. Crashes are real `kill -9`s; a worker "presumed
@@ -534,7 +534,7 @@ def test_kill9_spends_no_prefetched_claim(db_url: str, queue: djobs.Queue, procs
     ran = set(ledger.count_by_job("run"))
     failed = {r[0] for r in queue.storage.execute("SELECT id FROM djobs_jobs WHERE status = 'failed'").fetchall()}
     never_ran = failed - ran
-    # Documented window (SEMANTICS "attempts are counted at claim"): a claim for a free slot counts its
+    # Documented window (attempts are counted at claim): a claim for a free slot counts its
     # attempt, so jobs claimed in the killed worker's very last round, not yet started, may be spent — at
     # most one per slot (concurrency 4). Prefetched claims (up to 4x concurrency here) must never be.
     assert len(never_ran) <= 4, (

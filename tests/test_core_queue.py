@@ -1,4 +1,4 @@
-"""SEMANTICS.md "Retries" and "Unique keys", and the Queue API of issue 2, on SQLite and PostgreSQL.
+"""Retries, unique keys and the Queue API, on SQLite and PostgreSQL.
 
 Workers here run in the test process (`worker.start()`, a real worker on real databases) so handlers can
 record what they see in plain lists; crash and multi-process behaviour is in test_core_delivery.py.

@@ -1,4 +1,4 @@
-"""Durable calls and checkpoints (issue 3), on SQLite and PostgreSQL.
+"""Durable calls and checkpoints, on SQLite and PostgreSQL.
 
 Ports of the Go library's CrashRecoveryReplay, Call_ResumesAfterWorkerKilled,
 Call_MultipleResumesPreservesCheckpoints and Call_CheckpointedErrorReturned, plus determinism violations,

@@ -1,4 +1,4 @@
-"""Fan-out and durable steps across real worker processes (issue 3), on SQLite and PostgreSQL.
+"""Fan-out and durable steps across real worker processes, on SQLite and PostgreSQL.
 
 - SuspendForFanOut_CommitsAtomically: `kill -9` of the worker around the fan-out write leaves either no
   sub-jobs (parent still running, later reclaimed) or all of them (parent waiting) — never a part. On

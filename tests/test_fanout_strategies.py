@@ -1,4 +1,4 @@
-"""Fan-out / fan-in (issue 3) with an in-process worker, on SQLite and PostgreSQL.
+"""Fan-out / fan-in with an in-process worker, on SQLite and PostgreSQL.
 
 Ports of FanOut_Basic, FanOut_FailFast_StopsOnFirstFailure, FanOut_CollectAll_ReturnsPartialResults,
 FanOut_Threshold_SucceedsAboveThreshold / FailsBelowThreshold and FanOut_CancelledSubJobsCountTowardCompletion,

@@ -1,4 +1,4 @@
-"""Schedules (issue 4), on SQLite and PostgreSQL: exactly one enqueue per fire time however many worker
+"""Schedules, on SQLite and PostgreSQL: exactly one enqueue per fire time however many worker
 processes run the scheduler, pause/resume, no fire at start-up, one catch-up after downtime, validation."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The `djobs` command line (Typer): `djobs --help`, or `from djobs.cli import app, main`.
 
-The app and every command live in submodules (`app.py` wires them); see ../../shared/CLI.md for the contract.
+The app and every command live in submodules (`app.py` wires them); the man page and `docs/` describe every command.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from djobs.config import Config
     from djobs.queue import Queue
 
-# Exit codes, as in CLI.md (and sysexits.h for 75/78).
+# Exit codes (75 and 78 as in sysexits.h).
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -169,28 +169,10 @@ def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
 
 
 def to_jsonable(value: Any) -> Any:
-    """Plain JSON values from djobs records: dataclasses → dicts, enums → values, datetimes → ISO 8601."""
-    import dataclasses
-    import datetime as dt
-    import enum
+    """Plain JSON values from djobs records (the library's one conversion)."""
+    from djobs.codec import jsonable
 
-    if isinstance(value, enum.Enum):
-        return to_jsonable(value.value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, BaseException):
-        return f"{type(value).__name__}: {value}"
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
+    return jsonable(value)
 
 
 def print_json(value: Any) -> None:

@@ -46,33 +46,12 @@ def inspect(
         }
         common.output(st, data, lambda: render.overview(stats, workers, schedules))
         return
-    import djobs
-
-    job = queue.get_job(job_id)
-    if job is None:
-        raise djobs.JobNotFound(job_id)
-    checkpoints = queue.checkpoints(job_id)
-    subs = queue.sub_jobs(job_id)
-    events = _recent_events(queue, job_id)
-    data = common.to_jsonable(job)
-    data.update(checkpoints=checkpoints, sub_jobs=subs, events=events)
-    common.output(st, data, lambda: render.job_detail(job, checkpoints, subs, events))
-
-
-def _recent_events(queue: Any, job_id: str) -> list[Any]:
-    """The last RECENT_EVENTS stored events of a job, oldest first."""
-    events: list[Any] = []
-    cursor = 0
-    while True:
-        page = queue.events_since(cursor=cursor, limit=500, job_id=job_id)
-        if not page:
-            break
-        events.extend(page)
-        events = events[-RECENT_EVENTS:]
-        cursor = page[-1].id
-        if len(page) < 500:
-            break
-    return events
+    detail = queue.job_detail(job_id, events=RECENT_EVENTS)
+    data = common.to_jsonable(detail.job)
+    data.update(checkpoints=detail.checkpoints, sub_jobs=detail.sub_jobs, events=detail.events)
+    common.output(
+        st, data, lambda: render.job_detail(detail.job, detail.checkpoints, detail.sub_jobs, detail.events)
+    )
 
 
 def schedule_json(s: Any) -> dict[str, Any]:

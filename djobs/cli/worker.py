@@ -23,7 +23,7 @@ import typer
 from djobs.cli import common
 
 DEFAULT_CONCURRENCY = 10
-DRAIN_TIMEOUT = 30.0  # seconds; the worker's own default (SEMANTICS.md "Graceful stop")
+DRAIN_TIMEOUT = 30.0  # seconds; the worker's own default (graceful stop)
 STALE_AFTER = 30.0  # seconds without a heartbeat before a worker's jobs return to pending
 
 

@@ -13,7 +13,7 @@
 The caller owns the database (a throwaway schema or temp file, see `djobs.proof.dbutil`); each measure
 empties the raw tables first.
 
-The statements follow ../shared/PERFORMANCE.md: one-statement claim (`FOR UPDATE SKIP LOCKED` on
+The statements are what is fastest on SQLite and PostgreSQL: one-statement claim (`FOR UPDATE SKIP LOCKED` on
 PostgreSQL, inside `BEGIN IMMEDIATE` on SQLite), byte-identical SQL so psycopg prepares it, WAL and
 `synchronous=NORMAL` on SQLite. The pickup floor is LISTEN/NOTIFY on PostgreSQL and `PRAGMA data_version`
 polled every 1 ms on SQLite. Multi-process work runs in `python -m djobs.proof.raw ...` children that

@@ -17,8 +17,6 @@ database the library can open.
 from __future__ import annotations
 
 import base64
-import dataclasses
-import enum
 import hashlib
 import json
 import logging
@@ -35,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs
 
 import djobs
+from djobs.codec import jsonable
 
 if TYPE_CHECKING:
     from djobs.queue import Queue
@@ -85,24 +84,8 @@ def _status_line(code: int) -> str:
 
 # -- JSON --------------------------------------------------------------------------------------------------
 def plain(value: Any) -> Any:
-    """A JSON-ready copy: dataclasses to dicts, datetimes to ISO-8601, enums to their values, NaN to None."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-    if isinstance(value, enum.Enum):
-        return plain(value.value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset, deque)):
-        return [plain(v) for v in value]
-    if isinstance(value, BaseException):
-        return f"{type(value).__name__}: {value}"
-    return repr(value)
+    """A JSON-ready copy (the library's one conversion of records)."""
+    return jsonable(value)
 
 
 def _json_bytes(payload: Any) -> bytes:
