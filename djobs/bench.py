@@ -379,12 +379,9 @@ def run(
 
 def _server_version(url: str | None) -> str | None:
     from djobs.proof.dbutil import split_schema
+    from djobs.storage.admin import pg_server_version
 
     try:
-        import psycopg
-
-        with psycopg.connect(split_schema(url or "")[0], connect_timeout=5) as conn:
-            row = conn.execute("SHOW server_version").fetchone()
-            return str(row[0]) if row else None
+        return pg_server_version(split_schema(url or "")[0])
     except Exception:
         return None

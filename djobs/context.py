@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from djobs.errors import JobCancelled
+from djobs.jobs import Owner
 
 if TYPE_CHECKING:
     from djobs.jobs import Job, Result, Strategy, Sub
@@ -51,6 +52,9 @@ class Context:
         self._cancel = cancel
         self._replay = replay
         self._path = path
+        self.owner = Owner(job.id, worker_id, job.attempt)
+        #: How deep in nested durable calls this context is (0 for the handler itself).
+        self.depth = path.count(".")
 
     # -- identity and cancellation --------------------------------------------------------------------
     @property
@@ -73,9 +77,9 @@ class Context:
     # -- durable -------------------------------------------------------------------------------------
     def _replay_state(self) -> _Replay:
         if self._replay is None:
-            from djobs import durable
+            from djobs.durable import storage_call
 
-            self._replay = durable.load_replay(self)
+            self._replay = _Replay(storage_call(self.queue.storage.load_checkpoints, self.job.id))
         return self._replay
 
     def _next_key(self) -> tuple[str, int]:
@@ -123,7 +127,15 @@ class Context:
 
     def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
         """Store progress on the job (shown by inspect and the TUI) and emit a "progress" event."""
-        self.queue._set_progress(self, {"done": done, "total": total, "message": message})
+        from djobs import codec
+        from djobs.durable import storage_call
+        from djobs.events import CustomEvent
+
+        progress = {"done": done, "total": total, "message": message}
+        text = codec.dumps(progress)
+        o = self.owner
+        storage_call(self.queue.storage.set_progress, o.job_id, o.worker_id, o.attempt, text, self.job.queue)
+        self.queue.emit(CustomEvent(job_id=self.job.id, kind="progress", data=progress))
 
 
 def current_context() -> Context | None:

@@ -104,6 +104,15 @@ class ConfigError(DjobsError, ValueError):
     """A djobs.toml problem; the message names the file, the table and the key."""
 
 
+class JobTimeout(DjobsError, TimeoutError):  # noqa: N818 - the contract's name
+    """An attempt ran past its time limit: recorded as that attempt's error and retried like any other
+    while retries remain."""
+
+
+class SignalTimeout(DjobsError, TimeoutError):  # noqa: N818 - the contract's name
+    """`ctx.wait_for_signal(name, timeout=…)` waited the whole timeout and no signal came."""
+
+
 class JobCancelled(DjobsError):  # noqa: N818
     """Raised inside a handler by `ctx.raise_if_cancelled()` once the job is cancelled or paused."""
 
@@ -121,10 +130,19 @@ def has_no_retry(exc: BaseException) -> bool:
 
 
 def error_text(exc: BaseException) -> str:
-    """The one-line text stored as a job's `last_error`."""
+    """The one-line text stored as a job's `last_error`, naming the durable step it came from (if any)."""
     msg = str(exc)
     name = type(exc).__name__
-    return f"{name}: {msg}" if msg else name
+    text = f"{name}: {msg}" if msg else name
+    steps = [n for n in getattr(exc, "__notes__", ()) if isinstance(n, str) and n.startswith("in durable step ")]
+    if steps:
+        text += f" ({', '.join(reversed(steps))})"
+    return text
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
 
 
 class SubJobError(DjobsError):
@@ -142,4 +160,10 @@ class OwnershipLost(BaseException):  # noqa: N818 - control flow, deliberately n
 
 
 class Suspend(BaseException):  # noqa: N818 - control flow, deliberately not an Exception
-    """The handler's fan-out is written and the job is waiting: unwind and free the worker slot."""
+    """The handler's fan-out, sleep or signal wait is written and the job is waiting: unwind and free the
+    worker slot."""
+
+
+class StorageLost(BaseException):  # noqa: N818 - control flow, deliberately not an Exception
+    """A durable operation made on the handler's behalf could not reach the database: unwind; the worker
+    gives the job back (attempt refunded) instead of counting it as the handler's failure."""

@@ -7,14 +7,17 @@ by the worker (see `StoredEvent`), which is how other processes follow them.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from djobs.jobs import Job, PauseMode
+
+log = logging.getLogger("djobs")
 
 
 def _now() -> datetime:
@@ -187,3 +190,44 @@ class EventBus:
     def publish(self, ev: Event) -> None:
         for sub in self._subs:  # copy-on-write list: no lock on the hot path
             sub._put(ev)
+
+
+HOOK_KINDS = ("start", "complete", "fail", "retry")
+
+
+class EventHub:
+    """What a queue tells the world: in-process subscribers (the bus), hooks, and run observers (metrics,
+    tracing). One object, handed by the Queue to its workers, so a worker never reaches into the queue.
+
+    Hooks and observers run where they are called (the worker calls them on a thread of its own); one that
+    raises is logged and never breaks the worker.
+    """
+
+    def __init__(self, buffer: int = 1000) -> None:
+        self.bus = EventBus(buffer)
+        self._hooks: dict[str, list[Callable[..., Any]]] = {k: [] for k in HOOK_KINDS}
+
+    def add_hook(self, kind: str, fn: Callable[..., Any]) -> None:
+        self._hooks[kind] = [*self._hooks[kind], fn]
+
+    def hooks(self, kind: str) -> list[Callable[..., Any]]:
+        return self._hooks[kind]
+
+    @property
+    def has_hooks(self) -> bool:
+        return any(self._hooks.values())
+
+    @property
+    def listening(self) -> bool:
+        """Anyone to tell in this process (subscribers or hooks): else the worker skips building events."""
+        return self.bus.has_subscribers or self.has_hooks
+
+    def publish(self, ev: Event) -> None:
+        self.bus.publish(ev)
+
+    def call_hooks(self, kind: str, *args: Any) -> None:
+        for fn in self._hooks[kind]:
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("djobs: %s hook %r raised; ignored", kind, fn)

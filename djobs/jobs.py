@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import enum
 import math
+import os
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from djobs.retry import Backoff
 
 
 class JobStatus(enum.StrEnum):
@@ -53,6 +57,16 @@ class PauseMode(enum.StrEnum):
         return self.value
 
 
+def new_id() -> str:
+    """A time-ordered UUID (v7 layout), so id order is creation order when priorities and times tie."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80 | (0x7 << 76) | ((rand >> 64) & 0xFFF) << 64
+    value |= (0b10 << 62) | (rand & ((1 << 62) - 1))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def from_epoch(ts: float | None) -> datetime | None:
     """Stored epoch seconds to an aware UTC datetime (None stays None)."""
     if ts is None:
@@ -93,6 +107,22 @@ class Job:
     locked_by: str | None = None
     paused_at: datetime | None = None
     pause_reason: str | None = None
+    #: Seconds an attempt may run before it is cancelled and fails with JobTimeout (None: no limit of its own).
+    timeout: float | None = None
+    #: Groups jobs for per-key limits (a tenant, an account).
+    key: str | None = None
+    meta: dict[str, Any] | None = None
+    #: The traceback of the last failed attempt.
+    last_traceback: str | None = None
+    #: Attempts given back in a row by stopping or paused workers (bounded).
+    refunds: int = 0
+    #: Why a waiting job waits: "fanout", "sleep" or "signal" (then `wait_signal` names it).
+    wait_kind: str | None = None
+    wait_signal: str | None = None
+    #: The unique key stays held until then, whatever the status (idempotency window).
+    unique_until: datetime | None = None
+    #: The retry backoff of this job when it differs from its handler's.
+    backoff: Backoff | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -149,6 +179,20 @@ class Strategy:
     def __str__(self) -> str:
         return f"threshold({self.fraction:g})" if self.kind == "threshold" else self.kind
 
+    def decide(self, total: int, counts: dict[str, int]) -> str | None:
+        """'succeeded', 'failed' or None (undecided) for a fan-out's sub-job status counts."""
+        ok = counts.get("completed", 0)
+        bad = counts.get("failed", 0) + counts.get("cancelled", 0)
+        if self.kind == "collect_all":
+            return "succeeded" if ok + bad >= total else None
+        if self.kind == "fail_fast":
+            if bad:
+                return "failed"
+            return "succeeded" if ok >= total else None
+        if total - bad < self.required(total):
+            return "failed"
+        return "succeeded" if ok + bad >= total else None
+
 
 FAIL_FAST = Strategy("fail_fast")
 COLLECT_ALL = Strategy("collect_all")
@@ -169,6 +213,11 @@ def strategy_from_str(text: str) -> Strategy:
     if text.startswith("threshold(") and text.endswith(")"):
         return threshold(float(text[len("threshold(") : -1]))
     raise ValueError(f"unknown fan-out strategy {text!r}")
+
+
+def decide(strategy_text: str, total: int, counts: dict[str, int]) -> str | None:
+    """A stored fan-out's decision from its strategy's text (what storage evaluates under its row lock)."""
+    return strategy_from_str(strategy_text).decide(total, counts)
 
 
 def values(results: list[Result]) -> list[Any]:
@@ -237,6 +286,8 @@ class ScheduleInfo:
     last_fire: datetime | None
     next_fire: datetime | None
     pause_reason: str | None = None
+    #: "config" when a config file declares it (deleted once the file no longer does), else "api".
+    source: str = "api"
 
 
 @dataclass(frozen=True)
@@ -263,3 +314,86 @@ class JobDetail:
     events: list[StoredEvent]
     #: Sub-jobs beyond the `sub_jobs` window (a wide fan-out lists its first ones only).
     more_sub_jobs: int = 0
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """A job as listings show it: no full args or result, a bounded preview of each (dashboards page
+    through thousands of these)."""
+
+    id: str
+    type: str
+    queue: str
+    status: JobStatus
+    priority: int
+    attempt: int
+    max_retries: int
+    run_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    parent_id: str | None
+    key: str | None
+    args_preview: str
+    error_preview: str | None
+
+
+@dataclass(frozen=True)
+class JobTypeInfo:
+    """A job type some worker registered in the database, with its defaults: what lets a producer that
+    has no handler code enqueue it."""
+
+    name: str
+    queue: str
+    retries: int
+    priority: int
+    timeout: float | None
+    seen_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Health:
+    """`queue.health()`: ok, or the problems, one sentence each."""
+
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job about to be written: what `enqueue`, `enqueue_many`, fan-outs and schedules hand to storage.
+    Values are already encoded (JSON text) and resolved against the handler's defaults; storage validates
+    them (`djobs.validate.new_job`) before anything is written."""
+
+    id: str
+    type: str
+    queue: str
+    args_json: str
+    priority: int
+    max_retries: int
+    at: float | None = None  # absolute epoch seconds; else `delay` from the database's now
+    delay: float = 0.0
+    unique_key: str | None = None
+    unique_for: float | None = None
+    parent_id: str | None = None
+    fanout_id: str | None = None
+    fanout_pos: int | None = None
+    timeout: float | None = None
+    key: str | None = None
+    meta_json: str | None = None
+    backoff_json: str | None = None
+    trace: str | None = None
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who may write to a running job: the worker that claimed it, for that attempt. Every write after a
+    claim is guarded by all three, so a worker that lost the job cannot overwrite what happened since."""
+
+    job_id: str
+    worker_id: str
+    attempt: int

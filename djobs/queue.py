@@ -8,31 +8,26 @@
 
     job_id = queue.enqueue("send-email", EmailArgs(to="a@b"), delay=30)
     queue.worker(queues={"emails": 5}).run()
+
+Every method calls named storage operations (`djobs.storage`), which validate what they write and map
+driver errors to djobs errors; the Queue resolves handler defaults, encodes values and tells in-process
+listeners.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from djobs import codec
-from djobs.errors import (
-    DuplicateJob,
-    JobCancelledError,
-    JobFailedError,
-    JobNotFound,
-    UnknownJobType,
-)
+from djobs import codec, validate
+from djobs.errors import DuplicateJob, JobCancelledError, JobFailedError, JobNotFound, UnknownJobType
 from djobs.events import (
     CustomEvent,
     Event,
-    EventBus,
-    JobEvent,
+    EventHub,
     JobPaused,
     JobResumed,
     QueuePaused,
@@ -40,111 +35,90 @@ from djobs.events import (
     Subscription,
     WorkerPaused,
     WorkerResumed,
-    event_kind,
 )
 from djobs.jobs import (
     Checkpoint,
+    Health,
     Job,
     JobDetail,
     JobStatus,
+    JobSummary,
+    JobTypeInfo,
+    NewJob,
     PauseMode,
     QueueStats,
     ScheduleInfo,
     StoredEvent,
     Sub,
     WorkerInfo,
-    from_epoch,
-    to_epoch,
+    decide,
+    new_id,
 )
-from djobs.registry import Handler, JobOptions, module_jobs
-from djobs.retry import to_seconds
+from djobs.registry import Handler, JobOptions, encode_args, module_jobs
+from djobs.retry import Backoff, to_seconds
 from djobs.schedule import Schedule, parse_spec
-from djobs.storage import PeeweeStorage, new_id
-from djobs.storage.sql import COLS, JOB_COLS, TERMINAL
 
 if TYPE_CHECKING:
-    from djobs.context import Context
+    from djobs.storage import PeeweeStorage
     from djobs.worker import Worker
 
-log = logging.getLogger("djobs")
-
-_IDX = {c: i for i, c in enumerate(JOB_COLS)}
-
-
-def job_from_row(row: Any) -> Job:
-    g = row.__getitem__
-    progress = g(_IDX["progress"])
-    return Job(
-        id=g(0),
-        type=g(1),
-        queue=g(2),
-        args=codec.loads(g(3)),
-        priority=g(4),
-        status=JobStatus(g(5)),
-        attempt=g(6),
-        max_retries=g(7),
-        last_error=g(8),
-        result=codec.loads(g(9)),
-        run_at=from_epoch(g(10)),
-        started_at=from_epoch(g(11)),
-        completed_at=from_epoch(g(12)),
-        created_at=from_epoch(g(13)),  # type: ignore[arg-type]
-        updated_at=from_epoch(g(14)),  # type: ignore[arg-type]
-        last_heartbeat_at=from_epoch(g(15)),
-        locked_by=g(16),
-        unique_key=g(17),
-        parent_id=g(18),
-        paused_at=from_epoch(g(_IDX["paused_at"])),
-        pause_reason=g(_IDX["pause_reason"]),
-        progress=codec.loads(progress) if progress else None,
-    )
-
-
-def _stored_event(r: Any) -> StoredEvent:
-    return StoredEvent(int(r[0]), from_epoch(r[1]) or datetime.now(UTC), r[2], r[3], r[4], r[5], codec.loads(r[6]) or {})
-
-
-def _when(delay: timedelta | float | int | None, at: datetime | None) -> tuple[float | None, float]:
-    """(absolute epoch or None, relative delay seconds) for the insert statement."""
-    if at is not None:
-        if not isinstance(at, datetime):
-            raise TypeError("at= takes a datetime")
-        return to_epoch(at), 0.0
-    return None, to_seconds(delay)
+#: How long a producer trusts what the database said about a job type it has no handler for.
+TYPE_CACHE_SECONDS = 30.0
+IF_EXISTS = ("raise", "return")
 
 
 class Queue:
-    """Handlers, jobs and controls over one storage. Cheap to create; thread-safe."""
+    """Handlers, jobs and controls over one storage. Cheap to create; thread-safe.
+
+    `strict=True` (the default) accepts job types this process has a handler for and types any worker
+    registered in this database; `strict=False` enqueues any type by name (a producer with no handler
+    code), with the defaults a worker registered for it, if any.
+    """
 
     def __init__(
         self,
         storage: PeeweeStorage,
         *,
+        strict: bool = True,
         event_buffer: int = 1000,
         event_retention: timedelta | float = timedelta(days=7),
         event_max_rows: int = 1_000_000,
     ) -> None:
         self.storage = storage
         storage.ensure_schema()
-        self._handlers: dict[str, Handler] = {}
-        self._bus = EventBus(event_buffer)
+        self.strict = strict
+        self.hub = EventHub(event_buffer)
         self.event_retention = to_seconds(event_retention)
         self.event_max_rows = event_max_rows
-        self._hooks: dict[str, list[Callable[..., Any]]] = {"start": [], "complete": [], "fail": [], "retry": []}
+        self._handlers: dict[str, Handler] = {}
+        self._remote: dict[str, tuple[float, JobTypeInfo | None]] = {}
 
     # -- handlers ----------------------------------------------------------------------------------------
     def register(
-        self, name: str, fn: Callable[..., Any], *, queue: str = "default", retries: int = 3, priority: int = 0
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        queue: str = "default",
+        retries: int = 3,
+        priority: int = 0,
+        timeout: timedelta | float | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
-        if retries < 0:
-            raise ValueError("retries must be >= 0")
-        self._handlers[name] = Handler.build(name, fn, JobOptions(queue, retries, priority))
+        self._handlers[name] = Handler.build(name, fn, JobOptions.make(name, queue, retries, priority, timeout, backoff))
 
     def handler(
-        self, name: str, *, queue: str = "default", retries: int = 3, priority: int = 0
+        self,
+        name: str,
+        *,
+        queue: str = "default",
+        retries: int = 3,
+        priority: int = 0,
+        timeout: timedelta | float | None = None,
+        backoff: Backoff | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self.register(name, fn, queue=queue, retries=retries, priority=priority)
+            self.register(name, fn, queue=queue, retries=retries, priority=priority, timeout=timeout, backoff=backoff)
             return fn
 
         return deco
@@ -156,70 +130,100 @@ class Queue:
         return h
 
     def job_types(self) -> list[str]:
+        """The job types this process has handlers for."""
         return sorted({*self._handlers, *module_jobs()})
 
     def has_handler(self, name: str) -> bool:
         return name in self._handlers or name in module_jobs()
 
+    def known_types(self) -> list[JobTypeInfo]:
+        """Job types workers registered in this database, with their defaults."""
+        return self.storage.known_types()
+
+    def _remote_type(self, name: str) -> JobTypeInfo | None:
+        now = time.monotonic()
+        cached = self._remote.get(name)
+        if cached is not None and now - cached[0] < TYPE_CACHE_SECONDS:
+            return cached[1]
+        found = self.storage.known_types(name)
+        info = found[0] if found else None
+        self._remote[name] = (now, info)
+        return info
+
+    def _options(self, name: str) -> tuple[Handler | None, JobOptions]:
+        """The local handler (if any) and the defaults for jobs of this type."""
+        h = self._handlers.get(name) or module_jobs().get(name)
+        if h is not None:
+            return h, h.options
+        validate.name("job type", name)
+        info = self._remote_type(name)
+        if info is not None:
+            backoff = None
+            extra = self.storage.type_options(name) or {}
+            if isinstance(extra.get("backoff"), dict):
+                backoff = Backoff.from_json(extra["backoff"])
+            return None, JobOptions(info.queue, info.retries, info.priority, info.timeout, backoff)
+        if self.strict:
+            raise UnknownJobType(name)
+        return None, JobOptions()
+
     # -- enqueue -----------------------------------------------------------------------------------------
-    def _row(
+    def new_job(
         self,
         name: str,
-        args: Any,
+        args: Any = None,
         *,
-        priority: int | None,
-        retries: int | None,
-        delay: timedelta | float | int | None,
-        at: datetime | None,
-        queue: str | None,
-        unique: str | None,
+        priority: int | None = None,
+        retries: int | None = None,
+        delay: timedelta | float | None = None,
+        at: datetime | None = None,
+        queue: str | None = None,
+        unique: str | None = None,
+        unique_for: timedelta | float | None = None,
+        timeout: timedelta | float | None = None,
+        key: str | None = None,
+        meta: dict[str, Any] | None = None,
+        backoff: Backoff | None = None,
         parent_id: str | None = None,
         fanout_id: str | None = None,
         fanout_pos: int | None = None,
-    ) -> tuple[Any, ...]:
-        h = self.get_handler(name)
-        args_json = h.check_args(args)
-        abs_at, rel = _when(delay, at)
-        n_retries = h.options.retries if retries is None else int(retries)
-        if n_retries < 0:
-            raise ValueError("retries must be >= 0")
-        return (
-            new_id(),
-            name,
-            queue or h.options.queue,
-            args_json,
-            h.options.priority if priority is None else int(priority),
-            n_retries,
-            abs_at,
-            rel,
-            unique,
-            parent_id,
-            fanout_id,
-            fanout_pos,
+    ) -> NewJob:
+        """A job ready to write, its options resolved against the handler's defaults and checked
+        (UnknownJobType, TypeError, ValueError: nothing is written)."""
+        h, opts = self._options(name)
+        args_json = h.check_args(args) if h is not None else encode_args(args)
+        if at is not None:
+            abs_at, rel = validate.when("at", at), 0.0
+        else:
+            abs_at, rel = None, validate.seconds("delay", to_seconds(delay), allow_negative=True)
+        if unique_for is not None and unique is None:
+            raise ValueError("unique_for needs a unique key (unique=...)")
+        if meta is not None and not isinstance(meta, dict):
+            raise TypeError(f"meta must be a dict (a JSON object), got {type(meta).__name__}")
+        if backoff is not None and not isinstance(backoff, Backoff):
+            raise TypeError(f"backoff must be a djobs.Backoff, got {type(backoff).__name__}")
+        for k in meta or ():
+            if not isinstance(k, str):
+                raise TypeError(f"meta keys must be strings, got {k!r}")
+        return NewJob(
+            id=new_id(),
+            type=name,
+            queue=opts.queue if queue is None else queue,
+            args_json=args_json,
+            priority=opts.priority if priority is None else validate.int32("priority", priority),
+            max_retries=opts.retries if retries is None else validate.int32("retries", retries, minimum=0),
+            at=abs_at,
+            delay=rel,
+            unique_key=unique,
+            unique_for=None if unique_for is None else to_seconds(unique_for),
+            parent_id=parent_id,
+            fanout_id=fanout_id,
+            fanout_pos=fanout_pos,
+            timeout=opts.timeout if timeout is None else to_seconds(timeout),
+            key=key,
+            meta_json=None if meta is None else encode_args(meta),
+            backoff_json=None if backoff is None else codec.dumps(backoff.to_json()),
         )
-
-    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
-        from djobs.storage import TRANSIENT_ERRORS
-
-        keys = [row[8] for row in rows if row[8] is not None]
-        if len(keys) != len(set(keys)):
-            dup = next(k for k in keys if keys.count(k) > 1)
-            raise DuplicateJob(dup, None)
-        for attempt in range(3):
-            try:
-                self.storage.run(lambda: self.storage.insert_jobs(rows), what="enqueue")
-                break
-            except Exception as exc:
-                if isinstance(exc, TRANSIENT_ERRORS) or "unique" not in str(exc).lower():
-                    raise
-                for key in keys:
-                    existing = self.storage.active_job_with_key(key)
-                    if existing is not None:
-                        raise DuplicateJob(key, existing) from None
-                # The holder finished between our insert and the look-up: the key is free now, try again.
-                if attempt == 2:
-                    raise DuplicateJob(keys[0] if keys else "", None) from None
-        self.storage.wake_local()
 
     def enqueue(
         self,
@@ -228,53 +232,48 @@ class Queue:
         *,
         priority: int | None = None,
         retries: int | None = None,
-        delay: timedelta | float | int | None = None,
+        delay: timedelta | float | None = None,
         at: datetime | None = None,
         queue: str | None = None,
         unique: str | None = None,
+        unique_for: timedelta | float | None = None,
+        if_exists: str = "raise",
+        timeout: timedelta | float | None = None,
+        key: str | None = None,
+        meta: dict[str, Any] | None = None,
+        backoff: Backoff | None = None,
     ) -> str:
-        """Store a job; returns its id. Unknown types raise UnknownJobType, bad args TypeError (nothing
-        written), an active job holding `unique` raises DuplicateJob with `.existing_id`."""
-        row = self._row(
-            name, args, priority=priority, retries=retries, delay=delay, at=at, queue=queue, unique=unique
-        )
-        self._insert([row])
-        return str(row[0])
+        """Store a job; returns its id. Unknown types raise UnknownJobType, bad args TypeError, values
+        out of range ValueError (nothing written). A job holding `unique` (active, or inside its
+        `unique_for` window) raises DuplicateJob with `.existing_id`, or with `if_exists="return"` its id
+        is returned instead."""
+        if if_exists not in IF_EXISTS:
+            raise ValueError(f"if_exists must be one of {', '.join(IF_EXISTS)}, got {if_exists!r}")
+        job = self.new_job(
+            name, args, priority=priority, retries=retries, delay=delay, at=at, queue=queue, unique=unique,
+            unique_for=unique_for, timeout=timeout, key=key, meta=meta, backoff=backoff,
+        )  # fmt: skip
+        try:
+            self.storage.insert_jobs([job])
+        except DuplicateJob as exc:
+            if if_exists == "return" and exc.existing_id is not None:
+                return exc.existing_id
+            raise
+        return job.id
 
     def enqueue_many(self, subs: list[Sub]) -> list[str]:
         """Enqueue many jobs in one transaction (all or none)."""
-        rows = [
-            self._row(
-                s.type, s.args, priority=s.priority, retries=s.retries, delay=s.delay, at=None,
-                queue=s.queue, unique=s.unique,
-            )
+        jobs = [
+            self.new_job(s.type, s.args, priority=s.priority, retries=s.retries, delay=s.delay, queue=s.queue, unique=s.unique)
             for s in subs
         ]
-        if rows:
-            self._insert(rows)
-        return [str(r[0]) for r in rows]
-
-    def _sub_rows(
-        self, subs: list[Sub], queue: str | None, retries: int | None, parent_id: str, fanout_id: str
-    ) -> list[tuple[Any, ...]]:
-        return [
-            self._row(
-                s.type, s.args, priority=s.priority,
-                retries=s.retries if s.retries is not None else retries, delay=s.delay, at=None,
-                queue=s.queue or queue, unique=s.unique, parent_id=parent_id, fanout_id=fanout_id, fanout_pos=i,
-            )
-            for i, s in enumerate(subs)
-        ]
+        if jobs:
+            self.storage.insert_jobs(jobs)
+        return [j.id for j in jobs]
 
     # -- look up -----------------------------------------------------------------------------------------
-    def _select(self, where: str, params: tuple[Any, ...] = (), tail: str = "") -> list[Job]:
-        sql = self.storage.dialect.render(f"SELECT {COLS} FROM djobs_jobs {where} {tail}")
-        rows = self.storage.run(lambda: self.storage.execute(sql, params).fetchall(), what="read")
-        return [job_from_row(r) for r in rows]
-
     def get_job(self, job_id: str) -> Job | None:
-        jobs = self._select("WHERE id = ?", (job_id,))
-        return jobs[0] if jobs else None
+        return self.storage.get_job(job_id)
 
     def _must(self, job_id: str) -> Job:
         job = self.get_job(job_id)
@@ -307,21 +306,35 @@ class Queue:
         type: str | None = None,  # noqa: A002 - matches the CLI option
         limit: int = 50,
         offset: int = 0,
+        meta: dict[str, Any] | None = None,
     ) -> list[Job]:
-        """Jobs newest first, filtered."""
-        clauses, params = [], []
-        for col, val in (("status", status), ("queue", queue), ("type", type)):
-            if val is not None:
-                clauses.append(f"{col} = ?")
-                params.append(val.value if isinstance(val, JobStatus) else str(val))
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        return self._select(
-            where, (*params, int(limit), int(offset)), "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
-        )
+        """Jobs newest first, filtered (`meta`: jobs whose meta holds each of these key/value pairs)."""
+        return self.storage.list_jobs(_status(status), queue, type, limit, offset, meta)
+
+    def job_summaries(
+        self,
+        status: str | JobStatus | None = None,
+        queue: str | None = None,
+        type: str | None = None,  # noqa: A002
+        limit: int = 50,
+        offset: int = 0,
+        preview: int = 200,
+        meta: dict[str, Any] | None = None,
+    ) -> list[JobSummary]:
+        """Like list_jobs, but args and errors as bounded previews: what listings and dashboards page."""
+        return self.storage.job_summaries(_status(status), queue, type, limit, offset, preview, meta)
+
+    def count_jobs(
+        self, status: str | JobStatus | None = None, queue: str | None = None, type: str | None = None,  # noqa: A002
+        meta: dict[str, Any] | None = None,
+    ) -> int:  # fmt: skip
+        return self.storage.count_jobs(_status(status), queue, type, meta)
 
     def sub_jobs(self, job_id: str, limit: int | None = None) -> list[Job]:
-        tail = "ORDER BY created_at, fanout_pos" + (f" LIMIT {int(limit)}" if limit is not None else "")
-        return self._select("WHERE parent_id = ?", (job_id,), tail)
+        return self.storage.sub_jobs(job_id, limit)
+
+    def count_sub_jobs(self, job_id: str) -> int:
+        return self.storage.count_sub_jobs(job_id)
 
     def job_detail(self, job_id: str, events: int = 20, sub_jobs: int = 200) -> JobDetail:
         """The job, its checkpoints, its first `sub_jobs` sub-jobs and its newest `events` events (oldest
@@ -329,240 +342,106 @@ class Queue:
         there is no such job."""
         job = self._must(job_id)
         subs = self.sub_jobs(job_id, limit=sub_jobs + 1)
-        return JobDetail(
-            job=job,
-            checkpoints=self.checkpoints(job_id),
-            sub_jobs=subs[:sub_jobs],
-            events=self.job_events(job_id, newest=events),
-            more_sub_jobs=max(0, self.count_sub_jobs(job_id) - sub_jobs) if len(subs) > sub_jobs else 0,
-        )
-
-    def count_sub_jobs(self, job_id: str) -> int:
-        sql = self.storage.dialect.render("SELECT COUNT(*) FROM djobs_jobs WHERE parent_id = ?")
-        return int(self.storage.execute(sql, (job_id,)).fetchone()[0])
+        more = max(0, self.count_sub_jobs(job_id) - sub_jobs) if len(subs) > sub_jobs else 0
+        return JobDetail(job, self.checkpoints(job_id), subs[:sub_jobs], self.job_events(job_id, events), more)
 
     def job_events(self, job_id: str, newest: int = 20) -> list[StoredEvent]:
         """The newest `newest` stored events of one job, oldest first."""
-        sql = self.storage.dialect.render(
-            "SELECT id, ts, kind, job_id, queue, worker_id, data FROM djobs_events WHERE job_id = ? "
-            "ORDER BY id DESC LIMIT ?"
-        )
-        rows = self.storage.execute(sql, (job_id, int(newest))).fetchall()
-        return [_stored_event(r) for r in reversed(rows)]
+        return self.storage.job_events(job_id, newest)
 
     def checkpoints(self, job_id: str) -> list[Checkpoint]:
-        sql = self.storage.dialect.render(
-            "SELECT job_id, call_index, name, value, error, created_at, key FROM djobs_checkpoints "
-            "WHERE job_id = ? ORDER BY created_at, key"
-        )
-        rows = self.storage.execute(sql, (job_id,)).fetchall()
-        return [Checkpoint(r[0], r[1], r[2], codec.loads(r[3]), r[4], from_epoch(r[5])) for r in rows]
+        return self.storage.checkpoints(job_id)
 
     def queue_stats(self) -> list[QueueStats]:
-        r = self.storage.dialect.render
-        ex = self.storage.execute
-        counts: dict[str, dict[str, int]] = {}
-        for q, status, n in ex("SELECT queue, status, COUNT(*) FROM djobs_jobs GROUP BY queue, status").fetchall():
-            counts.setdefault(q, {})[status] = int(n)
-        recent = dict(
-            ex(
-                r(
-                    "SELECT queue, COUNT(*) FROM djobs_jobs WHERE status = 'completed' "
-                    "AND completed_at >= {now} - 60 GROUP BY queue"
-                )
-            ).fetchall()
-        )
-        paused = {
-            row[0]: row[1:]
-            for row in ex("SELECT name, paused, paused_at, pause_reason FROM djobs_queues").fetchall()
-        }
-        out = []
-        for name in sorted({*counts, *paused}):
-            p = paused.get(name, (0, None, None))
-            out.append(
-                QueueStats(
-                    name=name, paused=bool(p[0]), paused_at=from_epoch(p[1]), pause_reason=p[2],
-                    counts=counts.get(name, {}), completed_last_minute=int(recent.get(name, 0)),
-                )
-            )
-        return out
+        return self.storage.queue_stats()
+
+    def queue_lag(self) -> dict[str, float]:
+        """Per queue with due pending jobs: seconds its oldest due job has waited."""
+        return self.storage.queue_lag()
+
+    def health(self, max_lag: timedelta | float = timedelta(minutes=1), queues: list[str] | None = None) -> Health:
+        """Not ok when the database does not answer, when a queue with due jobs has no live worker, or when
+        its oldest due job has waited longer than `max_lag`. Each problem is one sentence."""
+        from djobs.health import check
+
+        return check(self, to_seconds(max_lag), queues)
 
     def purge(
         self,
         statuses: tuple[str, ...] | list[str] = ("completed", "failed", "cancelled"),
         older_than: timedelta | float = timedelta(days=7),
+        queue: str | None = None,
     ) -> int:
-        """Delete finished jobs (and their checkpoints and fan-out records) older than `older_than`."""
-        bad = [s for s in statuses if s not in ("completed", "failed", "cancelled")]
-        if bad:
-            raise ValueError(f"purge only deletes finished jobs, not {', '.join(bad)}")
-        if not statuses:
-            return 0
-        r = self.storage.dialect.render
-        marks = ", ".join("?" * len(statuses))
-        sel = f"SELECT id FROM djobs_jobs WHERE status IN ({marks}) AND completed_at < {{now}} - CAST(? AS DOUBLE PRECISION)"
-        params = (*statuses, to_seconds(older_than))
-        with self.storage.tx():
-            self.storage.execute(r(f"DELETE FROM djobs_checkpoints WHERE job_id IN ({sel})"), params)
-            self.storage.execute(r(f"DELETE FROM djobs_fanouts WHERE parent_id IN ({sel})"), params)
-            n = self.storage.execute(r(f"DELETE FROM djobs_jobs WHERE id IN ({sel})"), params).rowcount
-        return int(n)
+        """Delete finished jobs (with their checkpoints, signals, events and fan-out records) that finished
+        more than `older_than` ago, in bounded batches."""
+        return self.storage.purge(tuple(statuses), to_seconds(older_than), queue)
+
+    def delete_jobs(self, job_ids: list[str]) -> int:
+        """Delete finished jobs by id (unfinished ones are skipped: cancel them first); how many."""
+        return self.storage.delete_jobs(list(job_ids))
 
     # -- cancel and retry --------------------------------------------------------------------------------
     def cancel_job(self, job_id: str, reason: str | None = None) -> bool:
         """Cancel a job that is not finished, and its whole subtree. A running handler is cancelled
         cooperatively wherever it runs. False if the job had already finished."""
         self._must(job_id)
-        rows = self.storage.run(
-            lambda: self.storage.cancel_tree(job_id, reason or "cancelled"), what="cancel"
-        )
-        self._persist_events(
-            [("job_cancelled", jid, q, None, codec.dumps({"reason": reason})) for jid, q, _ in rows]
-        )
-        self._decide_fanouts({f for _, _, f in rows if f})
+        rows = self.storage.cancel_tree(job_id, reason or "cancelled")
+        self.decide_fanouts({f for _, _, f in rows if f})
         return any(jid == job_id for jid, _, _ in rows)
 
-    def _decide_fanouts(self, fanout_ids: set[str]) -> None:
-        from djobs.durable import decide
-
+    def decide_fanouts(self, fanout_ids: set[str]) -> None:
+        """Evaluate these fan-outs now (their sub-jobs changed): a decided one wakes its parent."""
         for fid in sorted(fanout_ids):
-            self.storage.run(functools.partial(self.storage.evaluate_fanout, fid, decide), what="fan-out")
+            self.storage.evaluate_fanout(fid, decide)
 
     def retry_job(self, job_id: str) -> bool:
-        """Requeue a failed or cancelled job (attempts start again). False if it is in another state."""
+        """Requeue a failed or cancelled job (attempts start again; its old error is cleared). False if it
+        is in another state."""
         self._must(job_id)
-        sql = self.storage.dialect.render(
-            "UPDATE djobs_jobs SET status = 'pending', attempt = 0, run_at = {now}, completed_at = NULL, "
-            "locked_by = NULL, updated_at = {now} WHERE id = ? AND status IN ('failed', 'cancelled')"
-        )
-        try:
-            with self.storage.tx():
-                n = self.storage.execute(sql, (job_id,)).rowcount
-        except Exception as exc:
-            if "unique" in str(exc).lower():
-                job = self._must(job_id)
-                raise DuplicateJob(job.unique_key or "", self.storage.active_job_with_key(job.unique_key or "")) from None
-            raise
-        if n:
-            self._persist_events([("job_requeued", job_id, None, None, None)])
-            self._notify()
-        return bool(n)
+        return self.storage.retry_job(job_id)
 
     # -- pause and resume: jobs --------------------------------------------------------------------------
     def pause_job(self, job_id: str, mode: PauseMode = PauseMode.GRACEFUL, reason: str | None = None) -> bool:
         """Pending/retrying/waiting jobs become paused. A running job: graceful lets it finish (a retry it
         needs then waits paused); aggressive cancels its handler and pauses it with its attempt refunded."""
-        mode = PauseMode(mode)
-        job = self._must(job_id)
-        r = self.storage.dialect.render
-        with self.storage.tx():
-            n = self.storage.execute(
-                r(
-                    "UPDATE djobs_jobs SET paused_from = status, status = 'paused', paused_at = {now}, "
-                    "pause_reason = ?, updated_at = {now} "
-                    "WHERE id = ? AND status IN ('pending', 'retrying', 'waiting')"
-                ),
-                (reason, job_id),
-            ).rowcount
-            if not n and mode == PauseMode.AGGRESSIVE:
-                n = self.storage.execute(
-                    r(
-                        "UPDATE djobs_jobs SET status = 'paused', paused_from = 'pending', paused_at = {now}, "
-                        "pause_reason = ?, attempt = attempt - 1, locked_by = NULL, updated_at = {now} "
-                        "WHERE id = ? AND status = 'running'"
-                    ),
-                    (reason, job_id),
-                ).rowcount
-            elif not n:
-                n = self.storage.execute(
-                    r(
-                        "UPDATE djobs_jobs SET pause_requested = 1, pause_reason = ?, updated_at = {now} "
-                        "WHERE id = ? AND status = 'running'"
-                    ),
-                    (reason, job_id),
-                ).rowcount
-            if n:
-                self._persist_event_in_tx("job_paused", job, None, {"mode": mode.value, "reason": reason})
-        if n:
-            if mode == PauseMode.AGGRESSIVE and job.status == JobStatus.RUNNING:
-                self.storage.taken([job_id])
+        self._must(job_id)
+        changed, _ = self.storage.pause_job(job_id, PauseMode(mode), reason)
+        if changed:
             self.emit(JobPaused(job_id=job_id, job=self.get_job(job_id)))
             return True
         return self.is_job_paused(job_id)
 
     def resume_job(self, job_id: str) -> bool:
-        job = self._must(job_id)
-        r = self.storage.dialect.render
-        with self.storage.tx():
-            n = self.storage.execute(
-                r(
-                    "UPDATE djobs_jobs SET status = COALESCE(paused_from, 'pending'), paused_from = NULL, "
-                    "paused_at = NULL, pause_reason = NULL, pause_requested = 0, updated_at = {now} "
-                    "WHERE id = ? AND status = 'paused'"
-                ),
-                (job_id,),
-            ).rowcount
-            n += self.storage.execute(
-                r(
-                    "UPDATE djobs_jobs SET pause_requested = 0, pause_reason = NULL, updated_at = {now} "
-                    "WHERE id = ? AND status = 'running' AND pause_requested = 1"
-                ),
-                (job_id,),
-            ).rowcount
-            if n:
-                self._persist_event_in_tx("job_resumed", job, None, None)
-        if n:
-            self._notify()
-            self.emit(JobResumed(job_id=job_id, job=self.get_job(job_id)))
-        return bool(n)
+        self._must(job_id)
+        if not self.storage.resume_job(job_id):
+            return False
+        self.emit(JobResumed(job_id=job_id, job=self.get_job(job_id)))
+        return True
 
     def is_job_paused(self, job_id: str) -> bool:
-        row = self.storage.execute(
-            self.storage.dialect.render("SELECT status, pause_requested FROM djobs_jobs WHERE id = ?"), (job_id,)
-        ).fetchone()
-        if row is None:
+        state = self.storage.job_pause_state(job_id)
+        if state is None:
             raise JobNotFound(job_id)
-        return row[0] == "paused" or bool(row[1])
+        return state
 
     def paused_jobs(self, queue: str | None = None) -> list[Job]:
-        if queue is None:
-            return self._select("WHERE status = 'paused'", (), "ORDER BY paused_at")
-        return self._select("WHERE status = 'paused' AND queue = ?", (queue,), "ORDER BY paused_at")
+        return self.storage.paused_jobs(queue)
 
     # -- pause and resume: queues ------------------------------------------------------------------------
     def pause_queue(self, name: str, reason: str | None = None) -> None:
         """Stored in the database and honoured inside every worker's claim; running jobs finish."""
-        r = self.storage.dialect.render
-        with self.storage.tx():
-            self.storage.execute(
-                r(
-                    "INSERT INTO djobs_queues (name, paused, paused_at, pause_reason) VALUES (?, 1, {now}, ?) "
-                    "ON CONFLICT (name) DO UPDATE SET paused = 1, paused_at = excluded.paused_at, "
-                    "pause_reason = excluded.pause_reason"
-                ),
-                (name, reason),
-            )
-            self.storage.execute(self.storage.sql["insert_event"], ("queue_paused", None, name, None, codec.dumps({"reason": reason})))
+        self.storage.set_queue_paused(name, True, reason)
         self.emit(QueuePaused(queue=name))
 
     def resume_queue(self, name: str) -> None:
-        r = self.storage.dialect.render
-        with self.storage.tx():
-            self.storage.execute(
-                r("UPDATE djobs_queues SET paused = 0, paused_at = NULL, pause_reason = NULL WHERE name = ?"), (name,)
-            )
-            self.storage.execute(self.storage.sql["insert_event"], ("queue_resumed", None, name, None, None))
-        self._notify()
+        self.storage.set_queue_paused(name, False)
         self.emit(QueueResumed(queue=name))
 
     def is_queue_paused(self, name: str) -> bool:
-        row = self.storage.execute(
-            self.storage.dialect.render("SELECT paused FROM djobs_queues WHERE name = ?"), (name,)
-        ).fetchone()
-        return bool(row and row[0])
+        return self.storage.queue_paused(name)
 
     def paused_queues(self) -> list[str]:
-        return [r[0] for r in self.storage.execute("SELECT name FROM djobs_queues WHERE paused = 1 ORDER BY name")]
+        return self.storage.paused_queues()
 
     # -- workers -----------------------------------------------------------------------------------------
     def worker(self, **options: Any) -> Worker:
@@ -571,44 +450,19 @@ class Queue:
         return Worker(self, **options)
 
     def workers(self, include_dead: bool = False, stale_age: float = 30.0) -> list[WorkerInfo]:
-        r = self.storage.dialect.render
-        rows = self.storage.execute(
-            r(
-                "SELECT id, host, pid, queues, handlers, paused, pause_mode, pause_reason, paused_at, started_at, "
-                "heartbeat_at, running, stopped_at, {now} FROM djobs_workers ORDER BY started_at"
-            )
-        ).fetchall()
-        out = []
-        for row in rows:
-            alive = row[12] is None and row[10] >= row[13] - stale_age
-            if not alive and not include_dead:
-                continue
-            out.append(
-                WorkerInfo(
-                    id=row[0], host=row[1], pid=row[2], queues=codec.loads(row[3]), handlers=codec.loads(row[4]),
-                    paused=bool(row[5]), pause_mode=PauseMode(row[6]) if row[6] else None, pause_reason=row[7],
-                    paused_at=from_epoch(row[8]), started_at=from_epoch(row[9]),
-                    last_heartbeat_at=from_epoch(row[10]), running=int(row[11] or 0), alive=alive,
-                )
-            )
-        return out
+        return self.storage.workers(include_dead, stale_age)
 
-    def pause_worker(
-        self, worker_id: str, mode: PauseMode = PauseMode.GRACEFUL, reason: str | None = None
-    ) -> bool:
+    def pause_worker(self, worker_id: str, mode: PauseMode = PauseMode.GRACEFUL, reason: str | None = None) -> bool:
         """Pause any worker by id, from any process; it stops claiming at once (the claim checks its row)."""
         mode = PauseMode(mode)
         found, _ = self.storage.set_worker_pause(worker_id, True, mode.value, reason)
         if found:
-            self._persist_events([("worker_paused", None, None, worker_id, codec.dumps({"mode": mode.value, "reason": reason}))])
             self.emit(WorkerPaused(worker_id=worker_id, mode=mode))
         return found
 
     def resume_worker(self, worker_id: str) -> bool:
         found, _ = self.storage.set_worker_pause(worker_id, False, None, None)
         if found:
-            self._persist_events([("worker_resumed", None, None, worker_id, None)])
-            self._notify()
             self.emit(WorkerResumed(worker_id=worker_id))
         return found
 
@@ -619,176 +473,58 @@ class Queue:
         schedule: Schedule,
         args: Any = None,
         queue: str | None = None,
-        priority: int = 0,
+        priority: int | None = None,
         name: str | None = None,
         retries: int | None = None,
         timezone: str | None = None,
+        source: str = "api",
     ) -> str:
         """Register (or update) a recurring schedule; stored in the database so any worker running the
         scheduler fires it, exactly once per fire time. A new schedule does not fire at start-up."""
-        h = self.get_handler(job)
+        h, opts = self._options(job)
         if timezone is not None:
             schedule = schedule.with_timezone(timezone)
-        args_json = h.check_args(args)
+        args_json = h.check_args(args) if h is not None else encode_args(args)
         name = name or job
-        q = queue or h.options.queue
-        n_retries = h.options.retries if retries is None else retries
-        r = self.storage.dialect.render
-        with self.storage.tx():
-            now = self.storage.db_now()
-            row = self.storage.execute(r("SELECT spec FROM djobs_schedules WHERE name = ?"), (name,)).fetchone()
-            if row is None:
-                self.storage.execute(
-                    r(
-                        "INSERT INTO djobs_schedules (name, job, spec, args, queue, priority, retries, paused, "
-                        "next_fire, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, {now})"
-                    ),
-                    (name, job, schedule.spec, args_json, q, int(priority), n_retries, schedule.next_after(now)),
-                )
-            else:
-                changed = row[0] != schedule.spec
-                self.storage.execute(
-                    r(
-                        "UPDATE djobs_schedules SET job = ?, spec = ?, args = ?, queue = ?, priority = ?, retries = ?"
-                        + (", next_fire = ?" if changed else "")
-                        + " WHERE name = ?"
-                    ),
-                    (job, schedule.spec, args_json, q, int(priority), n_retries)
-                    + ((schedule.next_after(now),) if changed else ())
-                    + (name,),
-                )
+        self.storage.upsert_schedule(
+            name, job, schedule.spec, args_json, queue or opts.queue, opts.priority if priority is None else priority,
+            opts.retries if retries is None else retries, schedule.next_after, source,
+        )  # fmt: skip
         return name
 
     def unschedule(self, name: str) -> bool:
-        with self.storage.tx():
-            return bool(
-                self.storage.execute(self.storage.dialect.render("DELETE FROM djobs_schedules WHERE name = ?"), (name,)).rowcount
-            )
+        """Delete a schedule; False if there was none."""
+        return self.storage.delete_schedule(name)
 
     def schedules(self) -> list[ScheduleInfo]:
-        rows = self.storage.execute(
-            "SELECT name, job, spec, args, queue, priority, paused, last_fire, next_fire, pause_reason "
-            "FROM djobs_schedules ORDER BY name"
-        ).fetchall()
-        out = []
-        for row in rows:
-            tz = row[2].split(" tz=", 1)[1] if " tz=" in row[2] else None
-            out.append(
-                ScheduleInfo(
-                    name=row[0], job=row[1], spec=row[2], args=codec.loads(row[3]), queue=row[4], priority=row[5],
-                    timezone=tz, paused=bool(row[6]), last_fire=from_epoch(row[7]),
-                    next_fire=None if row[6] else from_epoch(row[8]), pause_reason=row[9],
-                )
-            )
-        return out
+        return self.storage.schedules()
 
     def pause_schedule(self, name: str, reason: str | None = None) -> bool:
-        r = self.storage.dialect.render
-        with self.storage.tx():
-            n = self.storage.execute(
-                r("UPDATE djobs_schedules SET paused = 1, paused_at = {now}, pause_reason = ? WHERE name = ?"),
-                (reason, name),
-            ).rowcount
-            if n:
-                self.storage.execute(self.storage.sql["insert_event"], ("schedule_paused", None, None, None, codec.dumps({"schedule": name, "reason": reason})))
-        return bool(n)
+        return self.storage.set_schedule_paused(name, True, reason)
 
     def resume_schedule(self, name: str) -> bool:
         """Resume a schedule; it fires next at its next fire time from now (paused fires are skipped)."""
-        r = self.storage.dialect.render
-        with self.storage.tx():
-            row = self.storage.execute(r("SELECT spec FROM djobs_schedules WHERE name = ?"), (name,)).fetchone()
-            if row is None:
-                return False
-            nxt = parse_spec(row[0]).next_after(self.storage.db_now())
-            self.storage.execute(
-                r("UPDATE djobs_schedules SET paused = 0, paused_at = NULL, pause_reason = NULL, next_fire = ? WHERE name = ?"),
-                (nxt, name),
-            )
-            self.storage.execute(self.storage.sql["insert_event"], ("schedule_resumed", None, None, None, codec.dumps({"schedule": name})))
-        return True
-
-    def _scheduler_tick(self) -> int:
-        """Fire every due schedule once. Each fire time is claimed (compare-and-set on next_fire) in the
-        same transaction as its enqueue, so any number of schedulers fire it exactly once. After downtime
-        only the most recent missed fire time runs."""
-        st = self.storage
-        r = st.dialect.render
-        due = st.execute(
-            r("SELECT name, job, spec, args, queue, priority, retries, next_fire, {now} FROM djobs_schedules "
-              "WHERE paused = 0 AND next_fire <= {now}")
-        ).fetchall()
-        fired = 0
-        for name, job, spec, args, queue, priority, retries, next_fire, now in due:
-            try:
-                sched = parse_spec(spec)
-            except ValueError as exc:
-                log.error("schedule %s: %s", name, exc)
-                continue
-            fire = max(float(next_fire), sched.last_at_or_before(float(now)))
-            nxt = sched.next_after(float(now))
-            with st.tx():
-                won = st.execute(
-                    r("UPDATE djobs_schedules SET last_fire = ?, next_fire = ? WHERE name = ? AND next_fire = ? AND paused = 0"),
-                    (fire, nxt, name, next_fire),
-                ).rowcount
-                if won:
-                    st.execute(
-                        st.sql["insert_job"],
-                        (new_id(), job, queue, args, priority, retries, fire, 0.0, None, None, None, None),
-                    )
-                    st.execute(
-                        st.sql["insert_event"],
-                        ("schedule_fired", None, queue, None, codec.dumps({"schedule": name, "fire_time": fire})),
-                    )
-            fired += int(bool(won))
-        if fired:
-            st.wake_local()
-        return fired
+        return self.storage.set_schedule_paused(name, False, None, lambda spec, now: parse_spec(spec).next_after(now))
 
     # -- events ------------------------------------------------------------------------------------------
     def events(self, buffer: int | None = None) -> Subscription:
         """Subscribe to this process's events (bounded; drops the oldest when full, counting drops)."""
-        return self._bus.subscribe(buffer)
+        return self.hub.bus.subscribe(buffer)
 
     def unsubscribe(self, sub: Subscription) -> None:
         sub.close()
 
     def emit(self, event: Event) -> None:
-        self._bus.publish(event)
+        self.hub.publish(event)
 
     def emit_custom(self, job_id: str | None, kind: str, data: Any = None, persist: bool = False) -> None:
-        self._bus.publish(CustomEvent(job_id=job_id, kind=kind, data=data))
+        validate.name("event kind", kind)
+        self.hub.publish(CustomEvent(job_id=job_id, kind=kind, data=data))
         if persist:
-            self._persist_events([(f"custom:{kind}", job_id, None, None, codec.dumps(data))])
-
-    def _persist_events(self, rows: list[tuple[Any, ...]]) -> None:
-        if rows:
-            self.storage.run(lambda: self.storage.insert_events(rows), what="event log")
-
-    def _persist_event_in_tx(self, kind: str, job: Job | None, worker_id: str | None, data: Any) -> None:
-        self.storage.execute(
-            self.storage.sql["insert_event"],
-            (kind, job.id if job else None, job.queue if job else None, worker_id, codec.dumps(data) if data is not None else None),
-        )
-
-    def _set_progress(self, ctx: Context, progress: dict[str, Any]) -> None:
-        text = codec.dumps(progress)
-        st = self.storage
-        with st.tx():
-            st.execute(
-                st.dialect.render(
-                    "UPDATE djobs_jobs SET progress = ?, updated_at = {now} "
-                    "WHERE id = ? AND locked_by = ? AND attempt = ? AND status = 'running'"
-                ),
-                (text, ctx.job.id, ctx.worker_id, ctx.job.attempt),
-            )
-            st.execute(st.sql["insert_event"], ("custom:progress", ctx.job.id, ctx.job.queue, ctx.worker_id, text))
-        self._bus.publish(CustomEvent(job_id=ctx.job.id, kind="progress", data=progress))
+            self.storage.insert_events([(f"custom:{kind}", job_id, None, None, encode_args(data))])
 
     def latest_event_id(self) -> int:
-        row = self.storage.execute("SELECT MAX(id) FROM djobs_events").fetchone()
-        return int(row[0] or 0)
+        return self.storage.latest_event_id()
 
     def events_since(
         self,
@@ -799,22 +535,7 @@ class Queue:
         since: datetime | None = None,
     ) -> list[StoredEvent]:
         """Events from the database log with id > cursor, oldest first."""
-        clauses, params = ["id > ?"], [int(cursor)]
-        if job_id is not None:
-            clauses.append("job_id = ?")
-            params.append(job_id)  # type: ignore[arg-type]
-        if queue is not None:
-            clauses.append("queue = ?")
-            params.append(queue)  # type: ignore[arg-type]
-        if since is not None:
-            clauses.append("ts >= ?")
-            params.append(to_epoch(since))  # type: ignore[arg-type]
-        sql = self.storage.dialect.render(
-            f"SELECT id, ts, kind, job_id, queue, worker_id, data FROM djobs_events WHERE {' AND '.join(clauses)} "
-            "ORDER BY id LIMIT ?"
-        )
-        rows = self.storage.execute(sql, (*params, int(limit))).fetchall()
-        return [_stored_event(r) for r in rows]
+        return self.storage.events_since(cursor, limit, job_id, queue, None if since is None else since.timestamp())
 
     def follow_events(
         self,
@@ -826,118 +547,31 @@ class Queue:
     ) -> Iterator[StoredEvent]:
         """Yield events as they are written (by any process) until `stop` is set. cursor=None starts at
         the newest event as of this call (not of the first `next()`), so nothing written after the call
-        is missed. Rows with ids committed out of order are caught by re-reading a short window."""
-        window = 200  # ids allocated before a commit may appear late: re-read a window behind the cursor
-        if cursor is None:
-            cursor = self.latest_event_id()
-        seen = {e.id for e in self.events_since(max(0, cursor - window), 10_000, job_id, queue) if e.id <= cursor}
-        return self._follow(cursor, seen, window, job_id, queue, stop or threading.Event(), poll)
+        is missed."""
+        from djobs.follow import follow
 
-    def _follow(
-        self,
-        cursor: int,
-        seen: set[int],
-        window: int,
-        job_id: str | None,
-        queue: str | None,
-        stop: threading.Event,
-        poll: float,
-    ) -> Iterator[StoredEvent]:
-        arrived = threading.Event()
-        listener = None
-        if self.storage.is_pg:  # NOTIFY from the event log's trigger wakes us at once; polling stays as backstop
-            from djobs.storage.listen import Listener
-
-            listener = Listener(self.storage, "djobs_event", arrived.set)
-            listener.start()
-        try:
-            while not stop.is_set():
-                arrived.clear()
-                fresh = [e for e in self.events_since(max(0, cursor - window), 1000, job_id, queue) if e.id not in seen]
-                for ev in fresh:
-                    seen.add(ev.id)
-                    cursor = max(cursor, ev.id)
-                    yield ev
-                    if stop.is_set():
-                        return
-                if len(seen) > 4 * window:
-                    seen = {i for i in seen if i > cursor - window}
-                if not fresh:
-                    if listener is not None:
-                        arrived.wait(max(poll, 1.0))
-                    else:
-                        stop.wait(poll)
-        finally:
-            if listener is not None:
-                listener.stop()
+        return follow(self, cursor, job_id, queue, stop or threading.Event(), poll)
 
     # -- hooks ---------------------------------------------------------------------------------------------
     def on_job_start(self, fn: Callable[[Job], Any]) -> Callable[[Job], Any]:
-        self._hooks["start"].append(fn)
+        self.hub.add_hook("start", fn)
         return fn
 
     def on_job_complete(self, fn: Callable[[Job, Any], Any]) -> Callable[[Job, Any], Any]:
-        self._hooks["complete"].append(fn)
+        self.hub.add_hook("complete", fn)
         return fn
 
     def on_job_fail(self, fn: Callable[[Job, BaseException], Any]) -> Callable[[Job, BaseException], Any]:
-        self._hooks["fail"].append(fn)
+        self.hub.add_hook("fail", fn)
         return fn
 
     def on_retry(self, fn: Callable[[Job, int, BaseException], Any]) -> Callable[[Job, int, BaseException], Any]:
-        self._hooks["retry"].append(fn)
+        self.hub.add_hook("retry", fn)
         return fn
 
-    def _call_hooks(self, kind: str, *args: Any) -> None:
-        for fn in self._hooks[kind]:
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("djobs: %s hook %r raised; ignored", kind, fn)
 
-    def _notify(self) -> None:
-        """Wake workers: in this process at once, elsewhere through NOTIFY (PostgreSQL) or polling."""
-        self.storage.wake_local()
-        if self.storage.is_pg:
-            try:
-                self.storage.execute("SELECT pg_notify('djobs_wake', current_schema())")
-            except Exception:  # a wake-up is an optimisation; polling still finds the job
-                log.debug("pg_notify failed", exc_info=True)
+def _status(status: str | JobStatus | None) -> str | None:
+    return status.value if isinstance(status, JobStatus) else status
 
 
-_READS = (
-    "get_job", "list_jobs", "sub_jobs", "job_detail", "count_sub_jobs", "job_events", "checkpoints", "queue_stats", "is_job_paused", "paused_jobs",
-    "is_queue_paused", "paused_queues", "workers", "schedules", "latest_event_id", "events_since",
-)  # fmt: skip
-_WRITES = (
-    "enqueue", "enqueue_many", "cancel_job", "retry_job", "pause_job", "resume_job", "pause_queue",
-    "resume_queue", "pause_worker", "resume_worker", "schedule", "unschedule", "pause_schedule",
-    "resume_schedule", "purge",
-)  # fmt: skip
-
-
-def _guard(fn: Callable[..., Any], retry: bool) -> Callable[..., Any]:
-    """Public Queue calls: a lost connection is reset (so the next call reconnects) and surfaces as
-    StorageUnavailable; reads are tried once more first, since a pooled connection may simply be stale."""
-    from djobs.errors import StorageUnavailable
-    from djobs.storage import TRANSIENT_ERRORS, one_line
-
-    @functools.wraps(fn)
-    def wrapper(self: Queue, *args: Any, **kwargs: Any) -> Any:
-        tries = 2 if retry else 1
-        for attempt in range(tries):
-            try:
-                return fn(self, *args, **kwargs)
-            except TRANSIENT_ERRORS as exc:
-                self.storage.reset_connection()
-                if attempt + 1 >= tries:
-                    raise StorageUnavailable(f"database unavailable: {one_line(exc)}") from exc
-        raise AssertionError("unreachable")
-
-    return wrapper
-
-
-for _name in _READS + _WRITES:
-    setattr(Queue, _name, _guard(getattr(Queue, _name), _name in _READS))
-
-__all__ = ["Queue", "job_from_row", "JobEvent", "TERMINAL", "event_kind"]
+__all__ = ["Queue"]

@@ -13,9 +13,11 @@ import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from djobs import codec
+from djobs import codec, validate
+from djobs.retry import Backoff, to_seconds
 
 DEFAULT_RETRIES = 3
 
@@ -27,6 +29,30 @@ class JobOptions:
     queue: str = "default"
     retries: int = DEFAULT_RETRIES
     priority: int = 0
+    timeout: float | None = None
+    backoff: Backoff | None = None
+
+    @classmethod
+    def make(
+        cls,
+        name: str,
+        queue: str = "default",
+        retries: int = DEFAULT_RETRIES,
+        priority: int = 0,
+        timeout: timedelta | float | None = None,
+        backoff: Backoff | None = None,
+    ) -> JobOptions:
+        """Checked options (ValueError/TypeError at registration, not at the first enqueue)."""
+        validate.name("job type", name)
+        validate.name("queue name", queue)
+        validate.int32("retries", retries, minimum=0)
+        validate.int32("priority", priority)
+        seconds = None if timeout is None else validate.seconds("timeout", to_seconds(timeout))
+        if seconds is not None and seconds <= 0:
+            raise ValueError(f"timeout must be positive, got {seconds}")
+        if backoff is not None and not isinstance(backoff, Backoff):
+            raise TypeError(f"backoff must be a djobs.Backoff, got {type(backoff).__name__}")
+        return cls(queue, retries, priority, seconds, backoff)
 
 
 @dataclass
@@ -78,7 +104,7 @@ class Handler:
 
     def check_args(self, args: Any) -> str:
         """Encode args to JSON and check they decode into the handler's type; returns the JSON text."""
-        text = codec.dumps(args)
+        text = encode_args(args)
         tp = self.args_type
         if tp is Any or (tp in (dict, list) and type(args) is tp):
             return text  # nothing more to check: skip the decode (enqueue's hot path)
@@ -90,12 +116,19 @@ _module_jobs: dict[str, Handler] = {}
 
 
 def job(
-    name: str, *, queue: str = "default", retries: int = DEFAULT_RETRIES, priority: int = 0
+    name: str,
+    *,
+    queue: str = "default",
+    retries: int = DEFAULT_RETRIES,
+    priority: int = 0,
+    timeout: timedelta | float | None = None,
+    backoff: Backoff | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a handler at module level; every `Queue` (made by the CLI or not) knows it."""
+    options = JobOptions.make(name, queue, retries, priority, timeout, backoff)
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-        _module_jobs[name] = Handler.build(name, fn, JobOptions(queue, retries, priority))
+        _module_jobs[name] = Handler.build(name, fn, options)
         return fn
 
     return deco
@@ -104,3 +137,15 @@ def job(
 def module_jobs() -> dict[str, Handler]:
     """The handlers registered with `@djobs.job` so far (no database needed)."""
     return dict(_module_jobs)
+
+
+def encode_args(args: Any) -> str:
+    """Args (or any stored JSON value) as JSON text: TypeError if JSON cannot hold them, ValueError if
+    they nest deeper than storage allows (checked on the value, before a deep structure can exhaust the
+    encoder's stack)."""
+    if isinstance(args, dict | list | tuple):
+        validate.depth("args", args)
+    try:
+        return codec.dumps(args)
+    except RecursionError:
+        raise ValueError(f"args nest more than {validate.MAX_DEPTH} deep") from None

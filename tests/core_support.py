@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from dbsql import sql
 from worker_proc import WorkerProc
 
 import djobs
@@ -35,12 +36,12 @@ def wait_until(fn: Callable[[], T], timeout: float, what: str, interval: float =
 
 
 def status_counts(queue: djobs.Queue) -> dict[str, int]:
-    rows = queue.storage.execute("SELECT status, COUNT(*) FROM djobs_jobs GROUP BY status").fetchall()
+    rows = sql(queue.storage, "SELECT status, COUNT(*) FROM djobs_jobs GROUP BY status").fetchall()
     return {str(s): int(n) for s, n in rows}
 
 
 def job_count(queue: djobs.Queue) -> int:
-    return int(queue.storage.execute("SELECT COUNT(*) FROM djobs_jobs").fetchone()[0])
+    return int(sql(queue.storage, "SELECT COUNT(*) FROM djobs_jobs").fetchone()[0])
 
 
 def stored_events(queue: djobs.Queue, job_id: str, kind: str | None = None) -> list[djobs.StoredEvent]:

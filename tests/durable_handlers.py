@@ -115,7 +115,7 @@ def sql(queue: djobs.Queue, text: str, params: tuple[Any, ...] = ()) -> list[tup
     """Run raw SQL (`?` placeholders) against the test's database; rows for a SELECT."""
     st = queue.storage
     with st.tx():
-        cur = st.execute(st.dialect.render(text), params)
+        cur = st.db.execute_sql(st.dialect.render(text), params)
         try:
             return [tuple(r) for r in cur.fetchall()]
         except Exception:

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from core_handlers import Ledger, register_names
 from core_support import STALE_AGE, Procs, job_count, procs_for, status_counts, stored_events, wait_until
+from dbsql import sql
 from worker_proc import WorkerProc
 
 import djobs
@@ -73,7 +74,7 @@ def test_three_processes_drain_1000_jobs_each_side_effect_once(db_url: str, queu
     runs = ledger.count_by_job("run")
     assert set(runs) == set(ids), "side effects of unknown jobs, or jobs without one"
     assert [j for j, n in runs.items() if n != 1] == [], "a side effect happened more than once"
-    rows = queue.storage.execute("SELECT id, attempt, result FROM djobs_jobs").fetchall()
+    rows = sql(queue.storage, "SELECT id, attempt, result FROM djobs_jobs").fetchall()
     assert {r[1] for r in rows} == {1}, "a job was claimed more than once"
     by_id = {r[0]: json.loads(r[2]) for r in rows}
     assert sorted(by_id[i]["n"] for i in ids) == list(range(1000))
@@ -181,7 +182,7 @@ def _holds_write_locks(db_url: str, queue: djobs.Queue) -> bool:
             return True
         finally:
             conn.close()
-    row = queue.storage.execute(
+    row = sql(queue.storage,
         "SELECT COUNT(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = current_schema() AND l.pid <> pg_backend_pid() "
@@ -276,23 +277,25 @@ def test_sigterm_releases_a_job_longer_than_the_drain_timeout(db_url: str, queue
     register_names(queue)
     ledger = _ledger(tmp_path)
     w = procs.start(db_url, ledger.path, "--only", "slow", "--drain-timeout", "0.5")
-    seconds = 60 if coop else 2.5  # an uncooperative handler keeps its thread until it returns
-    jid = queue.enqueue("slow", {"seconds": seconds, "coop": coop})
+    jid = queue.enqueue("slow", {"seconds": 60, "coop": coop})
     wait_until(lambda: ledger.records("start", jid), 60, "the job started")
+    t0 = time.monotonic()
     w.signal(signal.SIGTERM)
     assert w.wait(60) == 0, w.tail()
+    # Nothing wedges a stop: an uncooperative handler's thread is abandoned, not waited for.
+    assert time.monotonic() - t0 < 20, "the worker waited for a handler that ignores cancellation"
     job = _job(queue, jid)
     assert job.status == djobs.JobStatus.PENDING, f"left {job.status}:\n{w.tail()}"
     assert job.attempt == 0, "a released job gets its attempt refunded"
     assert job.locked_by is None
     if coop:
         assert [r["cancelled"] for r in ledger.records("end", jid)] == [True], "the handler was not cancelled"
-    else:  # the handler did return before exit; its late result must not count
-        assert len(ledger.records("end", jid)) == 1
+    else:  # the process exited under the abandoned handler: it never finished, nothing of it counted
+        assert ledger.records("end", jid) == []
     # Released, not lost: another worker picks it up (and this time lets it finish).
     with queue.storage.tx():
-        queue.storage.execute(
-            queue.storage.dialect.render("UPDATE djobs_jobs SET args = ? WHERE id = ?"),
+        sql(queue.storage,
+            ("UPDATE djobs_jobs SET args = ? WHERE id = ?"),
             (json.dumps({"seconds": 0.1}), jid),
         )
     w2 = procs.start(db_url, ledger.path, "--only", "slow")
@@ -396,7 +399,7 @@ def test_kill9_under_load_reruns_only_the_killed_workers_unfinished_jobs(db_url:
     assert max(starts.values()) <= 2
     assert len(twice) <= 4, "more jobs re-ran than the killed worker's concurrency"
     # A reclaim does not refund: re-run jobs used 2 attempts (so did any job claimed but not yet started).
-    rows = dict(queue.storage.execute("SELECT id, attempt FROM djobs_jobs").fetchall())
+    rows = dict(sql(queue.storage, "SELECT id, attempt FROM djobs_jobs").fetchall())
     reclaimed = {j for j, att in rows.items() if att != 1}
     assert twice <= reclaimed and len(reclaimed) <= 4, (twice, reclaimed)
     assert {rows[j] for j in reclaimed} <= {2}
@@ -411,15 +414,15 @@ def test_sigterm_under_load_finishes_running_jobs_and_loses_none(db_url: str, qu
     ids, a, b = _drain_under_load(db_url, queue, procs, ledger, 300 if seconds else 1500, seconds)
     a.signal(signal.SIGTERM)
     assert a.wait(60) == 0, a.tail()
-    running_now = queue.storage.execute(
-        queue.storage.dialect.render("SELECT COUNT(*) FROM djobs_jobs WHERE status = 'running' AND locked_by LIKE ?"),
+    running_now = sql(queue.storage,
+        ("SELECT COUNT(*) FROM djobs_jobs WHERE status = 'running' AND locked_by LIKE ?"),
         (f"%-{a.pid}-%",),
     ).fetchone()[0]
     assert running_now == 0, "the stopped worker left jobs running"
     wait_until(lambda: status_counts(queue).get("completed", 0) == len(ids), 60, "the other worker finished")
     assert ledger.count_by_job("start") == dict.fromkeys(ids, 1), "a graceful stop made a job run twice"
     assert ledger.count_by_job("end") == dict.fromkeys(ids, 1)
-    attempts = Counter(r[0] for r in queue.storage.execute("SELECT attempt FROM djobs_jobs").fetchall())
+    attempts = Counter(r[0] for r in sql(queue.storage, "SELECT attempt FROM djobs_jobs").fetchall())
     assert attempts == {1: len(ids)}, f"attempts not refunded on release: {attempts}"
 
 
@@ -504,7 +507,7 @@ def test_kill9_during_enqueue_many_writes_whole_batches_only(db_url: str, queue:
     total = job_count(queue)
     assert total % 2000 == 0, f"{total} jobs: a batch was written in part"
     assert total // 2000 in (committed, committed + 1), (total, committed)
-    rows = queue.storage.execute("SELECT args FROM djobs_jobs").fetchall()
+    rows = sql(queue.storage, "SELECT args FROM djobs_jobs").fetchall()
     per_batch = Counter(json.loads(r[0])["batch"] for r in rows)
     assert set(per_batch.values()) == {2000}
 
@@ -523,7 +526,7 @@ def test_kill9_spends_no_prefetched_claim(db_url: str, queue: djobs.Queue, procs
     ids = queue.enqueue_many([djobs.Sub("rec", {"n": i}) for i in range(n)])
     wait_until(lambda: len(ledger.records("run")) >= 300, 60, "worker a busy")
     a.kill9()
-    in_hand = queue.storage.execute("SELECT COUNT(*) FROM djobs_jobs WHERE status = 'running'").fetchone()[0]
+    in_hand = sql(queue.storage, "SELECT COUNT(*) FROM djobs_jobs WHERE status = 'running'").fetchone()[0]
     b = procs.start(db_url, ledger.path, "--only", "rec", "--queues", '{"default": 4}')
 
     def settled() -> bool:
@@ -532,7 +535,7 @@ def test_kill9_spends_no_prefetched_claim(db_url: str, queue: djobs.Queue, procs
 
     wait_until(settled, STALE_AGE + 120, "every job completed or failed")
     ran = set(ledger.count_by_job("run"))
-    failed = {r[0] for r in queue.storage.execute("SELECT id FROM djobs_jobs WHERE status = 'failed'").fetchall()}
+    failed = {r[0] for r in sql(queue.storage, "SELECT id FROM djobs_jobs WHERE status = 'failed'").fetchall()}
     never_ran = failed - ran
     # Documented window (attempts are counted at claim): a claim for a free slot counts its
     # attempt, so jobs claimed in the killed worker's very last round, not yet started, may be spent — at
@@ -568,7 +571,7 @@ def test_worker_survives_its_postgres_connections_being_killed_mid_drain(pg_url:
         # (a commit the client never hears about included).
         for threshold in range(20, 401, 15):
             wait_until(lambda t=threshold: len(ledger.records("end")) >= t, 60, f"{threshold} jobs done")
-            rows = queue.storage.execute(
+            rows = sql(queue.storage,
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (app,)
             ).fetchall()
             killed += sum(1 for r in rows if r[0])

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from core_support import job_count, running, wait_until
+from dbsql import sql
 
 import djobs
 
@@ -96,7 +97,7 @@ def test_eight_threads_racing_one_unique_key_make_exactly_one_job(queue: djobs.Q
     oks = [v for kind, v in outcomes if kind == "ok"]
     assert len(oks) == 1, outcomes
     assert sorted(outcomes) == sorted([("ok", oks[0])] + [("dup", oks[0])] * 7), outcomes
-    rows = queue.storage.execute("SELECT id FROM djobs_jobs WHERE unique_key = 'k'").fetchall()
+    rows = sql(queue.storage, "SELECT id FROM djobs_jobs WHERE unique_key = 'k'").fetchall()
     assert [r[0] for r in rows] == oks
 
 
@@ -137,7 +138,7 @@ def test_eight_processes_racing_one_unique_key_make_exactly_one_job(db_url: str,
     oks = [parts[1] for parts in lines if parts[0] == "ok"]
     assert len(oks) == 1, lines
     assert sorted(tuple(parts) for parts in lines) == sorted([("ok", oks[0])] + [("dup", oks[0])] * 7)
-    rows = queue.storage.execute("SELECT id FROM djobs_jobs").fetchall()
+    rows = sql(queue.storage, "SELECT id FROM djobs_jobs").fetchall()
     assert [r[0] for r in rows] == oks
 
 
@@ -175,7 +176,7 @@ def test_unique_key_under_churn_gives_a_job_or_duplicate_job_never_a_raw_error(q
     assert errors == [], errors[:5]
     assert len(created) >= 2 and dups, (len(created), len(dups))
     assert {d for d in dups if d is not None} <= set(created)
-    n_active = queue.storage.execute(
+    n_active = sql(queue.storage,
         "SELECT COUNT(*) FROM djobs_jobs WHERE unique_key = 'churn' AND status NOT IN ('completed','failed','cancelled')"
     ).fetchone()[0]
     assert n_active == 0

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from djobs.storage.admin import create_pg_schema, drop_pg_schema
+
 
 def is_postgres(url: str | None) -> bool:
     return bool(url) and urlsplit(url or "").scheme.split("+")[0] in ("postgres", "postgresql", "psycopg3")
@@ -61,13 +63,6 @@ class Throwaway:
     directory: str | None = None  # SQLite temp directory (for side files: ledgers, raw baselines)
 
 
-def _pg_exec(dsn: str, sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql)
-
-
 @contextmanager
 def throwaway(url: str | None, prefix: str = "djobs_proof", keep: bool = False) -> Iterator[Throwaway]:
     directory = tempfile.mkdtemp(prefix=prefix + "_")
@@ -76,13 +71,13 @@ def throwaway(url: str | None, prefix: str = "djobs_proof", keep: bool = False) 
             assert url is not None
             dsn, _ = split_schema(url)
             schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
-            _pg_exec(dsn, f'CREATE SCHEMA "{schema}"')
+            create_pg_schema(dsn, schema)
             try:
                 yield Throwaway(with_schema(url, schema), "postgres", dsn, schema, None, directory)
             finally:
                 if not keep:
                     try:
-                        _pg_exec(dsn, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                        drop_pg_schema(dsn, schema)
                     except Exception:
                         pass  # the server may be restarting; a leftover schema is harmless
         else:

@@ -1,6 +1,8 @@
-"""Storage: the only package that imports peewee."""
+"""Storage: the only package that imports peewee or holds SQL."""
 
-from djobs.storage.core import TRANSIENT_ERRORS, PeeweeStorage, connect, new_id, one_line
+from djobs.storage.connection import connect
+from djobs.storage.core import PeeweeStorage
+from djobs.storage.errors import one_line
 from djobs.storage.pool import PoolConfig
 
-__all__ = ["TRANSIENT_ERRORS", "PeeweeStorage", "PoolConfig", "connect", "new_id", "one_line"]
+__all__ = ["PeeweeStorage", "PoolConfig", "connect", "one_line"]

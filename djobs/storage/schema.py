@@ -1,8 +1,12 @@
-"""The schema, as Peewee models bound to one database, and its versioned creation.
+"""The schema, as Peewee models bound to one database, and its versioned creation and migration.
 
 Models are built per storage (`make_models(db)`) so several stores can live in one process. They define the
-tables and serve the non-hot queries; the hot path uses the prebuilt SQL in `sql.py`. Times are epoch
-seconds (double precision) so one SQL text serves both dialects.
+tables; every statement djobs runs is prebuilt SQL in the operation modules. Times are epoch seconds
+(double precision) so one SQL text serves both dialects.
+
+Migrations are additive and idempotent: a database of an older version gains the missing tables, columns
+(with their defaults) and indexes under the same lock that creates a new one, so many processes of a newer
+version may start at once against an older database.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from typing import Any
 
 import peewee as pw
 
-SCHEMA_VERSION = 1
-TERMINAL_SQL = "('completed','failed','cancelled')"
+from djobs.storage.dialect import CLAIMABLE, TERMINAL
+
+SCHEMA_VERSION = 2
 
 
 def make_models(db: pw.Database) -> SimpleNamespace:
@@ -24,8 +29,8 @@ def make_models(db: pw.Database) -> SimpleNamespace:
 
     class Job(Base):
         id = pw.CharField(max_length=36, primary_key=True)
-        type = pw.CharField(max_length=200)
-        queue = pw.CharField(max_length=200, default="default")
+        type = pw.CharField(max_length=255)
+        queue = pw.CharField(max_length=255, default="default")
         args = pw.TextField(default="null")
         priority = pw.IntegerField(default=0)
         status = pw.CharField(max_length=16, default="pending")
@@ -39,7 +44,7 @@ def make_models(db: pw.Database) -> SimpleNamespace:
         created_at = pw.DoubleField()
         updated_at = pw.DoubleField()
         last_heartbeat_at = pw.DoubleField(null=True)
-        locked_by = pw.CharField(max_length=64, null=True)
+        locked_by = pw.CharField(max_length=300, null=True)
         unique_key = pw.CharField(max_length=255, null=True)
         parent_id = pw.CharField(max_length=36, null=True)
         fanout_id = pw.CharField(max_length=48, null=True)
@@ -55,13 +60,29 @@ def make_models(db: pw.Database) -> SimpleNamespace:
         # How many times a held (never started) claim was given back after its worker died: bounded, so a
         # job that kills its worker the instant it starts still ends failed.
         lost = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+        # Seconds an attempt may run (None: the worker's default, if any).
+        timeout = pw.DoubleField(null=True)
+        # Groups jobs for per-key limits (a tenant, an account).
+        job_key = pw.CharField(max_length=255, null=True)
+        meta = pw.TextField(null=True)
+        last_traceback = pw.TextField(null=True)
+        # Attempts given back in a row (worker stop, pause, lost connection): bounded, so nothing loops.
+        refunds = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+        # Why a waiting job waits: "fanout", "sleep" or "signal" (then `wait_signal` names the signal).
+        wait_kind = pw.CharField(max_length=16, null=True)
+        wait_signal = pw.CharField(max_length=255, null=True)
+        # The unique key stays held until this time, whatever the status (idempotency windows).
+        unique_until = pw.DoubleField(null=True)
+        backoff = pw.TextField(null=True)
+        # W3C trace context of the request that enqueued the job (tracing, when enabled).
+        trace = pw.TextField(null=True)
 
         class Meta:
             table_name = "djobs_jobs"
 
     class Checkpoint(Base):
         job_id = pw.CharField(max_length=36)
-        key = pw.CharField(max_length=255)
+        key = pw.CharField(max_length=2000)
         call_index = pw.IntegerField(null=True)
         name = pw.CharField(max_length=255)
         value = pw.TextField(null=True)
@@ -75,7 +96,7 @@ def make_models(db: pw.Database) -> SimpleNamespace:
     class FanOut(Base):
         id = pw.CharField(max_length=48, primary_key=True)
         parent_id = pw.CharField(max_length=36, index=True)
-        call_key = pw.CharField(max_length=255)
+        call_key = pw.CharField(max_length=2000)
         strategy = pw.CharField(max_length=32)
         total = pw.IntegerField()
         timeout_at = pw.DoubleField(null=True)
@@ -87,16 +108,27 @@ def make_models(db: pw.Database) -> SimpleNamespace:
             table_name = "djobs_fanouts"
 
     class QueueRow(Base):
-        name = pw.CharField(max_length=200, primary_key=True)
+        name = pw.CharField(max_length=255, primary_key=True)
         paused = pw.IntegerField(default=0)
         paused_at = pw.DoubleField(null=True)
         pause_reason = pw.TextField(null=True)
+        # Fleet-wide limits (NULL: none). `limited` is 1 when any is set, so the unlimited claim can skip
+        # such a queue with the same probe that skips paused ones.
+        limited = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+        rate_n = pw.DoubleField(null=True)
+        rate_per = pw.DoubleField(null=True)
+        running_cap = pw.IntegerField(null=True)
+        key_rate_n = pw.DoubleField(null=True)
+        key_rate_per = pw.DoubleField(null=True)
+        key_running_cap = pw.IntegerField(null=True)
+        tokens = pw.DoubleField(null=True)
+        refilled_at = pw.DoubleField(null=True)
 
         class Meta:
             table_name = "djobs_queues"
 
     class Worker(Base):
-        id = pw.CharField(max_length=64, primary_key=True)
+        id = pw.CharField(max_length=300, primary_key=True)
         host = pw.CharField(max_length=255)
         pid = pw.IntegerField()
         queues = pw.TextField()
@@ -113,12 +145,62 @@ def make_models(db: pw.Database) -> SimpleNamespace:
         class Meta:
             table_name = "djobs_workers"
 
+    class JobType(Base):
+        """Job types some worker registered, so producers without the handler code can enqueue them."""
+
+        name = pw.CharField(max_length=255, primary_key=True)
+        queue = pw.CharField(max_length=255)
+        retries = pw.IntegerField()
+        priority = pw.IntegerField()
+        timeout = pw.DoubleField(null=True)
+        options = pw.TextField(null=True)
+        seen_at = pw.DoubleField()
+
+        class Meta:
+            table_name = "djobs_job_types"
+
+    class Signal(Base):
+        id = pw.BigAutoField()
+        job_id = pw.CharField(max_length=36)
+        name = pw.CharField(max_length=255)
+        payload = pw.TextField(null=True)
+        sent_at = pw.DoubleField()
+        # The durable call (checkpoint key) that consumed it; NULL while it waits for a receiver.
+        consumed_by = pw.CharField(max_length=2000, null=True)
+
+        class Meta:
+            table_name = "djobs_signals"
+            indexes = ((("job_id", "name", "id"), False),)
+
+    class KeyBucket(Base):
+        """Per-key token buckets of queues with a `key_rate` limit."""
+
+        queue = pw.CharField(max_length=255)
+        job_key = pw.CharField(max_length=255)
+        tokens = pw.DoubleField()
+        refilled_at = pw.DoubleField()
+
+        class Meta:
+            table_name = "djobs_key_buckets"
+            primary_key = pw.CompositeKey("queue", "job_key")
+
+    class Lease(Base):
+        """Leadership: the worker holding the lease runs the fleet-wide duties until it expires."""
+
+        name = pw.CharField(max_length=64, primary_key=True)
+        holder = pw.CharField(max_length=300)
+        acquired_at = pw.DoubleField()
+        expires_at = pw.DoubleField()
+
+        class Meta:
+            table_name = "djobs_leases"
+
     class ScheduleRow(Base):
-        name = pw.CharField(max_length=200, primary_key=True)
-        job = pw.CharField(max_length=200)
+        name = pw.CharField(max_length=255, primary_key=True)
+        job = pw.CharField(max_length=255)
         spec = pw.CharField(max_length=255)
         args = pw.TextField(default="null")
-        queue = pw.CharField(max_length=200, default="default")
+        queue = pw.CharField(max_length=255, default="default")
         priority = pw.IntegerField(default=0)
         retries = pw.IntegerField(default=3)
         paused = pw.IntegerField(default=0)
@@ -127,6 +209,8 @@ def make_models(db: pw.Database) -> SimpleNamespace:
         last_fire = pw.DoubleField(null=True)
         next_fire = pw.DoubleField(null=True)
         created_at = pw.DoubleField()
+        # "config" when a config file declares it (and deletes it once the file no longer does), else "api".
+        source = pw.CharField(max_length=16, default="api", constraints=[pw.SQL("DEFAULT 'api'")])
 
         class Meta:
             table_name = "djobs_schedules"
@@ -134,10 +218,10 @@ def make_models(db: pw.Database) -> SimpleNamespace:
     class EventRow(Base):
         id = pw.BigAutoField()
         ts = pw.DoubleField(index=True)
-        kind = pw.CharField(max_length=64)
+        kind = pw.CharField(max_length=300)
         job_id = pw.CharField(max_length=36, null=True, index=True)
-        queue = pw.CharField(max_length=200, null=True)
-        worker_id = pw.CharField(max_length=64, null=True)
+        queue = pw.CharField(max_length=255, null=True)
+        worker_id = pw.CharField(max_length=300, null=True)
         data = pw.TextField(null=True)
 
         class Meta:
@@ -159,20 +243,33 @@ def make_models(db: pw.Database) -> SimpleNamespace:
         ScheduleRow=ScheduleRow,
         EventRow=EventRow,
         Meta=Meta,
-        all=[Job, Checkpoint, FanOut, QueueRow, Worker, ScheduleRow, EventRow, Meta],
+        JobType=JobType,
+        Signal=Signal,
+        KeyBucket=KeyBucket,
+        Lease=Lease,
+        all=[Job, Checkpoint, FanOut, QueueRow, Worker, ScheduleRow, EventRow, Meta, JobType, Signal, KeyBucket, Lease],
     )
 
 
 def extra_ddl(is_pg: bool) -> list[str]:
     """Indexes Peewee's model DDL cannot express portably (partial indexes) and the wake-up trigger."""
     stmts = [
-        # The claim's index: only runnable rows, in claim order.
-        "CREATE INDEX IF NOT EXISTS djobs_jobs_claim ON djobs_jobs (queue, priority DESC, run_at, id) "
-        "WHERE status IN ('pending','retrying')",
+        # The claim's index: only claimable rows, in claim order.
+        "DROP INDEX IF EXISTS djobs_jobs_claim",
+        "CREATE INDEX IF NOT EXISTS djobs_jobs_claim2 ON djobs_jobs (queue, priority DESC, run_at, id) "
+        f"WHERE status IN {CLAIMABLE}",
         # A unique key is held only while the job is not terminal: race-safe, no check-then-insert.
         "CREATE UNIQUE INDEX IF NOT EXISTS djobs_jobs_unique_active ON djobs_jobs (unique_key) "
-        f"WHERE unique_key IS NOT NULL AND status NOT IN {TERMINAL_SQL}",
+        f"WHERE unique_key IS NOT NULL AND status NOT IN {TERMINAL}",
+        # Idempotency windows: keys held past the end of their job.
+        "CREATE INDEX IF NOT EXISTS djobs_jobs_unique_window ON djobs_jobs (unique_key, unique_until) "
+        "WHERE unique_until IS NOT NULL",
         "CREATE INDEX IF NOT EXISTS djobs_jobs_running ON djobs_jobs (locked_by) WHERE status = 'running'",
+        # Fleet-wide `running` and `key_running` caps count these.
+        "CREATE INDEX IF NOT EXISTS djobs_jobs_running_queue ON djobs_jobs (queue, job_key) WHERE status = 'running'",
+        # Dead letters, newest first; retention of finished jobs.
+        "CREATE INDEX IF NOT EXISTS djobs_jobs_finished ON djobs_jobs (status, completed_at) "
+        f"WHERE status IN {TERMINAL}",
         "CREATE INDEX IF NOT EXISTS djobs_jobs_created ON djobs_jobs (created_at)",
         # Counts by queue and status (inspect, the dashboard) read this index alone.
         "CREATE INDEX IF NOT EXISTS djobs_jobs_queue_status ON djobs_jobs (queue, status)",
@@ -203,14 +300,55 @@ def create_schema(db: pw.Database, models: SimpleNamespace, is_pg: bool, schema:
     with db.atomic():
         if is_pg:
             db.execute_sql("SELECT pg_advisory_xact_lock(727274)")
-        if _version(db, models, is_pg) >= SCHEMA_VERSION:
+        version = _version(db, models, is_pg)
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"this database has djobs schema version {version}; this djobs knows up to {SCHEMA_VERSION}: upgrade djobs"
+            )
+        if version == SCHEMA_VERSION:
             return
         db.create_tables(models.all, safe=True)
+        if version:
+            _add_missing_columns(db, models, is_pg)
+            if is_pg:
+                _widen_varchars(db, models)
         for stmt in extra_ddl(is_pg):
             db.execute_sql(stmt)
         models.Meta.insert(key="schema_version", value=str(SCHEMA_VERSION)).on_conflict(
             conflict_target=[models.Meta.key], update={models.Meta.value: str(SCHEMA_VERSION)}
         ).execute()
+
+
+def _add_missing_columns(db: pw.Database, models: SimpleNamespace, is_pg: bool) -> None:
+    """Columns a newer djobs added to an existing table, with their defaults (additive only)."""
+    for model in models.all:
+        table = model._meta.table_name
+        if is_pg:
+            rows = db.execute_sql(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = %s",
+                (table,),
+            ).fetchall()
+        else:
+            rows = [(r[1],) for r in db.execute_sql(f'PRAGMA table_info("{table}")').fetchall()]
+        have = {r[0] for r in rows}
+        for field in model._meta.sorted_fields:
+            if field.column_name in have:
+                continue
+            ddl = db.get_sql_context().sql(field.ddl(db.get_sql_context())).query()[0]
+            db.execute_sql(f'ALTER TABLE "{table}" ADD COLUMN {ddl}')
+
+
+def _widen_varchars(db: pw.Database, models: SimpleNamespace) -> None:
+    """Text columns whose limit a newer djobs raised (names are 1..255 characters on both backends).
+    Widening a varchar does not rewrite the table on PostgreSQL."""
+    for model in models.all:
+        for field in model._meta.sorted_fields:
+            if isinstance(field, pw.CharField):
+                db.execute_sql(
+                    f'ALTER TABLE "{model._meta.table_name}" ALTER COLUMN "{field.column_name}" '
+                    f"TYPE VARCHAR({field.max_length})"
+                )
 
 
 def _version(db: pw.Database, models: SimpleNamespace, is_pg: bool) -> int:

@@ -1,0 +1,234 @@
+"""The hot path: one transaction per dispatcher round writes the outcomes of finished attempts and claims
+into the freed slots.
+
+Claim order: priority high→low, then due time, then id. Paused and limited queues and paused workers are
+excluded inside the claim statement itself (a limited queue is claimed by `limits.py` instead). Every
+outcome write is guarded by ownership (`dialect.OWNED`): a write that matches nothing means another party
+took the job, and the caller drops the outcome silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from djobs.outcomes import MAX_REFUNDS, Claim, ClaimRequest, Outcome, OutcomeKind, RoundResult
+from djobs.storage import records
+from djobs.storage.base import Row, StorageBase
+from djobs.storage.dialect import CLAIMABLE, COL, OWNED
+from djobs.storage.errors import operation
+
+_D = "DOUBLE PRECISION"
+_PICK = (
+    f"SELECT id FROM djobs_jobs WHERE queue = ? AND status IN {CLAIMABLE} AND run_at <= {{now}} AND type IN ({{types}}) "
+    "AND NOT EXISTS (SELECT 1 FROM djobs_queues q WHERE q.name = ? AND (q.paused = 1 OR q.limited = 1)) "
+    "AND NOT EXISTS (SELECT 1 FROM djobs_workers w WHERE w.id = ? AND w.paused = 1) "
+    "ORDER BY priority DESC, run_at, id LIMIT ?"
+)
+_TAKE = (
+    "status = 'running', attempt = {a}attempt + 1, locked_by = ?, held = ?, started_at = {{now}}, "
+    "last_heartbeat_at = {{now}}, updated_at = {{now}}, wait_kind = NULL, wait_signal = NULL"
+)
+_FAIL = (
+    "UPDATE djobs_jobs SET status = 'failed', last_error = ?, last_traceback = ?, completed_at = {now}, "
+    f"updated_at = {{now}}, locked_by = NULL, pause_requested = 0, refunds = 0 WHERE {OWNED}"
+)
+# A graceful pause requested while the job ran turns its retry into `paused` (resumable).
+_RETRY = (
+    "UPDATE djobs_jobs SET "
+    "status = CASE WHEN pause_requested = 1 THEN 'paused' ELSE 'retrying' END, "
+    "paused_from = CASE WHEN pause_requested = 1 THEN 'retrying' ELSE paused_from END, "
+    "paused_at = CASE WHEN pause_requested = 1 THEN {now} ELSE paused_at END, "
+    f"pause_requested = 0, last_error = ?, last_traceback = ?, run_at = {{now}} + CAST(? AS {_D}), "
+    f"updated_at = {{now}}, locked_by = NULL, refunds = 0 WHERE {OWNED}"
+)
+# Give a claimed job back untouched, its attempt refunded — unless it was given back MAX_REFUNDS times in a
+# row already: then it fails, so no stop/pause/outage pattern can loop it forever.
+_SPENT = f"refunds >= {MAX_REFUNDS}"
+_REFUND_SET = (
+    f"status = CASE WHEN {_SPENT} THEN 'failed' ELSE 'pending' END, "
+    f"attempt = CASE WHEN {_SPENT} THEN attempt ELSE attempt - 1 END, "
+    f"last_error = CASE WHEN {_SPENT} THEN ? ELSE last_error END, "
+    f"completed_at = CASE WHEN {_SPENT} THEN {{now}} ELSE completed_at END, "
+    "refunds = refunds + 1, locked_by = NULL, held = 0, updated_at = {now}"
+)
+REFUND_ERROR = (
+    f"given back {MAX_REFUNDS + 1} times in a row without finishing (worker stops, pauses or lost database "
+    "connections); failed so it cannot loop"
+)
+_RELEASE = f"UPDATE djobs_jobs SET {_REFUND_SET} WHERE {OWNED} RETURNING id, status, fanout_id"
+_RELEASE_ALL = (
+    f"UPDATE djobs_jobs SET {_REFUND_SET} WHERE locked_by = ? AND status = 'running' RETURNING id, status, fanout_id"
+)
+
+
+class ClaimOps(StorageBase):
+    def _claim_sql(self, n_types: int) -> str:
+        key = f"claim:{n_types}"
+        sql = self._statements.get(key)
+        if sql is None:
+            pick = _PICK.replace("{types}", self.dialect.marks(n_types))
+            if self.is_pg:
+                sql = (
+                    f"WITH c AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED) "
+                    f"UPDATE djobs_jobs j SET {_TAKE.format(a='j.')} FROM c WHERE j.id = c.id RETURNING {{jcols}}"
+                )
+            else:
+                sql = f"UPDATE djobs_jobs SET {_TAKE.format(a='')} WHERE id IN ({pick}) RETURNING {{cols}}"
+            sql = self._statements[key] = self.dialect.render(sql)
+        return sql
+
+    def _claim(self, worker_id: str, req: ClaimRequest) -> list[Row]:
+        pick = (req.queue, *req.types, req.queue, worker_id, req.limit)
+        take = (worker_id, int(req.held))
+        params = (*pick, *take) if self.is_pg else (*take, *pick)
+        return list(self.db.execute_sql(self._claim_sql(len(req.types)), params).fetchall())
+
+    def _batch_update(self, name: str, cols: tuple[str, ...], assignments: str, returning: str) -> str:
+        """UPDATE djobs_jobs from a batch of (id, attempt, …) rows, guarded by ownership. PostgreSQL joins
+        the unnested arrays; SQLite reaches each row through the primary key from a materialised list
+        (a join there would scan the JSON once per candidate row)."""
+        sql = self._statements.get(name)
+        if sql is not None:
+            return sql
+        guard = "AND djobs_jobs.locked_by = ? AND djobs_jobs.status = 'running'"
+        if self.is_pg:
+            src = self.dialect.batch_source(cols)
+            sql = (
+                f"UPDATE djobs_jobs SET {assignments.format(v='v')} FROM {src} WHERE djobs_jobs.id = v.id "
+                f"AND djobs_jobs.attempt = CAST(v.a AS INTEGER) {guard} RETURNING {returning}"
+            )
+        else:
+            picks = ", ".join(f"value ->> {i}" for i in range(len(cols)))
+            one = "(SELECT v.{c} FROM v WHERE v.id = djobs_jobs.id)"
+            sets = assignments.format(v="v").replace("v.r", one.format(c="r"))
+            sql = (
+                f"WITH v({', '.join(cols)}) AS MATERIALIZED (SELECT {picks} FROM json_each(?)) "
+                f"UPDATE djobs_jobs SET {sets} WHERE djobs_jobs.id IN (SELECT id FROM v) "
+                f"AND djobs_jobs.attempt = CAST({one.format(c='a')} AS INTEGER) {guard} RETURNING {returning}"
+            )
+        sql = self._statements[name] = self.dialect.render(sql)
+        return sql
+
+    def _mark_started(self, started: list[tuple[str, int]], worker_id: str) -> None:
+        """Prefetched claims that have now started: no longer held."""
+        sql = self._batch_update(
+            "mark_started", ("id", "a"), "held = 0, started_at = {{now}}", "djobs_jobs.id"
+        )
+        self.db.execute_sql(sql, (*self._batch_params([(i, str(a)) for i, a in started], 2), worker_id))
+
+    def _complete_many(self, done: list[Outcome], worker_id: str) -> set[str]:
+        sql = self._batch_update(
+            "complete_many",
+            ("id", "r", "a"),
+            "status = 'completed', result = {v}.r, completed_at = {{now}}, updated_at = {{now}}, "
+            "locked_by = NULL, pause_requested = 0, refunds = 0",
+            "djobs_jobs.id",
+        )
+        rows = [(o.job_id, o.result_json, str(o.attempt)) for o in done]
+        return {r[0] for r in self.db.execute_sql(sql, (*self._batch_params(rows, 3), worker_id)).fetchall()}
+
+    def _write_outcome(self, o: Outcome, worker_id: str, failed: list[tuple[str, str | None]]) -> bool:
+        own = (o.job_id, worker_id, o.attempt)
+        if o.kind is OutcomeKind.FAIL:
+            return bool(self._ex(_FAIL, (o.error, o.traceback, *own)).rowcount > 0)
+        if o.kind is OutcomeKind.RETRY:
+            return bool(self._ex(_RETRY, (o.error, o.traceback, o.delay, *own)).rowcount > 0)
+        row = self._ex(_RELEASE, (REFUND_ERROR, *own)).fetchone()
+        if row is not None and row[1] == "failed":
+            failed.append((row[0], row[2]))
+        return row is not None
+
+    @operation
+    def cycle(
+        self,
+        worker_id: str,
+        outcomes: list[Outcome],
+        claims: list[ClaimRequest],
+        events: Sequence[Row] = (),
+        started: Sequence[tuple[str, int]] = (),
+        started_events: bool = True,
+    ) -> RoundResult:
+        """One round in one transaction: record the start of prefetched claims, write outcomes (each
+        guarded by ownership; completions in one statement) with the event rows of those that matched,
+        extra event rows, then claim. Returns which outcomes were written and the claims won."""
+        owned = [False] * len(outcomes)
+        rows: list[Row] = list(events)
+        failed: list[tuple[str, str | None]] = []
+        won: list[Claim] = []
+        with self.tx():
+            if started:
+                self._mark_started(list(started), worker_id)
+            done = [o for o in outcomes if o.kind is OutcomeKind.COMPLETE]
+            completed = self._complete_many(done, worker_id) if done else set()
+            for i, o in enumerate(outcomes):
+                owned[i] = o.job_id in completed if o.kind is OutcomeKind.COMPLETE else self._write_outcome(o, worker_id, failed)
+                if owned[i] and o.event is not None:
+                    rows.append((o.event[0], o.job_id, o.queue, worker_id, o.event[1]))
+            for k, req in enumerate(claims):
+                for r in self._claim(worker_id, req):
+                    won.append(Claim(records.job(r), r[COL["fanout_id"]], k))
+            if started_events:
+                # Written with the claim, prefetched or not, so it precedes anything the handler logs.
+                rows.extend(
+                    ("job_started", c.job.id, c.job.queue, worker_id, f'{{"attempt":{c.job.attempt}}}') for c in won
+                )
+            self._events_many(rows)
+        return RoundResult(owned, won, failed)
+
+    @operation
+    def release_all(self, worker_id: str) -> list[tuple[str, str, str | None]]:
+        """Give back every job this worker runs (its drain timed out): (id, new status, fan-out id)."""
+        with self.tx():
+            rows = [(r[0], r[1], r[2]) for r in self._ex(_RELEASE_ALL, (REFUND_ERROR, worker_id)).fetchall()]
+            if rows:
+                self._notify()
+        self.taken([r[0] for r in rows])
+        return rows
+
+    @operation
+    def release_claims(self, worker_id: str, claims: list[tuple[str, int]]) -> int:
+        """Give claims (job id, attempt) back, attempt refunded, if this worker still holds them."""
+        n = 0
+        with self.tx():
+            for job_id, attempt in claims:
+                n += int(self._ex(_RELEASE, (REFUND_ERROR, job_id, worker_id, attempt)).fetchone() is not None)
+            if n:
+                self._notify()
+        self.wake_local()
+        return n
+
+    @operation(read=True)
+    def owned_running(self, worker_id: str) -> set[tuple[str, int]]:
+        """(job id, attempt) of every claim this worker still holds."""
+        rows = self._ex("SELECT id, attempt FROM djobs_jobs WHERE locked_by = ? AND status = 'running'", (worker_id,))
+        return {(r[0], int(r[1])) for r in rows.fetchall()}
+
+    @operation(read=True)
+    def next_due(self, queues: list[str]) -> float | None:
+        """The earliest time a job of these queues becomes claimable (epoch seconds), or None: an idle
+        worker sleeps until then (or a wake-up), so delayed jobs, retries and sleepers cost no polling."""
+        if not queues:
+            return None
+        row = self._ex(
+            f"SELECT MIN(run_at) FROM djobs_jobs WHERE queue IN ({self.dialect.marks(len(queues))}) "
+            f"AND status IN {CLAIMABLE}",
+            queues,
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    @operation
+    def heartbeat_jobs(self, worker_id: str) -> None:
+        """Refresh `last_heartbeat_at` of this worker's running jobs (informational; the rescuer reads the
+        worker row). Skips rows the dispatcher holds locked."""
+        with self.tx():
+            if self.is_pg:
+                self._ex(
+                    "UPDATE djobs_jobs SET last_heartbeat_at = {now} WHERE id IN (SELECT id FROM djobs_jobs "
+                    "WHERE locked_by = ? AND status = 'running' ORDER BY id FOR UPDATE SKIP LOCKED)",
+                    (worker_id,),
+                )
+            else:
+                self._ex(
+                    "UPDATE djobs_jobs SET last_heartbeat_at = {now} WHERE locked_by = ? AND status = 'running'",
+                    (worker_id,),
+                )

@@ -1,0 +1,78 @@
+"""The two SQL dialects, rendered from one text.
+
+Statements are written with `?` placeholders, `{now}` for the database clock and `{cols}` / `{jcols}` for
+the job columns, then rendered for the dialect once (by the storage's constructor or at first use). One
+byte-identical text per statement lets psycopg 3 prepare it server-side after a few executions; sending it
+with `execute_sql` skips Peewee's query builder, which costs more than the driver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from djobs.jobs import ACTIVE_VALUES, TERMINAL_VALUES
+
+JOB_COLS = (
+    "id", "type", "queue", "args", "priority", "status", "attempt", "max_retries", "last_error", "result",
+    "run_at", "started_at", "completed_at", "created_at", "updated_at", "last_heartbeat_at", "locked_by",
+    "unique_key", "parent_id", "fanout_id", "fanout_pos", "paused_from", "paused_at", "pause_reason",
+    "pause_requested", "progress", "timeout", "job_key", "meta", "last_traceback", "refunds", "wait_kind",
+    "wait_signal", "unique_until", "backoff", "trace",
+)  # fmt: skip
+COL = {c: i for i, c in enumerate(JOB_COLS)}
+COLS = ", ".join(JOB_COLS)
+J_COLS = ", ".join(f"j.{c}" for c in JOB_COLS)
+
+
+def sql_list(values: tuple[str, ...]) -> str:
+    return "(" + ",".join(f"'{v}'" for v in values) + ")"
+
+
+TERMINAL = sql_list(TERMINAL_VALUES)
+ACTIVE = sql_list(ACTIVE_VALUES)
+#: What a claim takes once due: pending and retrying jobs, and waiting jobs whose timer is due (sleepers,
+#: signal waits past their timeout). Waiting jobs with nothing to wake them keep `run_at` at WAIT_FOREVER.
+CLAIMABLE = "('pending','retrying','waiting')"
+#: `run_at` of a waiting job that only an event wakes (a fan-out's decision, a signal with no timeout):
+#: 9999-12-31T23:59:59Z, past any time a user may give (`at` is validated to year 9999).
+WAIT_FOREVER = 253402300799.0
+
+SQLITE_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+PG_NOW = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+D = "DOUBLE PRECISION"
+#: A never-started claim of a dead worker gets its attempt back at most this often.
+MAX_LOST_REFUNDS = 3
+#: Ownership is per claim, not per worker: the attempt number changes at every claim, so a worker that
+#: claims the same job again (after it was reclaimed or paused) does not own the older execution.
+OWNED = "id = ? AND locked_by = ? AND attempt = ? AND status = 'running'"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    is_pg: bool
+
+    @property
+    def now(self) -> str:
+        return PG_NOW if self.is_pg else SQLITE_NOW
+
+    def render(self, sql: str) -> str:
+        sql = sql.replace("{now}", self.now).replace("{cols}", COLS).replace("{jcols}", J_COLS)
+        return sql.replace("?", "%s") if self.is_pg else sql
+
+    @property
+    def for_update(self) -> str:
+        """Row lock inside a transaction: PostgreSQL only (SQLite's BEGIN IMMEDIATE already serialises)."""
+        return " FOR UPDATE" if self.is_pg else ""
+
+    def batch_source(self, cols: tuple[str, ...]) -> str:
+        """A batch of rows as one parameter-bound relation `v(cols…)`, so a batched statement keeps one
+        constant text: arrays on PostgreSQL (unnest), one JSON document on SQLite (json_each)."""
+        if self.is_pg:
+            arrays = ", ".join(["%s::text[]"] * len(cols))
+            return f"unnest({arrays}) AS v({', '.join(cols)})"
+        picks = ", ".join(f"value ->> {i} AS {c}" for i, c in enumerate(cols))
+        return f"(SELECT {picks} FROM json_each(?)) AS v"
+
+    def marks(self, n: int) -> str:
+        """`?, ?, ?` for an IN list (rendered later)."""
+        return ", ".join("?" * n) if n else "NULL"

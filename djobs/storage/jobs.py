@@ -1,0 +1,299 @@
+"""Operations on job rows outside the claim: insert, look up, list, retry, delete, purge, progress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from djobs import codec, validate
+from djobs.errors import DuplicateJob
+from djobs.jobs import TERMINAL_VALUES, Job, JobSummary, NewJob
+from djobs.storage import records
+from djobs.storage.base import StorageBase
+from djobs.storage.dialect import TERMINAL
+from djobs.storage.errors import is_unique_violation, operation
+
+_INSERT = (
+    "INSERT INTO djobs_jobs (id, type, queue, args, priority, status, attempt, max_retries, run_at, created_at, "
+    "updated_at, unique_key, parent_id, fanout_id, fanout_pos, pause_requested, timeout, job_key, meta, "
+    "unique_until, backoff, trace) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, "
+    "COALESCE(CAST(? AS DOUBLE PRECISION), {now} + CAST(? AS DOUBLE PRECISION)), {now}, {now}, ?, ?, ?, ?, 0, "
+    "?, ?, ?, {now} + CAST(? AS DOUBLE PRECISION), ?, ?)"
+)
+_SELECT = "SELECT {cols} FROM djobs_jobs "
+# The args and error previews are cut in SQL, so a listing never moves megabytes of args.
+_SUMMARY = (
+    f"SELECT {records.SUMMARY_COLS}, SUBSTR(args, 1, ?), SUBSTR(last_error, 1, ?) FROM djobs_jobs "
+)
+
+
+def insert_params(j: NewJob) -> tuple[Any, ...]:
+    return (
+        j.id, j.type, j.queue, j.args_json, j.priority, j.max_retries, j.at, j.delay, j.unique_key, j.parent_id,
+        j.fanout_id, j.fanout_pos, j.timeout, j.key, j.meta_json, j.unique_for, j.backoff_json, j.trace,
+    )  # fmt: skip
+
+
+class JobOps(StorageBase):
+    # -- writes --------------------------------------------------------------------------------------------
+    @operation
+    def insert_jobs(self, jobs: list[NewJob]) -> None:
+        """Write new jobs, all or none. A unique key held by an active job, or by any job inside its
+        idempotency window, raises DuplicateJob naming the holder; nothing is written then."""
+        for j in jobs:
+            validate.new_job(j)
+        keys = [j.unique_key for j in jobs if j.unique_key is not None]
+        if len(keys) != len(set(keys)):
+            dup = next(k for k in keys if keys.count(k) > 1)
+            raise DuplicateJob(dup, None)
+        rows = [insert_params(j) for j in jobs]
+        for attempt in range(3):
+            try:
+                self._insert_rows(rows, keys)
+                break
+            except Exception as exc:
+                if not is_unique_violation(exc):
+                    raise
+                self.reset_connection()
+                holder = self._key_holder(keys)
+                if holder is not None:
+                    raise DuplicateJob(*holder) from None
+                if attempt == 2:  # the holder finished between our insert and the look-up, three times
+                    raise DuplicateJob(keys[0] if keys else "", None) from None
+        self.wake_local()
+
+    def _insert_rows(self, rows: list[tuple[Any, ...]], keys: list[str]) -> None:
+        sql = self._q(_INSERT)
+        if len(rows) == 1 and not keys:
+            # One statement is atomic on its own: no BEGIN/COMMIT round trips for the common single enqueue.
+            with self._write_lock:
+                self.db.execute_sql(sql, rows[0])
+            return
+        with self.tx():
+            if keys:
+                # A key inside its window blocks even when its holder finished. An active holder is caught by
+                # the partial unique index instead, which also settles two concurrent inserts of one key.
+                held = self._ex(
+                    f"SELECT unique_key, id FROM djobs_jobs WHERE unique_key IN ({self.dialect.marks(len(keys))}) "
+                    "AND unique_until > {now} ORDER BY unique_until DESC",
+                    keys,
+                ).fetchone()
+                if held is not None:
+                    raise DuplicateJob(held[0], held[1])
+            if len(rows) == 1:
+                self.db.execute_sql(sql, rows[0])
+            else:
+                self._many(sql, rows)
+
+    def _key_holder(self, keys: list[str]) -> tuple[str, str] | None:
+        if not keys:
+            return None
+        row = self._ex(
+            f"SELECT unique_key, id FROM djobs_jobs WHERE unique_key IN ({self.dialect.marks(len(keys))}) "
+            f"AND (status NOT IN {TERMINAL} OR unique_until > {{now}})",
+            keys,
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    @operation(read=True)
+    def key_holder(self, key: str) -> str | None:
+        """The job holding a unique key now (active, or inside its window), or None."""
+        holder = self._key_holder([key])
+        return holder[1] if holder else None
+
+    @operation
+    def retry_job(self, job_id: str) -> bool:
+        """Requeue a failed or cancelled job: attempts start again, its old error, traceback, pause reason
+        and refunds are cleared. False if it is in another state; DuplicateJob if its unique key is held by
+        another job now."""
+        try:
+            with self.tx():
+                n = self._ex(
+                    "UPDATE djobs_jobs SET status = 'pending', attempt = 0, refunds = 0, lost = 0, run_at = {now}, "
+                    "completed_at = NULL, locked_by = NULL, last_error = NULL, last_traceback = NULL, "
+                    "pause_reason = NULL, paused_at = NULL, paused_from = NULL, pause_requested = 0, "
+                    "wait_kind = NULL, wait_signal = NULL, updated_at = {now} "
+                    "WHERE id = ? AND status IN ('failed', 'cancelled')",
+                    (job_id,),
+                ).rowcount
+                if n:
+                    self._event("job_requeued", job_id, None, None, None)
+                    self._notify()
+        except Exception as exc:
+            if not is_unique_violation(exc):
+                raise
+            self.reset_connection()
+            key = self._ex("SELECT unique_key FROM djobs_jobs WHERE id = ?", (job_id,)).fetchone()
+            k = key[0] if key else ""
+            raise DuplicateJob(k or "", self.key_holder(k) if k else None) from None
+        if n:
+            self.wake_local()
+        return bool(n)
+
+    @operation
+    def set_progress(self, job_id: str, worker_id: str, attempt: int, progress_json: str, queue: str) -> bool:
+        with self.tx():
+            n = self._ex(
+                "UPDATE djobs_jobs SET progress = ?, updated_at = {now} "
+                "WHERE id = ? AND locked_by = ? AND attempt = ? AND status = 'running'",
+                (progress_json, job_id, worker_id, attempt),
+            ).rowcount
+            if n:
+                self._event("custom:progress", job_id, queue, worker_id, progress_json)
+        return bool(n)
+
+    @operation
+    def delete_jobs(self, job_ids: list[str]) -> int:
+        """Delete finished jobs with their checkpoints, fan-out records, signals and events. Unfinished
+        jobs are skipped (cancel them first): a running handler must never lose its row."""
+        if not job_ids:
+            return 0
+        n = 0
+        for i in range(0, len(job_ids), 500):
+            chunk = job_ids[i : i + 500]
+            with self.tx():
+                ids = [
+                    r[0]
+                    for r in self._ex(
+                        f"SELECT id FROM djobs_jobs WHERE id IN ({self.dialect.marks(len(chunk))}) "
+                        f"AND status IN {TERMINAL}",
+                        chunk,
+                    ).fetchall()
+                ]
+                n += self._delete_rows(ids)
+        return n
+
+    def _delete_rows(self, ids: list[str]) -> int:
+        """Delete job rows and everything that hangs off them (inside the caller's transaction)."""
+        if not ids:
+            return 0
+        marks = self.dialect.marks(len(ids))
+        for table, col in (
+            ("djobs_checkpoints", "job_id"), ("djobs_fanouts", "parent_id"), ("djobs_signals", "job_id"),
+            ("djobs_events", "job_id"),
+        ):  # fmt: skip
+            self._ex(f"DELETE FROM {table} WHERE {col} IN ({marks})", ids)
+        return int(self._ex(f"DELETE FROM djobs_jobs WHERE id IN ({marks})", ids).rowcount)
+
+    @operation
+    def purge(self, statuses: tuple[str, ...], older_than: float, queue: str | None = None, batch: int = 500) -> int:
+        """Delete finished jobs of these statuses that finished more than `older_than` seconds ago (and
+        whose idempotency window is over), in batches of `batch` so no transaction holds a long lock."""
+        bad = [s for s in statuses if s not in TERMINAL_VALUES]
+        if bad:
+            raise ValueError(f"purge only deletes finished jobs, not {', '.join(bad)}")
+        if not statuses:
+            return 0
+        validate.seconds("older_than", older_than)
+        where = (
+            f"status IN ({self.dialect.marks(len(statuses))}) AND completed_at < {{now}} - CAST(? AS DOUBLE PRECISION) "
+            "AND (unique_until IS NULL OR unique_until <= {now})"
+        )
+        params: list[Any] = [*statuses, older_than]
+        if queue is not None:
+            where += " AND queue = ?"
+            params.append(queue)
+        total = 0
+        while True:
+            with self.tx():
+                ids = [r[0] for r in self._ex(f"SELECT id FROM djobs_jobs WHERE {where} LIMIT ?", (*params, batch))]
+                total += self._delete_rows(ids)
+            if len(ids) < batch:
+                return total
+
+    # -- reads ---------------------------------------------------------------------------------------------
+    @operation(read=True)
+    def get_job(self, job_id: str) -> Job | None:
+        row = self._ex(_SELECT + "WHERE id = ?", (job_id,)).fetchone()
+        return records.job(row) if row else None
+
+    def _filters(
+        self, status: str | None, queue: str | None, type: str | None, meta: dict[str, Any] | None  # noqa: A002
+    ) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for col, val in (("status", status), ("queue", queue), ("type", type)):
+            if val is not None:
+                clauses.append(f"{col} = ?")
+                params.append(str(val))
+        for k, v in (meta or {}).items():
+            validate.name("meta key", k)
+            if self.is_pg:
+                clauses.append("meta IS NOT NULL AND CAST(meta AS jsonb) -> ? = CAST(? AS jsonb)")
+            else:
+                clauses.append("json_valid(meta) AND (meta -> ('$.' || json_quote(?))) = json(?)")
+            params.extend((k, codec.dumps(v)))
+        return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    @operation(read=True)
+    def list_jobs(
+        self,
+        status: str | None = None,
+        queue: str | None = None,
+        type: str | None = None,  # noqa: A002
+        limit: int = 50,
+        offset: int = 0,
+        meta: dict[str, Any] | None = None,
+    ) -> list[Job]:
+        """Jobs newest first, filtered."""
+        where, params = self._filters(status, queue, type, meta)
+        rows = self._ex(
+            _SELECT + where + " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+            (*params, _page(limit), _page(offset)),
+        ).fetchall()
+        return [records.job(r) for r in rows]
+
+    @operation(read=True)
+    def job_summaries(
+        self,
+        status: str | None = None,
+        queue: str | None = None,
+        type: str | None = None,  # noqa: A002
+        limit: int = 50,
+        offset: int = 0,
+        preview: int = 200,
+        meta: dict[str, Any] | None = None,
+    ) -> list[JobSummary]:
+        where, params = self._filters(status, queue, type, meta)
+        n = max(1, min(int(preview), 100_000))
+        rows = self._ex(
+            _SUMMARY + where + " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+            (n + 1, n + 1, *params, _page(limit), _page(offset)),
+        ).fetchall()
+        return [records.summary(r, r[14], r[15], n) for r in rows]
+
+    @operation(read=True)
+    def count_jobs(
+        self, status: str | None = None, queue: str | None = None, type: str | None = None,  # noqa: A002
+        meta: dict[str, Any] | None = None,
+    ) -> int:  # fmt: skip
+        where, params = self._filters(status, queue, type, meta)
+        return int(self._ex("SELECT COUNT(*) FROM djobs_jobs " + where, params).fetchone()[0])
+
+    @operation(read=True)
+    def sub_jobs(self, job_id: str, limit: int | None = None) -> list[Job]:
+        rows = self._ex(
+            _SELECT + "WHERE parent_id = ? ORDER BY created_at, fanout_pos LIMIT ?",
+            (job_id, _page(limit) if limit is not None else 2**62),
+        ).fetchall()
+        return [records.job(r) for r in rows]
+
+    @operation(read=True)
+    def count_sub_jobs(self, job_id: str) -> int:
+        return int(self._ex("SELECT COUNT(*) FROM djobs_jobs WHERE parent_id = ?", (job_id,)).fetchone()[0])
+
+    @operation(read=True)
+    def dead_letters(
+        self, queue: str | None = None, type: str | None = None, limit: int = 50, since: float | None = None  # noqa: A002
+    ) -> list[Job]:
+        """Failed jobs, newest failure first."""
+        where, params = self._filters("failed", queue, type, None)
+        if since is not None:
+            where += " AND completed_at >= ?"
+            params.append(since)
+        rows = self._ex(_SELECT + where + " ORDER BY completed_at DESC, id DESC LIMIT ?", (*params, _page(limit)))
+        return [records.job(r) for r in rows.fetchall()]
+
+
+def _page(n: int | None) -> int:
+    """LIMIT/OFFSET values both backends accept (a huge --limit is simply "everything")."""
+    return max(0, min(int(n or 0), 2**62))

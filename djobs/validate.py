@@ -1,0 +1,169 @@
+"""The limits every value djobs stores must respect, identical on SQLite and PostgreSQL.
+
+Checked once, where values enter storage, whichever door they came through (the library, the CLI, the web
+API, a TOML file): an out-of-range value raises ValueError (or TypeError for a wrong type) and nothing is
+written, so no row can exist that later breaks a reader, a listing or a worker.
+
+- priority, retries: a signed 32-bit integer (retries >= 0);
+- times (`at`, `run_at` after a delay): within years 1970..9999, UTC;
+- names (job type, queue, key, unique key, signal, schedule): 1..255 characters of printable text;
+- args, results, payloads and meta: JSON nesting at most 100 deep.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+MAX_NAME = 255
+MAX_DEPTH = 100
+#: 1970-01-01 and 9999-12-31T23:59:59 UTC, as epoch seconds.
+MIN_EPOCH, MAX_EPOCH = 0.0, 253402300799.0
+
+
+def int32(what: str, value: Any, minimum: int = INT32_MIN) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise TypeError(f"{what} must be an integer, got {value!r}")
+    if not minimum <= value <= INT32_MAX:
+        raise ValueError(f"{what} must be between {minimum} and {INT32_MAX}, got {value}")
+    return value
+
+
+def name(what: str, value: Any) -> str:
+    """A name: 1..255 characters, printable (no control characters, no lone surrogates, no NUL)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    if len(value) > MAX_NAME:
+        raise ValueError(f"{what} must be at most {MAX_NAME} characters, got {len(value)}")
+    if not value.isprintable():
+        bad = next(c for c in value if not c.isprintable())
+        raise ValueError(f"{what} must be printable text; it contains {bad!r}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} must be valid Unicode text (it contains a lone surrogate)") from None
+    return value
+
+
+def optional_name(what: str, value: Any) -> str | None:
+    return None if value is None else name(what, value)
+
+
+def text(what: str, value: Any, limit: int = 10_000) -> str | None:
+    """Free text (a pause reason): any characters but NUL and lone surrogates, bounded."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, got {type(value).__name__}")
+    if len(value) > limit:
+        raise ValueError(f"{what} must be at most {limit} characters")
+    if "\x00" in value:
+        raise ValueError(f"{what} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} must be valid Unicode text (it contains a lone surrogate)") from None
+    return value
+
+
+def seconds(what: str, value: float, *, allow_negative: bool = False, maximum: float = MAX_EPOCH) -> float:
+    """A finite duration in seconds."""
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number of seconds, got {value}")
+    if value < 0 and not allow_negative:
+        raise ValueError(f"{what} must not be negative, got {value}")
+    if abs(value) > maximum:
+        raise ValueError(f"{what} is out of range ({value:g} seconds)")
+    return value
+
+
+def epoch(what: str, value: float) -> float:
+    """An absolute time within 1970..9999 UTC."""
+    if not math.isfinite(value) or not MIN_EPOCH <= value <= MAX_EPOCH:
+        raise ValueError(f"{what} must fall within years 1970..9999 UTC")
+    return value
+
+
+def when(what: str, dt: datetime) -> float:
+    """A datetime (naive means UTC) as epoch seconds within 1970..9999, without overflowing on the way."""
+    if not isinstance(dt, datetime):
+        raise TypeError(f"{what} takes a datetime, got {type(dt).__name__}")
+    try:
+        aware = dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+        value = aware.timestamp()
+    except (OverflowError, ValueError, OSError):
+        raise ValueError(f"{what} must fall within years 1970..9999 UTC") from None
+    return epoch(what, value)
+
+
+def depth(what: str, value: Any, limit: int = MAX_DEPTH) -> None:
+    """JSON nesting at most `limit` deep (iterative: a hostile value cannot exhaust the stack here)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, d = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if d > limit:
+            raise ValueError(f"{what} nest more than {limit} deep")
+        stack.extend((c, d + 1) for c in children if isinstance(c, Mapping | list | tuple))
+
+
+_JSON_TOKENS = re.compile(r'\\.|["\[\]{}]')
+
+
+def json_depth(what: str, text_value: str, limit: int = MAX_DEPTH) -> None:
+    """Nesting depth of JSON text, without decoding it: only quotes, escapes and brackets are visited."""
+    if text_value.count("[") + text_value.count("{") <= limit:
+        return
+    level = 0
+    in_string = False
+    for m in _JSON_TOKENS.finditer(text_value):
+        ch = m.group()
+        if ch == '"':
+            in_string = not in_string
+        elif in_string or len(ch) == 2:
+            continue
+        elif ch in "[{":
+            level += 1
+            if level > limit:
+                raise ValueError(f"{what} nest more than {limit} deep")
+        else:
+            level -= 1
+
+
+def new_job(job: Any) -> None:
+    """Every field of a `NewJob` within its limits (ValueError/TypeError, before anything is written)."""
+    name("job type", job.type)
+    name("queue name", job.queue)
+    int32("priority", job.priority)
+    int32("retries", job.max_retries, minimum=0)
+    optional_name("unique key", job.unique_key)
+    optional_name("key", job.key)
+    if job.at is not None:
+        epoch("at", job.at)
+    seconds("delay", job.delay, allow_negative=True)
+    if job.at is None:
+        epoch("the time delay= gives", time.time() + job.delay)
+    if job.unique_for is not None:
+        seconds("unique_for", job.unique_for)
+    if job.timeout is not None:
+        seconds("timeout", job.timeout)
+        if job.timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {job.timeout}")
+    json_depth("args", job.args_json)
+    if job.meta_json is not None:
+        json_depth("meta", job.meta_json)
