@@ -23,6 +23,12 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
+    "Health": "djobs.jobs",
+    "JobTypeInfo": "djobs.jobs",
+    "JobSummary": "djobs.jobs",
+    "SignalTimeout": "djobs.errors",
+    "JobTimeout": "djobs.errors",
+    "Backoff": "djobs.retry",
     # storage
     "connect": "djobs.storage",
     "PeeweeStorage": "djobs.storage",
@@ -154,9 +160,11 @@ if TYPE_CHECKING:  # let type checkers and IDEs see the real names
         JobCancelledError,
         JobFailedError,
         JobNotFound,
+        JobTimeout,
         NoRetry,
         NotPaused,
         RetryAfter,
+        SignalTimeout,
         StorageUnavailable,
         SubJobError,
         UnknownJobType,
@@ -181,9 +189,12 @@ if TYPE_CHECKING:  # let type checkers and IDEs see the real names
         COLLECT_ALL,
         FAIL_FAST,
         Checkpoint,
+        Health,
         Job,
         JobDetail,
         JobStatus,
+        JobSummary,
+        JobTypeInfo,
         PauseMode,
         QueueStats,
         Result,
@@ -200,7 +211,7 @@ if TYPE_CHECKING:  # let type checkers and IDEs see the real names
     )
     from djobs.queue import Queue
     from djobs.registry import job
-    from djobs.retry import RetryConfig
+    from djobs.retry import Backoff, RetryConfig
     from djobs.schedule import Schedule, cron, daily, every, weekly
     from djobs.storage import PeeweeStorage, PoolConfig, connect
     from djobs.worker import Worker

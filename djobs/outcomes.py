@@ -63,3 +63,5 @@ class RoundResult:
     claims: list[Claim]
     #: Jobs that a release failed for good (MAX_REFUNDS reached), with their fan-out: decisions may be due.
     failed: list[tuple[str, str | None]]
+    #: When asked and nothing was claimable: when the earliest job of the queues becomes due (epoch seconds).
+    next_due: float | None = None

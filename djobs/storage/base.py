@@ -132,6 +132,15 @@ class StorageBase:
             else:
                 self.db.close()
 
+    def release_connection(self) -> None:
+        """Hand this thread's connection back to the pool (PostgreSQL) before a long idle wait, so an idle
+        worker's threads share one pooled connection instead of holding one each. SQLite keeps its file
+        handle (nothing to save)."""
+        if isinstance(self.db, DjobsPooledPostgres):
+            with contextlib.suppress(Exception):
+                if not self.db.in_transaction():
+                    self.db.close()
+
     def reset_connection(self) -> None:
         """Throw away this thread's connection after an error so the next call reconnects."""
         with contextlib.suppress(Exception):

@@ -147,6 +147,7 @@ class ClaimOps(StorageBase):
         events: Sequence[Row] = (),
         started: Sequence[tuple[str, int]] = (),
         started_events: bool = True,
+        due_if_idle: bool = False,
     ) -> RoundResult:
         """One round in one transaction: record the start of prefetched claims, write outcomes (each
         guarded by ownership; completions in one statement) with the event rows of those that matched,
@@ -173,7 +174,10 @@ class ClaimOps(StorageBase):
                     ("job_started", c.job.id, c.job.queue, worker_id, f'{{"attempt":{c.job.attempt}}}') for c in won
                 )
             self._events_many(rows)
-        return RoundResult(owned, won, failed)
+            due = None
+            if due_if_idle and claims and not won and not outcomes:
+                due = self._next_due([c.queue for c in claims])
+        return RoundResult(owned, won, failed, due)
 
     @operation
     def release_all(self, worker_id: str) -> list[tuple[str, str, str | None]]:
@@ -207,6 +211,10 @@ class ClaimOps(StorageBase):
     def next_due(self, queues: list[str]) -> float | None:
         """The earliest time a job of these queues becomes claimable (epoch seconds), or None: an idle
         worker sleeps until then (or a wake-up), so delayed jobs, retries and sleepers cost no polling."""
+        return self._next_due(queues)
+
+    def _next_due(self, queues: list[str]) -> float | None:
+        queues = sorted(set(queues))
         if not queues:
             return None
         row = self._ex(

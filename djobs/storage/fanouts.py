@@ -123,9 +123,25 @@ class FanOutOps(StorageBase):
         self.wake_local()
         return outcome
 
+    @operation
+    def deadline_sweep(self) -> tuple[list[str], list[str], float | None, int]:
+        """The deadline service's whole look, in one transaction: (fan-outs past their timeout, fan-outs
+        whose sub-jobs all finished but that nobody decided, the next fan-out deadline, how many orphaned
+        waiting parents were woken)."""
+        with self.tx():
+            timed_out, finished = self._fanouts_due()
+            woken = self._resume_orphaned_waiters()
+            row = self._ex("SELECT MIN(timeout_at) FROM djobs_fanouts WHERE decided IS NULL AND timeout_at IS NOT NULL")
+            nxt = row.fetchone()[0]
+        if woken:
+            self.wake_local()
+        return timed_out, finished, None if nxt is None else float(nxt), woken
+
     @operation(read=True)
     def fanouts_due(self) -> tuple[list[str], list[str]]:
-        """(undecided fan-outs past their timeout, undecided fan-outs whose sub-jobs all finished)."""
+        return self._fanouts_due()
+
+    def _fanouts_due(self) -> tuple[list[str], list[str]]:
         timed_out = [
             r[0]
             for r in self._ex(
@@ -168,13 +184,19 @@ class FanOutOps(StorageBase):
     def resume_orphaned_waiters(self) -> int:
         """A fan-out parent left waiting with no undecided fan-out (its decider died between writes) resumes."""
         with self.tx():
-            n = int(
-                self._ex(
-                    "UPDATE djobs_jobs SET status = 'pending', run_at = {now}, wait_kind = NULL, updated_at = {now} "
-                    "WHERE status = 'waiting' AND (wait_kind IS NULL OR wait_kind = 'fanout') AND NOT EXISTS "
-                    "(SELECT 1 FROM djobs_fanouts f WHERE f.parent_id = djobs_jobs.id AND f.decided IS NULL)"
-                ).rowcount
-            )
-            if n:
-                self._notify()
+            n = self._resume_orphaned_waiters()
+        if n:
+            self.wake_local()
+        return n
+
+    def _resume_orphaned_waiters(self) -> int:
+        n = int(
+            self._ex(
+                "UPDATE djobs_jobs SET status = 'pending', run_at = {now}, wait_kind = NULL, updated_at = {now} "
+                "WHERE status = 'waiting' AND (wait_kind IS NULL OR wait_kind = 'fanout') AND NOT EXISTS "
+                "(SELECT 1 FROM djobs_fanouts f WHERE f.parent_id = djobs_jobs.id AND f.decided IS NULL)"
+            ).rowcount
+        )
+        if n:
+            self._notify()
         return n

@@ -24,6 +24,9 @@ from playhouse.pool import PooledPostgresqlDatabase
 
 from djobs.retry import to_seconds
 
+#: A pooled connection idle for less than this is reused without a round trip to check it.
+TRUST_IDLE_SECONDS = 30.0
+
 
 @dataclass(frozen=True)
 class PoolConfig:
@@ -92,6 +95,20 @@ class DjobsPooledPostgres(PooledPostgresqlDatabase):
                 heapq.heapify(keep)
                 self._connections = keep
         return super()._connect()
+
+    def _is_closed(self, conn: Any) -> bool:
+        """Checked at check-out. Peewee asks the server (`SELECT 1`, a round trip and a transaction) every
+        time; a worker hands its connections back whenever it idles, so ask only for a connection that sat
+        unused for a while. A connection that died meanwhile fails its next statement, which the caller's
+        retry policy handles like any lost connection."""
+        if conn.closed:
+            return True
+        idle = time.time() - self._idle_since.get(id(conn), 0.0)
+        if idle < TRUST_IDLE_SECONDS:
+            status = self._adapter.txn_status(conn)
+            if status == self._adapter.txn_idle:
+                return False
+        return bool(super()._is_closed(conn))
 
     def _close(self, conn: Any, close_conn: bool = False) -> None:
         with self._pool_lock:

@@ -42,6 +42,8 @@ class Dispatcher:
         self.retry_outcomes: list[Ended] = []
         self.in_cycle = False
         self.rounds = 0
+        #: From the last round, if it found nothing claimable: when the earliest job of our queues is due.
+        self.next_due: float | None = None
 
     def ended(self, e: Ended) -> None:
         """From a slot or the loop thread: queue an ending for the next round, wake the dispatcher."""
@@ -136,7 +138,9 @@ class Dispatcher:
             outcomes = [dataclasses.replace(o, event=None) for o in outcomes]  # type: ignore[type-var]
         try:
             result: RoundResult = self.storage.run(
-                lambda: self.storage.cycle(self.w.id, outcomes, claims, (), started, self.w.persist_events),  # type: ignore[arg-type]
+                lambda: self.storage.cycle(
+                    self.w.id, outcomes, claims, (), started, self.w.persist_events, self.storage.is_pg  # type: ignore[arg-type]
+                ),
                 self.w.storage_retry if batch else self.w.dequeue_retry,
                 "write outcomes and claim",
             )
@@ -159,6 +163,7 @@ class Dispatcher:
             announced.append(e)
         fanouts.update(f for _, f in result.failed if f)
         won = result.claims
+        self.next_due = result.next_due
         # Claims for free slots go to the front of their line, to start now; prefetched ones queue behind.
         won_sorted = sorted(won, key=lambda c: (-c.job.priority, c.job.run_at or 0, c.job.id))
         for c in reversed([c for c in won_sorted if not prefetch[c.request]]):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 log = logging.getLogger("djobs.worker")
 
@@ -38,8 +38,18 @@ class Service:
 class ServiceLoop:
     """Runs services on one thread until stopped; `poke()` runs one (or all) at once."""
 
-    def __init__(self, name: str, services: Sequence[Service], worker_id: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        services: Sequence[Service],
+        worker_id: str,
+        idle: Callable[[], None] = lambda: None,
+        turns: threading.Lock | None = None,
+    ) -> None:
         self.name = name
+        self._idle = idle  # called before each sleep: e.g. hand the database connection back to the pool
+        # Loops sharing `turns` never run at once, so an idle worker's loops share one pooled connection.
+        self._turns = turns or threading.Lock()
         self.services = list(services)
         self.worker_id = worker_id
         self._due = {s.name: 0.0 for s in self.services}
@@ -90,7 +100,9 @@ class ServiceLoop:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            wait = self.run_due()
+            with self._turns:
+                wait = self.run_due()
+                self._idle()
             # Re-check activity at least every second (leadership can change under a sleeping loop).
             self._wake.wait(min(wait, 1.0))
             self._wake.clear()

@@ -46,7 +46,7 @@ log = logging.getLogger("djobs.worker")
 
 #: With LISTEN/NOTIFY connected, an idle PostgreSQL worker looks for work on its own only this often (and
 #: at the due time of its earliest delayed job): wake-ups come by NOTIFY.
-IDLE_BACKSTOP = 10.0
+IDLE_BACKSTOP = 30.0
 _VERBS = {"completed": "completed", "failed": "failed", "retried": "retrying"}
 
 
@@ -119,6 +119,7 @@ class Worker:
         #: Set after a round failed on the database: the commit may have reached it (claims we never saw).
         self.reconcile_needed = False
         sqlite_poll = 0.25
+        turns = threading.Lock()
         self.keeper = ServiceLoop(
             "keeper",
             [
@@ -126,6 +127,8 @@ class Worker:
                 Ownership(self, sqlite_poll, 2.0), TimeLimits(self), NewHandlers(self),
             ],
             self.id,
+            self.storage.release_connection,
+            turns,
         )  # fmt: skip
         self.maintainer = ServiceLoop(
             "maintainer",
@@ -134,6 +137,8 @@ class Worker:
                 Scheduler(self, 30.0 if self.storage.is_pg else 1.0), Trimmer(self),
             ],
             self.id,
+            self.storage.release_connection,
+            turns,
         )  # fmt: skip
 
         self._wake = threading.Event()
@@ -382,12 +387,11 @@ class Worker:
             wait = self.poll_interval
             if idle and self.notified and not self._paused:
                 # Nothing to do: sleep until our earliest delayed job is due or a NOTIFY arrives.
-                try:
-                    due = self.storage.next_due(list(self.queues))
-                except StorageUnavailable:
-                    due = None
+                due = self.dispatcher.next_due
                 until_due = IDLE_BACKSTOP if due is None else due - time.time()
                 wait = max(self.poll_interval, min(IDLE_BACKSTOP, until_due))
+                if wait >= 1.0:
+                    self.storage.release_connection()
             self._wake.wait(wait)
             return
         if self.wake_poll <= 0:

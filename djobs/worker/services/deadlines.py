@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from djobs.worker.worker import Worker
 
 #: The backstops (finished fan-outs left undecided, orphaned waiters) run at least this often.
-BACKSTOP = 5.0
+BACKSTOP = 10.0
 
 
 class Deadlines(Service):
@@ -33,15 +33,13 @@ class Deadlines(Service):
 
     def run_once(self) -> int:
         st = self.w.storage
-        timed_out, finished = st.fanouts_due()
+        timed_out, finished, self._next, woken = st.deadline_sweep()
         for fid in timed_out:
             for sub_id in st.unfinished_sub_jobs(fid):
                 st.cancel_tree(sub_id, "fan-out timed out")
         due = set(timed_out) | set(finished)
         if due:
             self.w.dispatcher.decide(due)
-        woken = st.resume_orphaned_waiters()
         if woken:
             self.w.wake()
-        self._next = st.next_fanout_deadline()
         return len(due) + woken
