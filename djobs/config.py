@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 from djobs.errors import ConfigError
 
@@ -215,6 +216,26 @@ def parse_weekly(text: Any) -> tuple[str, int, int]:
     return parts[0].lower()[:3], hour, minute
 
 
+def anchor_sqlite_url(url: str, directory: Path) -> str:
+    """A SQLite URL whose relative path is taken relative to `directory` (the config file's), made absolute.
+
+    A config file is read from cron, systemd and shells in other directories: a relative path that followed
+    the working directory would silently open a different, empty database in each.
+
+    >>> anchor_sqlite_url("sqlite:///djobs.db", Path("/srv/app"))
+    'sqlite:////srv/app/djobs.db'
+    """
+    scheme, sep, rest = url.partition("://")
+    if scheme.lower() not in ("sqlite", "sqlite3") or not sep:
+        return url
+    location, qmark, query = rest.partition("?")
+    file = unquote(location[1:] if location.startswith("/") else location)
+    if not file or file == ":memory:" or os.path.isabs(file):
+        return url
+    absolute = os.path.normpath(os.path.join(directory.absolute(), os.path.expanduser(file)))
+    return f"{scheme}:///{quote(absolute)}{qmark}{query}"
+
+
 # ----------------------------------------------------------------------------------------- discovery
 
 
@@ -322,6 +343,8 @@ def validate(raw: Mapping[str, Any], path: Path | None = None) -> tuple[Config, 
     if database is not None and database.partition("://")[0].lower() not in _DATABASE_SCHEMES:
         c.add("djobs", "database", f"bad database URL {database!r} (use sqlite:///path.db or postgresql://user@host/db)")
         database = None
+    if database is not None and path is not None:
+        database = anchor_sqlite_url(database, path.parent)
     if "modules" in dj:
         mods = dj["modules"]
         if not isinstance(mods, list) or not all(isinstance(m, str) and _is_module_name(m) for m in mods):

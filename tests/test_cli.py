@@ -474,7 +474,7 @@ def test_init_writes_a_valid_config_and_never_overwrites(cli, tmp_path, monkeypa
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     monkeypatch.chdir(fresh)
-    assert cli.ok("init", "--database", "sqlite:///app.db").stdout == "wrote djobs.toml\n"
+    assert cli.ok("init", "--database", "sqlite:///app.db").stdout == f"wrote djobs.toml; the database is {fresh}/app.db\n"
     text = (fresh / "djobs.toml").read_text()
     assert 'database = "sqlite:///app.db"' in text
     assert "already exists" in one_line(cli.fails(1, "init"))
@@ -482,8 +482,12 @@ def test_init_writes_a_valid_config_and_never_overwrites(cli, tmp_path, monkeypa
     cli.ok("init", "--force")
     assert 'database = "sqlite:///djobs.db"' in (fresh / "djobs.toml").read_text()
     assert "ok" in cli.ok("config", "check").stdout
-    cli.ok("--config", "sub/dir/my.toml", "init")
+    said = cli.json("--config", "sub/dir/my.toml", "init")
     assert (fresh / "sub/dir/my.toml").is_file()
+    assert said == {"path": "sub/dir/my.toml", "database": "sqlite:///djobs.db",
+                    "database_location": f"{fresh}/sub/dir/djobs.db"}  # fmt: skip
+    said = cli.json("--config", "pg.toml", "init", "--database", "postgresql://ann:secret@db.example/app")
+    assert said["database_location"] == "postgresql://ann:***@db.example/app"
 
 
 def test_config_check_good_and_bad(cli, tmp_path):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -328,3 +330,47 @@ def test_events_follow_tails_until_interrupted(project):
     follower.send_signal(signal.SIGINT)
     assert follower.wait(20) == 0
     assert "Traceback" not in project.text("follow.err")
+
+
+def test_a_relative_sqlite_path_follows_the_config_file_not_the_cwd(tmp_path):
+    app_dir, elsewhere = tmp_path / "app", tmp_path / "elsewhere"
+    app_dir.mkdir()
+    elsewhere.mkdir()
+    (app_dir / "subjobs.py").write_text(HANDLERS)
+    (app_dir / "djobs.toml").write_text(CONFIG.format(db="sqlite:///jobs.db"))
+    run_env = {**env(), "DJOBS_CONFIG": str(app_dir / "djobs.toml")}
+    done = subprocess.run([str(DJOBS), "enqueue", "add", "--args", '{"a": 1, "b": 2}'], cwd=elsewhere, env=run_env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (app_dir / "jobs.db").is_file() and list(elsewhere.iterdir()) == []
+    listed = subprocess.run([str(DJOBS), "--json", "jobs"], cwd=app_dir, env=run_env, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert [j["id"] for j in json.loads(listed.stdout)] == [done.stdout.strip()]
+
+
+def test_the_shipped_crontab_lines_run_from_another_directory(tmp_path):
+    """Each line of examples/crontab, run as cron would (`sh -c`, `\\%` unescaped, in $HOME), against the
+    example config copied to an app directory: the enqueue lands in the app's database with args the
+    workflow reads, twice in a day is one job, and the burst worker and purge exit 0."""
+    app_dir, home = tmp_path / "srv-app", tmp_path / "home"
+    home.mkdir()
+    shutil.copytree(REPO / "examples", app_dir / "examples")
+    (app_dir / "djobs.toml").write_text((REPO / "workflows.example.toml").read_text())
+    crontab = (REPO / "examples" / "crontab").read_text()
+    settings = dict(line.split("=", 1) for line in crontab.splitlines() if re.match(r"^[A-Z_]+=", line))
+    assert settings == {"DJOBS_CONFIG": "/srv/app/djobs.toml"}
+    commands = [line.split(None, 5)[5] for line in crontab.splitlines() if line.strip() and not line.startswith("#")
+                and not re.match(r"^[A-Z_]+=", line)]  # fmt: skip
+    assert len(commands) == 3
+    run_env = {**env(), "DJOBS_CONFIG": str(app_dir / "djobs.toml"), "HOME": str(home)}
+    for command in [commands[0], commands[0], *commands[1:]]:
+        command = command.replace("\\%", "%").replace("/srv/app/.venv/bin/djobs", str(DJOBS))
+        done = subprocess.run(["sh", "-c", command], cwd=home, env=run_env, capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+        assert done.returncode == 0, (command, done.stderr)
+    assert list(home.iterdir()) == []
+    listed = subprocess.run([str(DJOBS), "--json", "jobs", "--type", "nightly-etl"], cwd=home, env=run_env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    [job] = json.loads(listed.stdout)
+    assert set(job["args"]) == {"day", "regions"} and job["args"]["regions"] == ["eu", "us"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", job["args"]["day"])

@@ -106,7 +106,7 @@ def test_full_config_loads(tmp_path):
             """,
         )
     )
-    assert conf.database == "sqlite:///x.db"
+    assert conf.database == f"sqlite:///{tmp_path}/x.db"  # relative to the config file, not the cwd
     assert conf.modules == ("a.b", "c")
     assert conf.queues == {"default": 3, "emails": 10}
     assert conf.scheduler is False and conf.drain_timeout == 60 and conf.stale_after == 10
@@ -206,6 +206,26 @@ def test_parse_duration(text, seconds):
 def test_parse_duration_rejects(text):
     with pytest.raises(ValueError, match="bad duration"):
         cfg.parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///djobs.db", "sqlite:///{d}/djobs.db"),
+        ("sqlite:///data/../jobs.db", "sqlite:///{d}/jobs.db"),
+        ("sqlite:///my%20jobs.db?mode=rw", "sqlite:///{d}/my%20jobs.db?mode=rw"),
+        ("sqlite:////var/lib/djobs.db", "sqlite:////var/lib/djobs.db"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+    ],
+)
+def test_relative_sqlite_path_is_relative_to_the_config_file(tmp_path, monkeypatch, url, expected):
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    monkeypatch.chdir(tmp_path)  # elsewhere: the working directory must not matter
+    path = write(conf_dir, f"[djobs]\ndatabase = '{url}'\n")
+    assert cfg.load(path).database == expected.format(d=conf_dir)
+    assert cfg.load(Path("conf/djobs.toml")).database == expected.format(d=conf_dir)
 
 
 def test_to_dict_round_trips_through_validate(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import tomllib
 from pathlib import Path
@@ -51,7 +52,25 @@ def init(
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise common.OperationFailed(f"cannot write {path}: {exc.strerror or exc}") from None
-    common.output(st, {"path": str(path), "database": url}, lambda: print(f"wrote {path}"))
+    where = database_location(cfg.anchor_sqlite_url(url, path.parent))
+    common.output(
+        st, {"path": str(path), "database": url, "database_location": where},
+        lambda: print(f"wrote {path}; the database is {where}"),
+    )  # fmt: skip
+
+
+def database_location(url: str) -> str:
+    """Where a database URL points, for people: the SQLite file's absolute path, else the URL sans password."""
+    from urllib.parse import unquote, urlsplit
+
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() in ("sqlite", "sqlite3"):
+        location = unquote(rest.partition("?")[0])
+        return location[1:] if location.startswith("//") else os.path.abspath(location.lstrip("/") or ".")
+    parts = urlsplit(url)
+    if parts.password:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+    return parts.geturl()
 
 
 @config_app.command("check")

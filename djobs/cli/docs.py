@@ -56,9 +56,12 @@ WantedBy=multi-user.target
 
 CRONTAB_TEXT = """\
 # djobs from cron (crontab -e). Exit codes: 0 ok, 1 failed, 2 usage, 75 database unreachable, 78 bad config.
+# cron starts commands in $HOME: DJOBS_CONFIG names the config, and a relative SQLite path in it
+# (database = "sqlite:///djobs.db") is taken relative to that file, so these commands use the same
+# database as the systemd worker whatever the working directory.
 DJOBS_CONFIG=/srv/app/djobs.toml
-# Enqueue a nightly job; the unique key makes a second run on the same day a no-op.
-15 2 * * *  /srv/app/.venv/bin/djobs enqueue nightly-etl --args '{"partitions": ["eu", "us"]}' --unique "etl:$(date +\\%F)" --if-exists skip
+# Enqueue the nightly workflow for yesterday's data; the unique key makes a second run on the same day a no-op.
+15 2 * * *  /srv/app/.venv/bin/djobs enqueue nightly-etl --args "{\\"day\\": \\"$(date -d yesterday +\\%F)\\", \\"regions\\": [\\"eu\\", \\"us\\"]}" --unique "etl:$(date +\\%F)" --if-exists skip
 # Drain the reports queue every 10 minutes with a burst worker (exits when no work is left).
 */10 * * * *  /srv/app/.venv/bin/djobs worker --queue reports:4 --burst --no-scheduler
 # Delete finished jobs older than a week, every Sunday.
@@ -73,7 +76,8 @@ handlers that do not import are errors (exit 78) that name the file, the table a
 \\fBdjobs config check\\fR reports all of them.
 .TP
 .B [djobs]
-\\fBdatabase\\fR = "sqlite:///djobs.db" or "postgresql://user@host/db";
+\\fBdatabase\\fR = "sqlite:///djobs.db" (a relative path is relative to the config file) or
+"postgresql://user@host/db";
 \\fBmodules\\fR = ["myapp.jobs"], imported at start (they may register handlers with @djobs.job).
 The directory of the config file and the working directory are put on the module path.
 .TP
