@@ -132,6 +132,16 @@ class Config:
                 names.append(module)
         return names
 
+    def declared_job(self, name: str) -> dict[str, Any] | None:
+        """The job defaults (queue, retries, priority) of a `[jobs.NAME]` or `[workflows.NAME]`, or None.
+
+        Enough to enqueue the type without importing its handler.
+        """
+        found: JobConfig | WorkflowConfig | None = self.jobs.get(name) or self.workflows.get(name)
+        if found is None:
+            return None
+        return _drop_none({"queue": found.queue, "retries": found.retries, "priority": found.priority})
+
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as TOML-shaped data (what `djobs config show` prints)."""
         out: dict[str, Any] = {"djobs": {"modules": list(self.modules)}}
@@ -580,11 +590,41 @@ def _import_problems(conf: Config) -> list[str]:
     return c.problems
 
 
+def _signature_problems(conf: Config) -> list[str]:
+    """`[jobs.*]` handlers that import but cannot be handlers (the modules must import)."""
+    c = _Collector(conf.path)
+    for job in conf.jobs.values():
+        problem = handler_problem(job.name, resolve_handler(job.handler))
+        if problem:
+            c.add(_table_name("jobs", job.name), "handler", f"{job.handler}: {problem}")
+    return c.problems
+
+
+def handler_problem(name: str, fn: Callable[..., Any]) -> str | None:
+    """Why `fn` cannot be the handler of job type `name` (its signature), or None when it can."""
+    from djobs.registry import Handler, JobOptions
+
+    try:
+        Handler.build(name, fn, JobOptions())
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
 def _try_import(module: str) -> str | None:
+    """None when `module` imports; else why not, in one line. Whatever the module raises is its problem:
+    `sys.exit()` and other BaseExceptions too (only Ctrl-C goes through)."""
     try:
         importlib.import_module(module)
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
+    except KeyboardInterrupt:
+        raise
+    except SystemExit as exc:
+        sys.modules.pop(module, None)
+        return f"it called sys.exit({exc.code!r}) while being imported"
+    except BaseException as exc:
+        sys.modules.pop(module, None)
+        detail = " ".join(str(exc).split())
+        return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
     return None
 
 
@@ -625,7 +665,46 @@ def _reference_problems(conf: Config, known: set[str]) -> list[str]:
                 c.add(_table_name("workflows", w.name), key, f"unknown job {step.job!r} ({hint})")
             if step.job == w.name:
                 c.add(_table_name("workflows", w.name), f"steps[{i}]", "a workflow cannot call itself")
+    for cycle in workflow_cycles(conf):
+        c.add(_table_name("workflows", cycle[0]), "steps", "workflows call each other in a cycle: " + " → ".join(cycle))
     return c.problems
+
+
+def workflow_cycles(conf: Config) -> list[list[str]]:
+    """Cycles of workflows calling workflows (w1 → w2 → w1), each listed once from its first name.
+
+    A workflow calling itself is reported on its own; such a cycle would wait on itself forever.
+    """
+    calls = {w.name: [s.job for s in w.steps if s.job in conf.workflows and s.job != w.name] for w in conf.workflows.values()}
+    cycles: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+
+    def visit(path: list[str]) -> None:
+        for nxt in calls[path[-1]]:
+            if nxt == path[0]:
+                key = frozenset(path)
+                if key not in seen:
+                    seen.add(key)
+                    cycles.append([*path, nxt])
+            elif nxt not in path and nxt > path[0]:  # each cycle is found from its smallest name only
+                visit([*path, nxt])
+
+    for name in sorted(calls):
+        visit([name])
+    return cycles
+
+
+def job_names(conf: Config) -> set[str]:
+    """The job types a config gives workers: its `[jobs.*]` and what its modules register with
+    `@djobs.job` (the modules must have been imported, as `check` does)."""
+    from djobs.registry import module_jobs
+
+    mine = tuple(conf.handler_modules())
+
+    def ours(module: str) -> bool:
+        return any(module == m or module.startswith(m + ".") for m in mine)
+
+    return set(conf.jobs) | {n for n, h in module_jobs().items() if ours(getattr(h.fn, "__module__", "") or "")}
 
 
 def _module_job_names() -> set[str]:
@@ -643,7 +722,7 @@ def check(path: Path | str) -> list[str]:
     imports = _import_problems(conf)
     if imports:  # job names cannot be judged when the modules that register them did not import
         return problems + imports
-    return problems + _reference_problems(conf, _module_job_names())
+    return problems + _signature_problems(conf) + _reference_problems(conf, _module_job_names())
 
 
 def schedule_spec(s: ScheduleConfig) -> Any:
@@ -668,26 +747,82 @@ def schedule_spec(s: ScheduleConfig) -> Any:
     return sch.cron(s.value, timezone=s.timezone)
 
 
-def apply(conf: Config, queue: Queue) -> None:
-    """Register `[jobs.*]` and `[workflows.*]` on `queue` and declare `[schedules.*]`.
+def register(conf: Config, queue: Queue) -> None:
+    """Import the config's modules and register `[jobs.*]` and `[workflows.*]` on `queue`.
 
-    Imports the modules first (idempotent). Raises ConfigProblems when a handler does not import or a
-    schedule or workflow step names an unknown job.
+    Raises ConfigProblems when a module does not import, a handler does not fit, or a workflow step or a
+    schedule names an unknown job.
     """
     from djobs import workflows
 
     import_modules(conf)
+    problems: list[str] = []
     for job in conf.jobs.values():
         opts = _drop_none({"queue": job.queue, "retries": job.retries, "priority": job.priority})
-        queue.register(job.name, resolve_handler(job.handler), **opts)
+        try:
+            queue.register(job.name, resolve_handler(job.handler), **opts)
+        except (TypeError, ValueError) as exc:
+            problems.append(f"{conf.path or '<config>'}: [{_table_name('jobs', job.name)}] handler: {exc}")
     for wf in conf.workflows.values():
         opts = _drop_none({"queue": wf.queue, "retries": wf.retries, "priority": wf.priority})
         queue.register(wf.name, workflows.handler(wf), **opts)
-    problems = _reference_problems(conf, set(queue.job_types()))
+    problems += _reference_problems(conf, set(queue.job_types()))
     if problems:
         raise ConfigProblems(problems)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What `apply_schedules` changed: schedule names added, updated (spec, args or options) and removed."""
+
+    added: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+def apply_schedules(conf: Config, queue: Queue) -> Applied:
+    """Make the database's schedules match the config's `[schedules.*]` (handlers must be registered).
+
+    The config is the source of truth for the schedules it declares: each is written (a changed spec gets
+    a new next fire time; an unchanged one keeps its own), and a schedule an earlier apply wrote from a
+    config that no longer declares it is deleted. Schedules made through the API are left alone.
+    """
+    before = {s.name: s for s in queue.schedules()}
+    added, updated, unchanged = [], [], []
     for s in conf.schedules.values():
-        queue.schedule(s.job, schedule_spec(s), args=s.args, queue=s.queue, priority=s.priority, name=s.name)
+        spec = schedule_spec(s)
+        old = before.get(s.name)
+        _write_schedule(queue, s, spec)
+        if old is None:
+            added.append(s.name)
+        elif (old.job, old.spec, old.args, old.queue, old.priority) == (
+            s.job, spec.spec, s.args, s.queue or old.queue, s.priority
+        ):  # fmt: skip
+            unchanged.append(s.name)
+        else:
+            updated.append(s.name)
+    removed = [
+        name for name, info in before.items()
+        if name not in conf.schedules and getattr(info, "source", None) == "config" and queue.unschedule(name)
+    ]  # fmt: skip
+    return Applied(tuple(added), tuple(updated), tuple(unchanged), tuple(removed))
+
+
+def _write_schedule(queue: Queue, s: ScheduleConfig, spec: Any) -> None:
+    opts: dict[str, Any] = {"args": s.args, "queue": s.queue, "priority": s.priority, "name": s.name}
+    try:
+        queue.schedule(s.job, spec, source="config", **opts)  # type: ignore[call-arg]
+    except TypeError as exc:  # a library without schedule sources: the schedule is written all the same
+        if "source" not in str(exc):
+            raise
+        queue.schedule(s.job, spec, **opts)
+
+
+def apply(conf: Config, queue: Queue) -> Applied:
+    """`register` then `apply_schedules`: everything a worker does with its config."""
+    register(conf, queue)
+    return apply_schedules(conf, queue)
 
 
 def starter(database: str) -> dict[str, Any]:

@@ -492,7 +492,7 @@ def test_init_writes_a_valid_config_and_never_overwrites(cli, tmp_path, monkeypa
 
 def test_config_check_good_and_bad(cli, tmp_path):
     out = cli.ok("config", "check").stdout
-    assert out.startswith("djobs.toml: ok (1 jobs, 1 workflows, 1 schedules, 2 queues)")
+    assert out.startswith("djobs.toml: ok (5 jobs, 1 workflows, 1 schedules, 2 queues)")
     bad = tmp_path / "bad.toml"
     bad.write_text(textwrap.dedent("""
         [djobs]
@@ -533,8 +533,15 @@ def test_bad_config_exits_78_with_one_line(cli, tmp_path):
     (tmp_path / "djobs.toml").write_text("[jobs.a]\nhandler = 'x'\n[jobs.b]\nretries = 'many'\n")
     line = one_line(cli.fails(78, "jobs"))
     assert "djobs.toml: [jobs.a] handler: must be 'module:function'" in line and "and 2 more" in line
-    (tmp_path / "djobs.toml").write_text("[djobs]\nmodules = ['clijobs']\n[schedules.s]\njob = 'ghost'\nevery = '1m'\n")
-    assert "[schedules.s] job: unknown job 'ghost'" in one_line(cli.fails(78, "jobs"))
+    # Names are judged where handler code is loaded (the worker, config check, config apply); commands that
+    # only read or control the database import no user code and keep working.
+    (tmp_path / "djobs.toml").write_text(
+        f"[djobs]\ndatabase = '{cli.db_url}'\nmodules = ['clijobs']\n[schedules.s]\njob = 'ghost'\nevery = '1m'\n"
+    )
+    for command in (["worker", "--burst"], ["config", "apply"]):
+        assert "[schedules.s] job: unknown job 'ghost'" in one_line(cli.fails(78, *command))
+    assert "[schedules.s] job: unknown job 'ghost'" in cli.fails(78, "config", "check")
+    assert cli.ok("jobs").stdout.strip() == "no jobs"
 
 
 def test_unreachable_postgres_exits_75(cli):

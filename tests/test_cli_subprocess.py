@@ -374,3 +374,60 @@ def test_the_shipped_crontab_lines_run_from_another_directory(tmp_path):
     [job] = json.loads(listed.stdout)
     assert set(job["args"]) == {"day", "regions"} and job["args"]["regions"] == ["eu", "us"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\d", job["args"]["day"])
+
+
+LOADED = """
+import json, sys
+from djobs.cli import main
+try:
+    main()
+finally:
+    sys.stderr.write("\\nLOADED " + json.dumps(sorted(k for k, v in sys.modules.items() if v is not None)))
+"""
+
+
+def _imported(args: list[str], cwd: Path) -> tuple[set[str], str]:
+    """The modules loaded by the end of `djobs ARGS` (as the console script runs it), and its stdout."""
+    done = subprocess.run([sys.executable, "-c", LOADED, *args], capture_output=True, text=True, env=env(), cwd=cwd,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return set(json.loads(done.stderr.rsplit("LOADED ", 1)[1])), done.stdout
+
+
+def test_enqueue_of_a_config_declared_type_imports_no_user_code_and_no_unused_driver(tmp_path):
+    """The [jobs] handler's module would fail at import: enqueue never imports it (the worker will);
+    nor does it load the PostgreSQL driver on SQLite, pydantic or rich."""
+    (tmp_path / "heavy.py").write_text("raise RuntimeError('imported!')\ndef run(args):\n    return args\n")
+    (tmp_path / "djobs.toml").write_text('[djobs]\ndatabase = "sqlite:///jobs.db"\n[jobs.heavy]\n'
+                                         'handler = "heavy:run"\nqueue = "slow"\nretries = 7\n')  # fmt: skip
+    modules, out = _imported(["enqueue", "heavy", "--args", "{}"], tmp_path)
+    assert {"heavy", "psycopg", "psycopg2", "pydantic", "rich", "textual", "croniter"} & modules <= {"croniter"}
+    [job] = json.loads(subprocess.run([str(DJOBS), "--json", "jobs"], capture_output=True, text=True, env=env(),
+                                      cwd=tmp_path, timeout=60).stdout)  # fmt: skip
+    assert job["id"] == out.strip() and (job["queue"], job["max_retries"]) == ("slow", 7)
+    modules, _ = _imported(["jobs"], tmp_path)
+    assert not {"heavy", "psycopg", "pydantic", "textual"} & modules
+    bad = subprocess.run([str(DJOBS), "worker", "--burst"], capture_output=True, text=True, env=env(), cwd=tmp_path,
+                         timeout=60)  # fmt: skip
+    assert bad.returncode == 78 and "cannot import 'heavy': RuntimeError: imported!" in bad.stderr
+
+
+def test_a_module_calling_sys_exit_at_import_is_exit_78_naming_it(tmp_path):
+    (tmp_path / "quits.py").write_text("import sys\nsys.exit(3)\n")
+    (tmp_path / "djobs.toml").write_text('[djobs]\ndatabase = "sqlite:///jobs.db"\nmodules = ["quits"]\n')
+    for args in (["config", "check"], ["worker", "--burst"], ["enqueue", "anything"]):
+        done = subprocess.run([str(DJOBS), *args], capture_output=True, text=True, env=env(), cwd=tmp_path, timeout=60)
+        assert done.returncode == 78, (args, done.returncode, done.stderr)
+        assert "cannot import 'quits': it called sys.exit(3)" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_why_after_kill_9_speaks_of_recovery_at_the_stale_age(project):
+    log = str(project.root / "nap.log")
+    job_id = project.ok("enqueue", "nap", "--args", json.dumps({"log": log, "seconds": 60})).strip()
+    worker = project.spawn("worker", "--no-scheduler", name="worker")
+    wait_until(lambda: "nap started" in project.text("nap.log"), what="the job to start")
+    worker.kill()
+    worker.wait(10)
+    said = project.json("why", job_id)["reasons"]
+    assert said[0].startswith("the job is running on worker ")
+    assert any("returns the job to pending" in r and "stale age (30s)" in r for r in said), said

@@ -87,15 +87,41 @@ def check(ctx: typer.Context) -> None:
         common.print_json({"path": str(path), "ok": not problems, "problems": problems})
     elif problems:
         for p in problems:
-            print(p, file=sys.stderr)
+            print(common.printable(p), file=sys.stderr)
     else:
         conf = cfg.load(path)
+        jobs = cfg.job_names(conf)
         print(
-            f"{path}: ok ({len(conf.jobs)} jobs, {len(conf.workflows)} workflows, "
+            f"{path}: ok ({len(jobs)} jobs, {len(conf.workflows)} workflows, "
             f"{len(conf.schedules)} schedules, {len(conf.queues)} queues)"
         )
     if problems:
         raise typer.Exit(code=common.EXIT_CONFIG)
+
+
+@config_app.command("apply")
+def apply(ctx: typer.Context) -> None:
+    """Write the config's schedules to the database; delete the ones removed from it.
+
+    Workers do this when they start. Run it after editing [schedules.*] to change schedules without
+    restarting workers; schedules made through the library are left alone.
+    """
+    from djobs import config as cfg
+
+    st = common.state(ctx)
+    conf = st.config()
+    if conf is None:
+        raise cfg.ConfigProblems(["no config file (looked for ./djobs.toml and $XDG_CONFIG_HOME/djobs/djobs.toml)"])
+    done = common.apply_schedules(st, common.open_queue(st))
+    data = {"path": str(conf.path), "added": done.added, "updated": done.updated, "unchanged": done.unchanged,
+            "removed": done.removed}  # fmt: skip
+
+    def human() -> None:
+        parts = [f"{len(v)} {k}" + (f" ({', '.join(v)})" if v and k != "unchanged" else "")
+                 for k, v in data.items() if k != "path"]  # fmt: skip
+        print(f"{conf.path}: schedules " + ", ".join(parts))
+
+    common.output(st, data, human)
 
 
 @config_app.command("show")

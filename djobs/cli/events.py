@@ -67,7 +67,7 @@ def events(
 
     st = common.state(ctx)
     since_t = parse_since(since) if since else None
-    queue = common.open_queue(st)
+    queue = common.open_queue(st, handlers=False)
     if not follow:
         found = history(queue, job_id=job_id, queue_name=queue_name, since=since_t)
         common.output(st, found, lambda: render.events_table(found))

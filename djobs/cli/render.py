@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from djobs import explain
 
@@ -32,13 +32,23 @@ _err_console: Console | None = None
 
 
 def console() -> Console:
-    """The stdout console."""
+    """The stdout console: as wide as the terminal, or unlimited (nothing cut) with `--wide` or when stdout
+    is a pipe or a file, where a reader wants whole values, not `Q…`."""
     global _console
     from rich.console import Console
 
-    if _console is None or _console.file is not _stdout():
-        _console = Console(file=_stdout(), highlight=False, soft_wrap=False)
+    from djobs.cli import common
+
+    out = _stdout()
+    unlimited = common.WIDE or not out.isatty()
+    if _console is None or _console.file is not out or _console_unlimited != unlimited:
+        _console = Console(file=out, highlight=False, soft_wrap=False, width=UNLIMITED if unlimited else None)
+        globals()["_console_unlimited"] = unlimited
     return _console
+
+
+UNLIMITED = 1_000_000  # columns: wider than any row
+_console_unlimited = False
 
 
 def err_console() -> Console:
@@ -84,21 +94,21 @@ def short_json(v: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _esc(text: Any) -> str:
+def _esc(text: Any, keep_newlines: bool = False) -> str:
+    """Stored text as rich markup: control characters escaped (`common.printable`), markup neutralised."""
     from rich.markup import escape
 
-    return escape(str(text))
+    from djobs.cli.common import printable
+
+    return escape(printable(str(text), keep_newlines))
 
 
 def _table(
-    title: str | None,
-    *columns: str,
-    keep: tuple[str, ...] = ("ID",),
-    fold: tuple[str, ...] = (),
-    min_widths: dict[str, int] | None = None,
+    title: str | None, *columns: str, keep: tuple[str, ...] = ("ID",), fold: tuple[str, ...] = (), flex: str | None = None
 ) -> Any:
-    """A compact table. Columns in `keep` are never cut (ids must stay copyable), those in `fold` wrap,
-    the others are cut with an ellipsis on a narrow terminal (`inspect ID` shows everything)."""
+    """A compact table. On a terminal too narrow for every cell, `flex` gives way first, then the other
+    columns, widest first; `keep` columns are never cut (ids must stay copyable), `fold` columns wrap instead
+    of being cut. `inspect ID` shows every value whole; so does any table with `--wide` or in a pipe."""
     from rich import box
     from rich.table import Table
 
@@ -106,30 +116,69 @@ def _table(
         title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
         collapse_padding=True, show_edge=False, header_style="bold",
     )  # fmt: skip
-    widths = {col: max(len(col), n) for col, n in (min_widths or {}).items()}
     for col in columns:
-        if col in keep:
-            table.add_column(col, no_wrap=True, overflow="ignore", min_width=widths.get(col))
-        elif col in fold:
-            table.add_column(col, overflow="fold", min_width=widths.get(col))
-        else:
-            table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=widths.get(col))
+        overflow: Literal["ignore", "fold", "ellipsis"] = "ignore" if col in keep else "fold" if col in fold else "ellipsis"
+        table.add_column(col, no_wrap=col not in fold, overflow=overflow)
+    table.djobs_flex = flex  # type: ignore[attr-defined]  # read back by _show
     return table
 
 
-def _widest(values: Sequence[Any], cap: int = 40) -> int:
-    return min(cap, max((len(str(v)) for v in values), default=0))
+def plan_widths(natural: list[int], headers: list[int], kinds: list[str], flex: int | None, room: int) -> list[int]:
+    """Column widths that fit `room` cells. In stages: `flex` down to 20 cells, the other cuttable columns
+    (widest first) down to their header or 6 cells, `flex` down to 8, then every cuttable column down to
+    3 cells. `keep` columns are never cut; when they alone do not fit, the sum exceeds `room`."""
+    widths = list(natural)
+    over = sum(widths) - room
+    others = sorted((i for i, k in enumerate(kinds) if k != "keep" and i != flex), key=lambda i: -natural[i])
+    flexes = [flex] if flex is not None else []
+    stages = [(flexes, lambda i: 20), (others, lambda i: max(headers[i], 6)), (flexes, lambda i: 8),
+              ([*flexes, *others], lambda i: 3)]  # fmt: skip
+    for columns, floor in stages:
+        for i in columns:
+            if over <= 0:
+                return widths
+            cut = min(over, widths[i] - min(natural[i], floor(i)))
+            if cut > 0:
+                widths[i] -= cut
+                over -= cut
+    return widths
 
 
 def _show(table: Any) -> None:
-    """Print a table made by `_table`, first sizing the never-cut columns to their widest cell."""
+    """Print a table made by `_table` with its cells cut to planned widths (see `plan_widths`).
+
+    djobs cuts the cells itself and lets rich lay out an unbounded width: rich's own shrinking drops whole
+    columns on a narrow terminal.
+    """
     from rich.text import Text
 
-    for column in table.columns:
-        if column.overflow == "ignore":
-            cells = [Text.from_markup(c).cell_len if isinstance(c, str) else 0 for c in column.cells]
-            column.min_width = max([len(str(column.header)), *cells])
-    console().print(table)
+    out = console()
+    headers = [Text.from_markup(str(c.header)).cell_len for c in table.columns]
+    cells = [[Text.from_markup(v) if isinstance(v, str) else v for v in c._cells] for c in table.columns]
+    natural = [
+        max([headers[i], *(v.cell_len if isinstance(v, Text) else 0 for v in col)]) for i, col in enumerate(cells)
+    ]
+    gaps = _GAP * (len(natural) - 1)
+    widths = natural
+    if sum(natural) + gaps > out.width:
+        kinds = ["keep" if c.overflow == "ignore" else "cut" for c in table.columns]
+        names = [str(c.header) for c in table.columns]
+        flex = names.index(table.djobs_flex) if table.djobs_flex in names else None
+        widths = plan_widths(natural, headers, kinds, flex, out.width - gaps)
+    for column, col, width in zip(table.columns, cells, widths, strict=True):
+        if headers[table.columns.index(column)] > width:
+            column.header = str(column.header)[: max(1, width - 1)] + "…"
+        for v in col:
+            if isinstance(v, Text) and v.cell_len > width:
+                if column.overflow == "fold":
+                    continue  # wraps within its width
+                v.truncate(width, overflow="ellipsis")
+        column._cells = col
+        column.width = width if column.overflow == "fold" else None
+    out.print(table, width=UNLIMITED)
+
+
+_GAP = 2  # cells between two columns (padding 1 on each side; no padding at the edges)
 
 
 def _empty(title: str | None, what: str) -> None:
@@ -146,13 +195,13 @@ def jobs_table(jobs: Sequence[Any], title: str | None = None) -> None:
     if not jobs:
         _empty(title, "no jobs")
         return
-    widths = {"TYPE": _widest([j.type for j in jobs], 16), "QUEUE": _widest([j.queue for j in jobs], 12), "RUN AT": 8}
+    runs = [ago(j.run_at) for j in jobs]
     table = _table(title, "ID", "TYPE", "QUEUE", "STATUS", "TRY", "RUN AT", "ERROR", keep=("ID", "STATUS", "TRY"),
-                   min_widths=widths)  # fmt: skip
-    for j in jobs:
+                   flex="ERROR")  # fmt: skip
+    for j, run_at in zip(jobs, runs, strict=True):
         table.add_row(
             _esc(j.id), _esc(j.type), _esc(j.queue), status(j.status), f"{j.attempt}/{j.max_retries + 1}",
-            ago(j.run_at), _esc(_first_line(j.last_error or "")),
+            run_at, _esc(_first_line(getattr(j, "last_error", None) or getattr(j, "error_preview", None) or "")),
         )  # fmt: skip
     _show(table)
 
@@ -182,12 +231,12 @@ def job_detail(job: Any, checkpoints: Sequence[Any], subs: Sequence[Any], events
     if value(job.status) == "completed":
         rows.append(("result", _esc(short_json(job.result, 200))))
     if job.last_error:
-        rows.append(("error", f"[red]{_esc(job.last_error.strip())}[/]"))
+        rows.append(("error", f"[red]{_esc(job.last_error.strip(), keep_newlines=True)}[/]"))
     for k, v in rows:
         grid.add_row(k, v)
     out.print(grid)
     if checkpoints:
-        table = _table("checkpoints", "#", "NAME", "VALUE", "ERROR", keep=("#", "NAME"))
+        table = _table("checkpoints", "#", "NAME", "VALUE", "ERROR", keep=("#", "NAME"), flex="VALUE")
         for c in checkpoints:
             idx = "" if c.call_index is None else str(c.call_index)
             table.add_row(idx, _esc(c.name), _esc(short_json(c.value)), _esc(c.error or ""))
@@ -206,8 +255,7 @@ def events_table(events: Sequence[Any], title: str | None = None) -> None:
     if not events:
         _empty(title, "no events")
         return
-    widths = {"KIND": _widest([e.kind for e in events], 20)}
-    table = _table(title, "#", "TIME", "KIND", "JOB", "QUEUE", "DETAIL", keep=("#", "TIME", "JOB"), min_widths=widths)
+    table = _table(title, "#", "TIME", "KIND", "JOB", "QUEUE", "DETAIL", keep=("#", "TIME", "JOB"), flex="DETAIL")
     for e in events:
         table.add_row(*event_cells(e))
     _show(table)
@@ -240,7 +288,9 @@ def event_line(e: Any) -> None:
     console().print(" ".join(parts))
 
 
-def overview(stats: Sequence[Any], workers: Sequence[Any], schedules: Sequence[Any]) -> None:
+def overview(
+    stats: Sequence[Any], workers: Sequence[Any], schedules: Sequence[Any], unapplied: frozenset[str] = frozenset()
+) -> None:
     """`djobs inspect` without an id."""
     statuses = ["pending", "running", "waiting", "retrying", "paused", "completed", "failed", "cancelled"]
     if not stats:
@@ -256,7 +306,7 @@ def overview(stats: Sequence[Any], workers: Sequence[Any], schedules: Sequence[A
     console().print()
     workers_table(workers)
     console().print()
-    schedules_table(schedules)
+    schedules_table(schedules, unapplied)
 
 
 def workers_table(workers: Sequence[Any]) -> None:
@@ -276,18 +326,32 @@ def workers_table(workers: Sequence[Any]) -> None:
     _show(table)
 
 
-def schedules_table(schedules: Sequence[Any]) -> None:
-    """Schedules: job, spec, last and next fire."""
+def schedules_table(schedules: Sequence[Any], unapplied: frozenset[str] = frozenset()) -> None:
+    """Schedules: job, spec, last and next fire. A next fire in the past is overdue (no scheduler is
+    firing it); a config schedule not written yet says so."""
     if not schedules:
         _empty("schedules", "no schedules")
         return
-    table = _table("schedules", "NAME", "JOB", "SPEC", "QUEUE", "LAST FIRE", "NEXT FIRE", "PAUSED", keep=("NAME",))
+    table = _table("schedules", "NAME", "JOB", "SPEC", "QUEUE", "LAST FIRE", "NEXT FIRE", "PAUSED", keep=("NAME",),
+                   flex="LAST FIRE")  # fmt: skip
+    now = datetime.now(UTC)
     for s in schedules:
         table.add_row(
             _esc(s.name), _esc(s.job), _esc(s.spec), _esc(s.queue or ""), when(s.last_fire),
-            when(s.next_fire), "[yellow]yes[/]" if s.paused else "",
+            next_fire(s.next_fire, now) + (" [dim](not applied yet)[/]" if s.name in unapplied else ""),
+            "[yellow]yes[/]" if s.paused else "",
         )  # fmt: skip
     _show(table)
+
+
+def next_fire(t: datetime | None, now: datetime) -> str:
+    """A schedule's next fire; one in the past reads `overdue by 13m` (its scheduler is not running)."""
+    if t is None:
+        return ""
+    if t < now:
+        stamp = t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"{stamp} [yellow](overdue by {explain.span((now - t).total_seconds())})[/]"
+    return when(t)
 
 
 def reasons(job_id: str, items: Sequence[str]) -> None:

@@ -224,6 +224,7 @@ def worker(
         return
 
     queue = common.open_queue(st)
+    common.apply_schedules(st, queue)  # the config is the truth for its schedules: every worker syncs them
     w = queue.worker(
         queues=queues, scheduler=use_scheduler, burst=burst, drain_timeout=drain, stale_lock_age=stale
     )
