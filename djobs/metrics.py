@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 
 from djobs.jobs import STATUS_VALUES
 
@@ -149,8 +149,10 @@ def dashboard_registry(queue: Callable[[], Queue], run: Callable[[Callable[[], A
 
 
 def exposition(reg: CollectorRegistry, accept: str | None = None) -> tuple[bytes, str]:
-    """The registry in the Prometheus text format, and its content type."""
-    return generate_latest(reg), CONTENT_TYPE_LATEST
+    """The registry in the format the scraper asked for (its Accept header: OpenMetrics, or the Prometheus
+    text format, version 0.0.4 by default), and that format's content type."""
+    encode, content_type = choose_encoder(accept or "")
+    return encode(reg), content_type
 
 
 # -- the worker's metrics port ---------------------------------------------------------------------------
@@ -173,7 +175,7 @@ class WorkerEndpoints:
         if method not in ("GET", "HEAD"):
             status, body = "405 Method Not Allowed", b"GET only\n"
         elif path == "/metrics":
-            body, ctype = exposition(self.registry)
+            body, ctype = exposition(self.registry, environ.get("HTTP_ACCEPT"))
             status = "200 OK"
         elif path == "/healthz":  # alive while the process answers, draining included: never restart a drain
             status, body = "200 OK", (b"draining\n" if getattr(self.worker, "stopping", False) else b"ok\n")

@@ -8,9 +8,7 @@ generous timeout; nothing asserts on wall-clock time.
 
 from __future__ import annotations
 
-import contextlib
 import re
-import socket
 import sqlite3
 import threading
 import time
@@ -21,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from browser.support import TIMEOUT, TOKEN, Client, wait_for
+from browser.support import TIMEOUT, TOKEN, Client, Proxy, wait_for
 
 import djobs
 import djobs.ui
@@ -545,46 +543,6 @@ def test_the_host_header_must_be_one_the_dashboard_serves(
     assert r.status == 200 and r.json == {"ok": True}
 
 
-class _Proxy:
-    """A TCP forwarder to PostgreSQL that can be cut, to make the database unreachable for real."""
-
-    def __init__(self, target: tuple[str, int], port: int = 0) -> None:
-        self.target = target
-        self.listener = socket.create_server(("127.0.0.1", port))
-        self.listener.settimeout(0.05)
-        self.port = self.listener.getsockname()[1]
-        self.socks: list[socket.socket] = []
-        self.stopped = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                down, _ = self.listener.accept()
-            except (TimeoutError, OSError):
-                continue
-            up = socket.create_connection(self.target)
-            self.socks += [down, up]
-            for a, b in ((down, up), (up, down)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                dst.sendall(data)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.listener.close()
-        for s in self.socks:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-
-
 def test_storage_unavailable_is_503_and_recovers(
     db_url: str, serve: Callable[..., Client], make_app: Callable[..., Any]
 ) -> None:
@@ -608,7 +566,7 @@ def test_storage_unavailable_is_503_and_recovers(
         return
 
     parts = urlsplit(db_url)
-    proxy = _Proxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    proxy = Proxy((parts.hostname or "127.0.0.1", parts.port or 5432))
     url = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
     store = djobs.connect(url, connect_timeout=2)
     try:
@@ -620,7 +578,7 @@ def test_storage_unavailable_is_503_and_recovers(
             assert r.status == 503, path
             assert "database" in r.json["error"] and r.headers["retry-after"] == "2"
         assert c.post("/api/queues/default/pause").status == 503
-        proxy = _Proxy(proxy.target, proxy.port)  # the server is back
+        proxy = Proxy(proxy.target, proxy.port)  # the server is back
         wait_for(lambda: c.get("/api/overview").status == 200, "recovery")
         assert c.post("/api/queues/default/pause").status == 200
     finally:

@@ -116,15 +116,17 @@ def ui(
         )  # fmt: skip
 
     def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt  # waitress's loop closes the server on it, like Ctrl-C
+        dashboard.hub.close()  # open event streams end now, so the server's threads can finish
+        raise KeyboardInterrupt  # waitress's loop stops on it
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         dashboard.close()
         server.close()
 

@@ -58,8 +58,10 @@ class EventHub:
     def streams(self) -> int:
         return self._streams
 
-    def open(self) -> int | None:
-        """Register a stream; its starting position, or None when `max_streams` are open already."""
+    def open(self, start: int) -> int | None:
+        """Register a stream; its starting position, or None when `max_streams` are open already. A
+        follower started now reads from event id `start` (read by the caller before it asked), so an event
+        written while the follower starts up is not missed."""
         with self._cond:
             if self._closed.is_set() or self._streams >= self.max_streams:
                 return None
@@ -67,9 +69,15 @@ class EventHub:
             if self._run_stop is None or self._run_stop.is_set():
                 self._run_stop = threading.Event()
                 threading.Thread(
-                    target=self._follow, args=(self._run_stop,), name="djobs-ui-events", daemon=True
+                    target=self._follow, args=(self._run_stop, start), name="djobs-ui-events", daemon=True
                 ).start()
             return self._seq
+
+    def published_after(self, event_id: int, position: int) -> list[Any]:
+        """Events the follower handed out up to `position` whose id is above `event_id`: what a stream that
+        read `event_id` as the newest, then joined a running follower, would otherwise miss."""
+        with self._cond:
+            return [ev for seq, ev in self._ring if seq <= position and ev.id > event_id]
 
     def release(self) -> None:
         with self._cond:
@@ -110,14 +118,13 @@ class EventHub:
             self.error = None
             self._cond.notify_all()
 
-    def _follow(self, stop: threading.Event) -> None:
+    def _follow(self, stop: threading.Event, cursor: int) -> None:
         """The follower thread: read the log until nobody listens; ride out database outages."""
-        cursor: int | None = None
         pause = 0.5
         while not stop.is_set():
             try:
                 for ev in self._queue().follow_events(cursor=cursor, stop=stop, poll=0.25):
-                    cursor = ev.id if cursor is None else max(cursor, ev.id)
+                    cursor = max(cursor, ev.id)
                     self._publish([ev])
                     pause = 0.5
                 return
@@ -172,16 +179,18 @@ def stream(d: Dashboard, req: Request) -> Response:
             raise HTTPError(400, "Last-Event-ID must be an event id")
         last_id = int(last_text)
     hub = d.hub
-    position = hub.open()
+    if hub.streams >= hub.max_streams:  # checked again by open(): this only spares the read below
+        raise _full(hub)
+    if last_id is None:
+        latest = d.db(lambda: d.queue.latest_event_id())
+        replay: list[Any] = []
+    else:
+        latest = last_id
+        replay = d.db(lambda: d.queue.events_since(last_id, limit=REPLAY + 1, job_id=job_id, queue=queue_name))
+    position = hub.open(start=latest)
     if position is None:
-        raise HTTPError(
-            503, f"all {hub.max_streams} live streams are in use; poll api/events instead", [("Retry-After", "30")]
-        )
-    try:
-        replay = d.db(lambda: d.queue.events_since(last_id, limit=REPLAY + 1, job_id=job_id, queue=queue_name)) if last_id is not None else []
-    except BaseException:
-        hub.release()
-        raise
+        raise _full(hub)
+    replay += hub.published_after(latest, position)
     disconnected = req.environ.get("waitress.client_disconnected")
     headers = [
         ("Content-Type", "text/event-stream; charset=utf-8"),
@@ -190,6 +199,12 @@ def stream(d: Dashboard, req: Request) -> Response:
         *SECURITY_HEADERS,
     ]
     return 200, headers, _Stream(hub, position, replay, job_id, queue_name, disconnected)
+
+
+def _full(hub: EventHub) -> HTTPError:
+    return HTTPError(
+        503, f"all {hub.max_streams} live streams are in use; poll api/events instead", [("Retry-After", "30")]
+    )
 
 
 class _Stream:

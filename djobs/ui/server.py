@@ -86,6 +86,7 @@ class Server:
             )
         self._server = create_server(app, **options)
         self._thread: threading.Thread | None = None
+        self._closing = False
 
     @property
     def port(self) -> int:
@@ -96,7 +97,11 @@ class Server:
 
     def run(self) -> None:
         """Serve until `close()` (from another thread) or KeyboardInterrupt/SystemExit in this one."""
-        self._server.run()
+        try:
+            self._server.run()
+        except (OSError, ValueError):
+            if not self._closing:  # a descriptor closed under the loop by close(): the expected end
+                raise
 
     def start(self, name: str = "djobs-http") -> Server:
         """Serve on a daemon thread."""
@@ -105,9 +110,19 @@ class Server:
         return self
 
     def close(self, timeout: float = 5.0) -> None:
+        """Let running requests finish (up to `timeout`; end long responses such as event streams first),
+        then close every connection and the listening sockets, which ends `run()`."""
+        from waitress import wasyncore
+
+        self._closing = True
+        server = self._server
         try:
-            self._server.close()
-        except Exception:  # already closed, or closed while the loop was mid-poll
+            server.task_dispatcher.shutdown(timeout=timeout)
+        except Exception:
+            log.debug("stopping the HTTP server's threads", exc_info=True)
+        try:
+            wasyncore.close_all(getattr(server, "_map", None) or server.map)
+        except Exception:  # closed already, or closed while the loop was mid-poll
             log.debug("closing the HTTP server", exc_info=True)
         if self._thread is not None:
             self._thread.join(timeout)

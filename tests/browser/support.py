@@ -3,13 +3,16 @@ waitress on a thread (as `djobs ui` serves it), and the real `djobs ui` executab
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,3 +124,43 @@ class UiProcess:
         if self.proc.stderr is not None:
             self.proc.stderr.close()
         return self.proc.returncode
+
+
+class Proxy:
+    """A TCP forwarder to PostgreSQL that can be cut, to make the database unreachable for real."""
+
+    def __init__(self, target: tuple[str, int], port: int = 0) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", port))
+        self.listener.settimeout(0.05)
+        self.port = self.listener.getsockname()[1]
+        self.socks: list[socket.socket] = []
+        self.stopped = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                down, _ = self.listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            up = socket.create_connection(self.target)
+            self.socks += [down, up]
+            for a, b in ((down, up), (up, down)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+        for s in self.socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
