@@ -180,7 +180,7 @@ function kv(pairs) {
 const json = (v) => h("pre", {}, JSON.stringify(v, null, 2));
 const link = (id, text) => h("a", { href: "#", onclick: (e) => { e.preventDefault(); select(id); } }, text || short(id));
 
-const STEP_ICONS = { call: "↳", checkpoint: "◆", fanout: "⑃", sleep: "⏾", signal: "⚑" };
+const STEP_ICONS = { call: "↳", checkpoint: "◆", fanout: "⇉", sleep: "⏾", signal: "⚑" };
 
 function renderWorkflow(w) {
   const times = [];
