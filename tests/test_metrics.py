@@ -4,7 +4,10 @@ a database that does not answer gives `djobs_database_up 0` instead of a failed 
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,9 +16,12 @@ from browser.support import TIMEOUT, TOKEN, Client, Proxy, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 import djobs
+import djobs.metrics
 import djobs.ui
 from djobs.metrics import RunMetrics, WorkerEndpoints
 from djobs.ui.server import Server
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def scrape(c: Client, path: str = "/metrics") -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
@@ -150,3 +156,24 @@ def test_a_database_that_does_not_answer_gives_up_0(served: Callable[..., Client
     finally:
         proxy.stop()
         store.close()
+
+
+def test_the_grafana_dashboard_queries_only_series_djobs_serves(served: Callable[..., Client], store: Any, queue: djobs.Queue) -> None:
+    board = json.loads((REPO / "examples" / "grafana" / "djobs.json").read_text())
+    exprs = [t["expr"] for p in board["panels"] for t in p["targets"]]
+    exprs += [v["definition"] for v in board["templating"]["list"] if "definition" in v]
+    used = {m for e in exprs for m in re.findall(r"\bdjobs_[a-z_]+", e)}
+    metrics = djobs.metrics.run_metrics()
+
+    @queue.handler("grafana")
+    def grafana(args: Any) -> None:
+        pass
+
+    job = queue.get_job(queue.enqueue("grafana", None, delay=3600))
+    metrics.run_started(job)
+    metrics.run_finished(job, "completed", 0.1)
+    text = served(djobs.ui.Dashboard(store, queue=queue, token=TOKEN)).get("/metrics").text
+    families = list(text_string_to_metric_families(text))
+    served_names = {f.name for f in families} | {s.name for f in families for s in f.samples}
+    assert used and used <= served_names, used - served_names
+    assert {p["gridPos"]["y"] for p in board["panels"]} and len({p["id"] for p in board["panels"]}) == len(board["panels"])

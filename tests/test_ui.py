@@ -541,6 +541,9 @@ def test_the_host_header_must_be_one_the_dashboard_serves(
     # Probes come from load balancers with the pod's address and no token: they answer anyway.
     r = Client(c.port, token=None).get("/healthz", headers={"Host": "10.1.2.3:8080"})
     assert r.status == 200 and r.json == {"ok": True}
+    # Prometheus scrapes by address as well: /metrics skips the Host check but not the token.
+    assert c.get("/metrics", headers={"Host": "10.1.2.3:8080"}).status == 200
+    assert Client(c.port, token=None).get("/metrics", headers={"Host": "10.1.2.3:8080"}).status == 401
 
 
 def test_storage_unavailable_is_503_and_recovers(

@@ -18,7 +18,9 @@ application's `authorizer`), and a browser must not be turned against it:
 
 Liveness and readiness (`healthz`, `readyz`) answer without credentials and whatever the Host: probes come
 from load balancers and kubelets that hold no token and use the pod's address, and the answers say only
-whether the process and its database are up.
+whether the process and its database are up. `metrics` is scraped by the pod's address too, so it skips the
+Host check but still needs the token (a rebinding page has none, and the browser's cookie belongs to
+another name).
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ log = logging.getLogger("djobs.ui")
 
 Authorizer = Callable[[dict[str, Any]], bool]
 
-#: Paths answered to anyone (see the module docstring).
+#: Paths answered to anyone, and paths answered whatever the Host (see the module docstring).
 OPEN_PATHS = frozenset({"healthz", "readyz"})
+ANY_HOST_PATHS = OPEN_PATHS | {"metrics"}
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 MIN_TOKEN = 16
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
@@ -154,7 +157,8 @@ class Guard:
         """None to serve the request, else the response refusing it (or the page load that sets the cookie)."""
         if rel in OPEN_PATHS and req.method in _SAFE_METHODS:
             return None
-        refused = self._check_host(req) or self._check_site(req, rel)
+        refused = None if rel in ANY_HOST_PATHS else self._check_host(req)
+        refused = refused or self._check_site(req, rel)
         if refused is None and req.method not in _SAFE_METHODS:
             refused = self._check_origin(req)
         if refused is not None:
