@@ -90,7 +90,7 @@ def test_stream_carries_events_from_other_processes(dash: Any, queue: djobs.Queu
         queue.pause_queue("here", reason="this process")
         env = {k: v for k, v in os.environ.items() if not k.startswith("DJOBS_")}
         exe = str(Path(sys.executable).with_name("djobs"))
-        subprocess.run([exe, "--database", db_url, "pause", "queue", "elsewhere"], check=True, env=env, timeout=60)
+        subprocess.run([exe, "--database", db_url, "pause", "queue", "elsewhere", "--force"], check=True, env=env, timeout=60)
         got = s.frames(lambda f: (e := _event(f)) is not None and e["queue"] == "elsewhere")
         events = [e for f in got if (e := _event(f))]
         assert [(e["kind"], e["queue"]) for e in events] == [("queue_paused", "here"), ("queue_paused", "elsewhere")]
