@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -35,6 +35,8 @@ from .widgets.overview import QueueSummary, SchedulesPanel, WorkersPanel
 from .widgets.status import StatusLine
 
 MAX_BACKOFF = 10.0
+#: Terminals with fewer lines than this hide the title bar (80x24 needs the line for the panels).
+SHORT = 30
 
 
 def _utcnow() -> datetime:
@@ -106,7 +108,11 @@ class DjobsApp(App[None]):
         yield StatusLine("connecting…", id="status")
         yield Footer()
 
+    def on_resize(self, event: events.Resize) -> None:
+        self.screen_stack[0].set_class(event.size.height < SHORT, "-short")
+
     def on_mount(self) -> None:
+        self.screen_stack[0].set_class(self.size.height < SHORT, "-short")
         self.query_one(FilterBar).display = False
         self.query_one(JobsTable).border_title = "jobs"
         self.query_one(JobsTable).focus()
@@ -204,9 +210,8 @@ class DjobsApp(App[None]):
             self.query_one(FilterBar).open()
 
     def on_filter_bar_applied(self, message: FilterBar.Applied) -> None:
-        known = [st.name for st in self.snapshot.stats] if self.snapshot else []
         try:
-            self.job_filter = JobFilter.parse(message.text, known)
+            self.job_filter = JobFilter.parse(message.text)
         except ValueError as exc:
             self.notify(str(exc), title="Filter", severity="error")
             return

@@ -11,12 +11,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .format import STATUS_ORDER, status_value
+from djobs.jobs import STATUS_VALUES
+
+from .format import status_value
 
 if TYPE_CHECKING:
     import djobs
@@ -34,19 +36,24 @@ EVENTS_PER_POLL = 100
 
 @dataclass(frozen=True)
 class JobFilter:
-    """Filter for the jobs table: `status:failed queue:emails type:send-email`, or bare words."""
+    """Filter for the jobs table: `status:failed queue:emails type:send-email` pick exactly; a bare word is a
+    status when it names one, otherwise it matches part of the job type or of the queue name (`mail`
+    finds type `send-email` and queue `emails`). Several words must all match."""
 
     status: str | None = None
     queue: str | None = None
     type: str | None = None
+    #: Bare words, lower case: each matches part of a job's type or queue.
+    words: tuple[str, ...] = ()
     #: Which window of `JOB_WINDOW` rows: 0 the newest, 1 the next older ones… (`]` and `[` in the table).
     page: int = 0
 
     @classmethod
-    def parse(cls, text: str, known_queues: Sequence[str] = ()) -> JobFilter:
-        """Read the filter bar: `key:value` (or `key=value`) words; a bare word is a status if it names
-        one, a queue if it names a known queue, else a job type. Raises ValueError on an unknown key."""
+    def parse(cls, text: str) -> JobFilter:
+        """Read the filter bar: `key:value` (or `key=value`) words and bare words. Raises ValueError on an
+        unknown key or status."""
         values: dict[str, str] = {}
+        words: list[str] = []
         for word in text.split():
             key, sep, value = word.partition(":")
             if not sep:
@@ -61,25 +68,65 @@ class JobFilter:
                     key = "type"
                 if key not in ("status", "queue", "type"):
                     raise ValueError(f"unknown filter {key!r}: use status:, queue: or type:")
-                if key == "status" and value.lower() not in STATUS_ORDER:
-                    raise ValueError(f"unknown status {value!r}: one of {', '.join(STATUS_ORDER)}")
+                if key == "status" and value.lower() not in STATUS_VALUES:
+                    raise ValueError(f"unknown status {value!r}: one of {', '.join(STATUS_VALUES)}")
                 values[key] = value.lower() if key == "status" else value
-            elif word.lower() in STATUS_ORDER:
+            elif word.lower() in STATUS_VALUES:
                 values["status"] = word.lower()
-            elif word in known_queues:
-                values["queue"] = word
-            else:
-                values["type"] = word
-        return cls(status=values.get("status"), queue=values.get("queue"), type=values.get("type"))
+            elif word.lower() not in words:
+                words.append(word.lower())
+        return cls(
+            status=values.get("status"),
+            queue=values.get("queue"),
+            type=values.get("type"),
+            words=tuple(words),
+        )
 
     def describe(self) -> str:
         parts = [
             f"{k}={v}" for k, v in (("status", self.status), ("queue", self.queue), ("type", self.type)) if v
         ]
-        return " ".join(parts)
+        return " ".join([*parts, *(f"~{w}" for w in self.words)])
+
+    def matches(self, job_type: str, queue: str) -> bool:
+        """Whether a job of this type in this queue passes the type, queue and word parts of the filter."""
+        if self.type is not None and job_type != self.type:
+            return False
+        if self.queue is not None and queue != self.queue:
+            return False
+        return all(w in job_type.lower() or w in queue.lower() for w in self.words)
+
+    def lookups(self, types: Iterable[str], queues: Iterable[str]) -> list[tuple[str | None, str | None]]:
+        """The (type, queue) pairs to list so that together they hold every matching job, for the given
+        known type and queue names: each word is met by the pair's type or its queue. [(type, queue)] with
+        the exact parts alone when there are no words; [] when no known name can meet the words."""
+        if not self.words:
+            return [(self.type, self.queue)]
+        type_options: list[str | None] = [self.type] if self.type is not None else [None, *sorted(set(types))]
+        queue_options: list[str | None] = (
+            [self.queue] if self.queue is not None else [None, *sorted(set(queues))]
+        )
+        pairs: list[tuple[str | None, str | None]] = []
+        for t in type_options:
+            for q in queue_options:
+                if all(
+                    (t is not None and w in t.lower()) or (q is not None and w in q.lower())
+                    for w in self.words
+                ):
+                    pairs.append((t, q))
+        # A pair that a broader one (the same type with any queue, or the same queue with any type) already
+        # covers would only list the same jobs again.
+        return [
+            (t, q)
+            for t, q in pairs
+            if not (
+                (t is not None and q is not None and self.queue is None and (t, None) in pairs)
+                or (t is not None and q is not None and self.type is None and (None, q) in pairs)
+            )
+        ]
 
     def __bool__(self) -> bool:
-        return bool(self.status or self.queue or self.type or self.page)
+        return bool(self.status or self.queue or self.type or self.words or self.page)
 
 
 @dataclass
@@ -99,6 +146,10 @@ class Snapshot:
     events: EventBatch
     job_filter: JobFilter
     taken_at: datetime
+
+
+#: A filter word matching many names lists at most this many (type, queue) pairs per refresh.
+MAX_LOOKUPS = 20
 
 
 #: `queue_stats()` counts every job (about 40 ms of this process's CPU for 200,000 rows on SQLite; on
@@ -136,6 +187,9 @@ class Poller:
         self._stats: list[Any] = []
         self._stats_due = 0.0
         self.stats_cost = 0.0
+        #: Job type names known so far (handlers here, jobs and schedules seen): what bare filter words
+        #: are matched against.
+        self.type_names: set[str] = set()
 
     def snapshot(self, job_filter: JobFilter, *, force: bool = False) -> Snapshot:
         q = self.queue
@@ -146,18 +200,35 @@ class Poller:
             self._stats_due = next_due(started, time.thread_time() - cpu, self.stats_cost)
         stats = self._stats
         workers = list(q.workers())
-        jobs = list(
-            q.list_jobs(
-                status=job_filter.status,
-                queue=job_filter.queue,
-                type=job_filter.type,
-                limit=self.job_window,
-                offset=job_filter.page * self.job_window,
-            )
-        )
         schedules = list(q.schedules())
+        if not self.type_names:
+            self.type_names.update(q.job_types())
+        self.type_names.update(s.job for s in schedules)
+        jobs = self.jobs(job_filter, [st.name for st in stats])
         events = self.new_events()
         return Snapshot(stats, workers, jobs, schedules, events, job_filter, self.clock())
+
+    def jobs(self, job_filter: JobFilter, queues: list[str]) -> list[Any]:
+        """The window of newest jobs the filter selects. Bare words become one listing per matching
+        (type, queue) pair (at most MAX_LOOKUPS), merged newest first."""
+        window, page = self.job_window, job_filter.page
+        lookups = job_filter.lookups(self.type_names, queues)[:MAX_LOOKUPS]
+        if len(lookups) == 1:
+            t, qn = lookups[0]
+            found = self.queue.list_jobs(
+                status=job_filter.status, queue=qn, type=t, limit=window, offset=page * window
+            )
+        else:
+            merged: dict[str, Any] = {}
+            for t, qn in lookups:
+                for job in self.queue.list_jobs(
+                    status=job_filter.status, queue=qn, type=t, limit=(page + 1) * window
+                ):
+                    merged[job.id] = job
+            newest = sorted(merged.values(), key=lambda j: (j.created_at, j.id), reverse=True)
+            found = newest[page * window : (page + 1) * window]
+        self.type_names.update(job.type for job in found)
+        return list(found)
 
     def new_events(self) -> EventBatch:
         """Events written since the last call (the last `event_window` of them on the first call)."""

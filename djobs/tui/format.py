@@ -68,6 +68,23 @@ def age(then: datetime | None, now: datetime) -> str:
     return prefix + body
 
 
+#: A fire time this far in the past is only the scheduler's next tick away; later than that it is overdue
+#: (no worker runs the scheduler, or it is behind).
+DUE_GRACE = 5.0
+
+
+def next_fire(then: datetime | None, now: datetime) -> Text:
+    """A schedule's next fire time: "in 3m"; "due" just after it passed; "overdue 13m" once it is late."""
+    if then is None:
+        return Text(DASH)
+    late = (now - _aware(then)).total_seconds()
+    if late <= 0:
+        return Text(age(then, now))
+    if late <= DUE_GRACE:
+        return Text("due", style="yellow")
+    return Text(f"overdue {age(then, now)}", style="bold red")
+
+
 def clock_time(then: datetime | None, now: datetime) -> str:
     """HH:MM:SS for times today (UTC), otherwise YYYY-MM-DD HH:MM."""
     if then is None:

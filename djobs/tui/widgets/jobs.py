@@ -16,7 +16,7 @@ from textual.widgets import Input
 
 from ..data import JobFilter
 from ..format import age, one_line, progress_cell, short_id, status_text, status_value
-from .table import LiveTable, Row
+from .table import Column, LiveTable, Row
 
 #: Statuses whose last reported progress is history, not news: the table leaves the cell empty.
 FINISHED = frozenset({"completed", "failed", "cancelled"})
@@ -34,7 +34,8 @@ class FilterBar(Input):
 
     def __init__(self) -> None:
         super().__init__(
-            placeholder="filter: status:failed queue:emails type:send-email (bare words work too; empty clears)",
+            placeholder="filter: words match part of a type or queue (mail, failed mail); "
+            "status: queue: type: pick exactly; empty clears",
             id="filter",
         )
 
@@ -53,15 +54,15 @@ class FilterBar(Input):
 
 class JobsTable(LiveTable):
     COLUMNS = (
-        ("id", 12),
-        ("type", 18),
-        ("queue", 12),
-        ("status", 9),
-        ("pri", 4),
-        ("try", 5),
-        ("progress", 8),
-        ("created", 7),
-        ("error", 60),
+        Column("id", 12),
+        Column("type", 24, shrink_to=10),
+        Column("queue", 16, shrink_to=7),
+        Column("status", 9),
+        Column("pri", number=True),
+        Column("try", number=True),
+        Column("prog", 6),
+        Column("created", 7),
+        Column("error", 60, shrink_to=5),
     )
     BINDINGS = [
         Binding("enter", "open", "Detail"),

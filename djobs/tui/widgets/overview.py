@@ -12,8 +12,8 @@ from typing import Any
 from rich.text import Text
 from textual.binding import Binding
 
-from ..format import DASH, STATUS_ORDER, age, status_value
-from .table import LiveTable, Row
+from ..format import DASH, STATUS_ORDER, age, next_fire, status_value
+from .table import Column, LiveTable, Row
 
 _COUNT_HEADERS = {
     "pending": "pend",
@@ -33,7 +33,12 @@ class QueueSummary(LiveTable):
     """Per queue: paused flag, counts by status, jobs completed in the last minute."""
 
     BORDER_TITLE = "queues"
-    COLUMNS = (("queue", 14), ("state", 6), *((_COUNT_HEADERS[s], 5) for s in STATUS_ORDER), ("/min", 5))
+    COLUMNS = (
+        Column("queue", 24, shrink_to=8),
+        Column("", 6),  # "paused", or nothing: the column takes no space while no queue is paused
+        *(Column(_COUNT_HEADERS[s], number=True) for s in STATUS_ORDER),
+        Column("/min", number=True),
+    )
     BINDINGS = [
         Binding("p", "pause", "Pause queue"),
         Binding("u", "resume", "Resume queue"),
@@ -64,7 +69,14 @@ class WorkersPanel(LiveTable):
     """Live workers: host and pid, queues with concurrency, running jobs, pause state, heartbeat age."""
 
     BORDER_TITLE = "workers"
-    COLUMNS = (("worker", 12), ("host:pid", 16), ("queues", 14), ("run", 3), ("state", 13), ("beat", 5))
+    COLUMNS = (
+        Column("worker", 12),
+        Column("host:pid", 24, shrink_to=10),
+        Column("queues", 30, shrink_to=8),
+        Column("run", number=True),
+        Column("state", 13),
+        Column("beat", 5),
+    )
     BINDINGS = [
         Binding("p", "pause", "Pause worker"),
         Binding("P", "pause_aggressive", "Pause worker (aggressive)"),
@@ -113,7 +125,13 @@ class SchedulesPanel(LiveTable):
     """Schedules: job, spec, next and last fire, paused."""
 
     BORDER_TITLE = "schedules"
-    COLUMNS = (("schedule", 20), ("spec", 14), ("next", 7), ("last", 8), ("state", 6))
+    COLUMNS = (
+        Column("schedule", 32, shrink_to=10),
+        Column("spec", 24, shrink_to=8),
+        Column("next", 11),
+        Column("last", 9),
+        Column("", 6),  # "paused", or nothing
+    )
     BINDINGS = [
         Binding("p", "pause", "Pause schedule"),
         Binding("u", "resume", "Resume schedule"),
@@ -129,7 +147,7 @@ class SchedulesPanel(LiveTable):
                     (
                         label,
                         str(s.spec),
-                        age(s.next_fire, now) if s.next_fire else DASH,
+                        next_fire(s.next_fire, now),
                         f"{age(s.last_fire, now)} ago" if s.last_fire else DASH,
                         PAUSED if s.paused else "",
                     ),
