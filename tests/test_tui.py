@@ -501,6 +501,51 @@ def test_filter_words_match_part_of_type_and_queue_names(db_url: str, queue: djo
     run(scenario)
 
 
+def test_detail_of_a_failed_job_shows_its_error_and_traceback(db_url: str, queue: djobs.Queue) -> None:
+    import dataclasses
+
+    def explode(args: Any) -> None:
+        raise ValueError(f"bad input {args['n']}")
+
+    queue.register("explode", explode, retries=0)
+    job_id = queue.enqueue("explode", {"n": 7})
+    queue.worker(queues={"default": 1}, burst=True, poll_interval=0.05).run()
+    assert job_status(queue, job_id) == "failed"
+    traceback_recorded = "last_traceback" in {f.name for f in dataclasses.fields(djobs.Job)}
+
+    async def scenario() -> None:
+        app = make_app(queue, refresh=REFRESH)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_job(job_id)
+            await wait_for(
+                pilot, lambda: isinstance(app.screen, JobDetailScreen) and app.screen.loaded, "detail"
+            )
+            screen = app.screen
+            assert screen.query_one("#detail-error").display
+            assert "ValueError: bad input 7" in _static_text(screen, "#detail-error-message")
+            traceback = screen.query_one("#detail-traceback")
+            if traceback_recorded:  # the library records the failed attempt's traceback: it is shown
+                assert traceback.display and "explode" in _static_text(screen, "#detail-traceback")
+            else:
+                assert not traceback.display
+
+    run(scenario)
+
+
+def test_detail_of_a_job_that_does_not_exist(db_url: str, queue: djobs.Queue) -> None:
+    async def scenario() -> None:
+        app = make_app(queue, refresh=REFRESH)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_job("no-such-job")
+            await wait_for(
+                pilot, lambda: isinstance(app.screen, JobDetailScreen) and app.screen.loaded, "detail"
+            )
+            assert "job no-such-job not found" in _static_text(app.screen, "#detail-fields")
+            assert app.is_running
+
+    run(scenario)
+
+
 # ---- layout ----
 
 

@@ -16,12 +16,13 @@ Only this package imports Textual, and it reads the database through the public 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import djobs
+    from djobs.config import Config
 
     from .app import DjobsApp
 
@@ -52,23 +53,22 @@ def make_app(
     )
 
 
-def run(queue: djobs.Queue, config: Any = None, *, refresh: float | None = None) -> None:
+def run(queue: djobs.Queue, config: Config | None = None, *, refresh: float | None = None) -> None:
     """Run the dashboard in the terminal until the operator quits (what `djobs tui` calls)."""
     interval = refresh if refresh is not None else _config_refresh(config)
     make_app(queue, refresh=interval, subtitle=_describe_database(config)).run()
 
 
-def _config_refresh(config: Any) -> float:
-    for source in (getattr(config, "tui", None), config):
-        value = _lookup(source, "refresh")
-        if isinstance(value, (int, float)) and value > 0:
-            return float(value)
+def _config_refresh(config: Config | None) -> float:
+    value = config.tui.get("refresh") if config is not None else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
     return 1.0
 
 
-def _describe_database(config: Any) -> str | None:
-    url = _lookup(config, "database")
-    if not isinstance(url, str) or not url:
+def _describe_database(config: Config | None) -> str | None:
+    url = config.database if config is not None else None
+    if not url:
         return None
     # Never show a password in the header.
     scheme, sep, rest = url.partition("://")
@@ -77,11 +77,3 @@ def _describe_database(config: Any) -> str | None:
         user = creds.split(":", 1)[0]
         return f"{scheme}://{user}@{host}" if user else f"{scheme}://{host}"
     return url
-
-
-def _lookup(source: Any, key: str) -> Any:
-    if source is None:
-        return None
-    if isinstance(source, Mapping):
-        return source.get(key)
-    return getattr(source, key, None)

@@ -28,6 +28,7 @@ import djobs
 
 from .data import EVENT_WINDOW, JOB_WINDOW, FirstRead, JobFilter, Poller, Snapshot, forget_connection
 from .format import clock_time, short_id
+from .screens import LiveScreen
 from .screens.dialogs import ConfirmScreen, EnqueueRequest, EnqueueScreen
 from .widgets.events import EventLog
 from .widgets.jobs import FilterBar, JobsTable
@@ -262,9 +263,8 @@ class DjobsApp(App[None]):
         title = {"information": "Done", "warning": "No change", "error": "Failed"}.get(severity, "")
         self.notify(f"{what}: {outcome}", title=title, severity=severity)
         self.action_refresh_now()
-        poll_now = getattr(self.screen, "poll_now", None)  # the detail screen refreshes itself too
-        if callable(poll_now):
-            poll_now()
+        if isinstance(self.screen, LiveScreen):  # the detail screen refreshes itself too
+            self.screen.poll_now()
 
     def pause_job(self, job_id: str, *, aggressive: bool) -> None:
         mode = djobs.PauseMode.AGGRESSIVE if aggressive else djobs.PauseMode.GRACEFUL

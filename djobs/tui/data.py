@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from djobs.jobs import STATUS_VALUES
-
-from .format import status_value
+from djobs.errors import JobNotFound
+from djobs.jobs import (
+    STATUS_VALUES,
+    Job,
+    JobDetail,
+    JobStatus,
+    QueueStats,
+    ScheduleInfo,
+    StoredEvent,
+    WorkerInfo,
+)
 
 if TYPE_CHECKING:
     import djobs
@@ -131,7 +138,7 @@ class JobFilter:
 
 @dataclass
 class EventBatch:
-    events: list[Any] = field(default_factory=list)
+    events: list[StoredEvent] = field(default_factory=list)
     skipped: int = 0
 
 
@@ -139,10 +146,10 @@ class EventBatch:
 class Snapshot:
     """One consistent-enough picture of the system for one refresh of the main screen."""
 
-    stats: list[Any]
-    workers: list[Any]
-    jobs: list[Any]
-    schedules: list[Any]
+    stats: list[QueueStats]
+    workers: list[WorkerInfo]
+    jobs: list[Job]
+    schedules: list[ScheduleInfo]
     events: EventBatch
     job_filter: JobFilter
     taken_at: datetime
@@ -184,7 +191,7 @@ class Poller:
         self.event_window = event_window
         self.clock = clock or (lambda: datetime.now(UTC))
         self._event_cursor: int | None = None
-        self._stats: list[Any] = []
+        self._stats: list[QueueStats] = []
         self._stats_due = 0.0
         self.stats_cost = 0.0
         #: Job type names known so far (handlers here, jobs and schedules seen): what bare filter words
@@ -208,7 +215,7 @@ class Poller:
         events = self.new_events()
         return Snapshot(stats, workers, jobs, schedules, events, job_filter, self.clock())
 
-    def jobs(self, job_filter: JobFilter, queues: list[str]) -> list[Any]:
+    def jobs(self, job_filter: JobFilter, queues: list[str]) -> list[Job]:
         """The window of newest jobs the filter selects. Bare words become one listing per matching
         (type, queue) pair (at most MAX_LOOKUPS), merged newest first."""
         window, page = self.job_window, job_filter.page
@@ -219,7 +226,7 @@ class Poller:
                 status=job_filter.status, queue=qn, type=t, limit=window, offset=page * window
             )
         else:
-            merged: dict[str, Any] = {}
+            merged: dict[str, Job] = {}
             for t, qn in lookups:
                 for job in self.queue.list_jobs(
                     status=job_filter.status, queue=qn, type=t, limit=(page + 1) * window
@@ -246,91 +253,82 @@ class Poller:
             return batch
         batch.events = list(q.events_since(self._event_cursor, limit=EVENTS_PER_POLL))
         if batch.events:
-            self._event_cursor = max(int(getattr(ev, "id", 0) or 0) for ev in batch.events)
-            self._event_cursor = max(self._event_cursor, 0)
+            self._event_cursor = max(ev.id for ev in batch.events)
         return batch
 
 
 @dataclass
 class SubJobNode:
-    job: Any
+    job: Job
     children: list[SubJobNode]
     more: int = 0  # children not shown
 
 
 @dataclass
 class Detail:
-    job: Any
-    checkpoints: list[Any]
+    """What the detail screen shows: the library's `JobDetail`, the sub-job tree grown from its first
+    level, and (when the job is not running) why not."""
+
+    record: JobDetail
     sub_jobs: list[SubJobNode]
-    sub_jobs_more: int
-    events: list[Any]
     why: list[str]
     taken_at: datetime
 
+    @property
+    def job(self) -> Job:
+        return self.record.job
+
 
 class DetailPoller:
-    """Reads one job for the detail screen: the job, its checkpoints, its sub-job tree, its recent events
-    and, when it is not running, why not."""
+    """Reads one job for the detail screen through `queue.job_detail()`, then the sub-jobs of its sub-jobs
+    (a few levels, a bounded number of reads) and, when it is not running, why not."""
 
     SUB_JOBS_PER_LEVEL = 100
     SUB_JOB_DEPTH = 3
     RECENT_EVENTS = 30
-    #: sub_jobs() calls per refresh: a wide fan-out shows its first level and only some grandchildren.
+    #: sub_jobs() reads per refresh below the first level: a wide fan-out shows some grandchildren only.
     SUB_JOB_QUERIES = 40
 
     def __init__(self, queue: djobs.Queue, job_id: str, clock: Callable[[], datetime] | None = None) -> None:
         self.queue = queue
         self.job_id = job_id
         self.clock = clock or (lambda: datetime.now(UTC))
-        self._cursor = 0
         self._budget = 0
         self._why: list[str] = []
-        self._why_key: tuple[str, int] | None = None
+        self._why_key: tuple[JobStatus, int] | None = None
         self._why_due = 0.0
-        self._events: deque[Any] = deque(maxlen=self.RECENT_EVENTS)
 
     def detail(self) -> Detail | None:
+        """The job's detail, or None when there is no such job (any more)."""
         q = self.queue
-        job = q.get_job(self.job_id)
-        if job is None:
+        try:
+            record = q.job_detail(self.job_id, events=self.RECENT_EVENTS, sub_jobs=self.SUB_JOBS_PER_LEVEL)
+        except JobNotFound:
             return None
-        checkpoints = list(q.checkpoints(self.job_id))
         self._budget = self.SUB_JOB_QUERIES
-        children, more = self._children(self.job_id, depth=1)
-        for _ in range(20):  # page through a long history once, then only new events on later polls
-            page = list(q.events_since(self._cursor, limit=500, job_id=self.job_id))
-            if not page:
-                break
-            self._events.extend(page)
-            self._cursor = max(int(getattr(ev, "id", 0) or 0) for ev in page)
-            if len(page) < 500:
-                break
+        tree = [SubJobNode(sub, *self._children(sub.id, depth=2)) for sub in record.sub_jobs]
+        job = record.job
         why: list[str] = []
-        if status_value(job.status) != "running":
+        if job.status is not JobStatus.RUNNING:
             # The explanation counts the queues too; like the summary, re-read it only as often as its
             # cost allows, unless the job's status changed.
             started, cpu = time.monotonic(), time.thread_time()
-            key = (status_value(job.status), job.attempt)
+            key = (job.status, job.attempt)
             if key != self._why_key or started >= self._why_due:
                 self._why = _why(q, self.job_id, self.clock())
                 self._why_key = key
                 self._why_due = next_due(started, time.thread_time() - cpu, time.monotonic() - started)
             why = self._why
-        return Detail(job, checkpoints, children, more, list(self._events), why, self.clock())
+        return Detail(record, tree, why, self.clock())
 
     def _children(self, job_id: str, depth: int) -> tuple[list[SubJobNode], int]:
+        if depth > self.SUB_JOB_DEPTH or self._budget <= 0:
+            return [], 0
         self._budget -= 1
-        subs = list(self.queue.sub_jobs(job_id))
-        shown, more = subs[: self.SUB_JOBS_PER_LEVEL], max(0, len(subs) - self.SUB_JOBS_PER_LEVEL)
-        nodes = []
-        for sub in shown:
-            if depth < self.SUB_JOB_DEPTH and self._budget > 0:
-                grandchildren, gmore = self._children(sub.id, depth + 1)
-            else:
-                grandchildren, gmore = [], 0
-            nodes.append(SubJobNode(sub, grandchildren, gmore))
-        return nodes, more
+        limit = self.SUB_JOBS_PER_LEVEL
+        subs = self.queue.sub_jobs(job_id, limit=limit + 1)
+        more = self.queue.count_sub_jobs(job_id) - limit if len(subs) > limit else 0
+        return [SubJobNode(sub, *self._children(sub.id, depth + 1)) for sub in subs[:limit]], more
 
 
 def _why(queue: djobs.Queue, job_id: str, now: datetime) -> list[str]:
@@ -349,12 +347,10 @@ def forget_connection(queue: djobs.Queue) -> None:
 
     The library's `storage.run()` does this for writes it retries; its plain read methods leave a broken
     connection in place, so the dashboard resets it itself (call from the thread that saw the error)."""
-    reset = getattr(getattr(queue, "storage", None), "reset_connection", None)
-    if callable(reset):
-        try:
-            reset()
-        except Exception:  # resetting is best effort; the next poll reports whatever is still wrong
-            pass
+    try:
+        queue.storage.reset_connection()
+    except Exception:  # resetting is best effort; the next poll reports whatever is still wrong
+        pass
 
 
 class FirstRead:

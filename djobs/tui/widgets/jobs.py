@@ -7,19 +7,17 @@ with a million jobs in the database. Its bindings act on the job under the curso
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Input
 
-from ..data import JobFilter
-from ..format import age, one_line, progress_cell, short_id, status_text, status_value
-from .table import Column, LiveTable, Row
+from djobs.jobs import TERMINAL, Job
 
-#: Statuses whose last reported progress is history, not news: the table leaves the cell empty.
-FINISHED = frozenset({"completed", "failed", "cancelled"})
+from ..data import JobFilter
+from ..format import age, one_line, progress_cell, short_id, status_text
+from .table import Column, LiveTable, Row
 
 
 class FilterBar(Input):
@@ -75,7 +73,7 @@ class JobsTable(LiveTable):
         Binding("left_square_bracket", "page(-1)", "Newer jobs", show=False),
     ]
 
-    def update_from(self, jobs: list[Any], job_filter: JobFilter, window: int, now: datetime) -> None:
+    def update_from(self, jobs: list[Job], job_filter: JobFilter, window: int, now: datetime) -> None:
         rows: list[Row] = []
         for job in jobs:
             error = one_line(job.last_error, 48) if job.last_error else ""
@@ -89,9 +87,8 @@ class JobsTable(LiveTable):
                         status_text(job.status),
                         str(job.priority),
                         f"{job.attempt}/{(job.max_retries or 0) + 1}",
-                        ""
-                        if status_value(job.status) in FINISHED
-                        else progress_cell(getattr(job, "progress", None)),
+                        # a finished job's last progress report is history, not news
+                        "" if job.status in TERMINAL else progress_cell(job.progress),
                         age(job.created_at, now),
                         Text(error, style="red") if error else "",
                     ),

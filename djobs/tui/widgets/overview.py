@@ -12,18 +12,20 @@ from typing import Any
 from rich.text import Text
 from textual.binding import Binding
 
-from ..format import DASH, STATUS_ORDER, age, next_fire, status_value
+from djobs.jobs import STATUS_ORDER, JobStatus, PauseMode, QueueStats, ScheduleInfo, WorkerInfo
+
+from ..format import DASH, age, next_fire
 from .table import Column, LiveTable, Row
 
 _COUNT_HEADERS = {
-    "pending": "pend",
-    "running": "run",
-    "waiting": "wait",
-    "retrying": "retry",
-    "paused": "paus",
-    "failed": "fail",
-    "completed": "done",
-    "cancelled": "canc",
+    JobStatus.PENDING: "pend",
+    JobStatus.RUNNING: "run",
+    JobStatus.WAITING: "wait",
+    JobStatus.RETRYING: "retry",
+    JobStatus.PAUSED: "paus",
+    JobStatus.FAILED: "fail",
+    JobStatus.COMPLETED: "done",
+    JobStatus.CANCELLED: "canc",
 }
 
 PAUSED = Text("paused", style="bold dark_orange")
@@ -44,13 +46,12 @@ class QueueSummary(LiveTable):
         Binding("u", "resume", "Resume queue"),
     ]
 
-    def update_from(self, stats: list[Any]) -> None:
+    def update_from(self, stats: list[QueueStats]) -> None:
         rows: list[Row] = []
         for st in sorted(stats, key=lambda s: s.name):
-            counts = {status_value(k): v for k, v in (st.counts or {}).items()}
             cells: list[Any] = [st.name, PAUSED if st.paused else ""]
-            cells += [_count(counts.get(s, 0)) for s in STATUS_ORDER]
-            cells.append(_count(getattr(st, "completed_last_minute", 0) or 0))
+            cells += [_count(st.counts.get(s.value, 0)) for s in STATUS_ORDER]
+            cells.append(_count(st.completed_last_minute))
             rows.append((st.name, tuple(cells)))
         self.sync(rows)
 
@@ -83,24 +84,23 @@ class WorkersPanel(LiveTable):
         Binding("u", "resume", "Resume worker"),
     ]
 
-    def update_from(self, workers: list[Any], now: datetime) -> None:
+    def update_from(self, workers: list[WorkerInfo], now: datetime) -> None:
         rows: list[Row] = []
-        for w in sorted(workers, key=lambda w: str(w.id)):
-            queues = ",".join(f"{name}:{n}" for name, n in sorted((w.queues or {}).items()))
+        for w in sorted(workers, key=lambda w: w.id):
+            queues = ",".join(f"{name}:{n}" for name, n in sorted(w.queues.items()))
             if w.paused:
-                mode = status_value(getattr(w, "pause_mode", None))
-                label = "paused (aggr)" if mode == "aggressive" else "paused"
+                label = "paused (aggr)" if w.pause_mode is PauseMode.AGGRESSIVE else "paused"
                 state: Any = Text(label, style="bold dark_orange")
             else:
                 state = "active"
             rows.append(
                 (
-                    str(w.id),
+                    w.id,
                     (
-                        _short_worker(str(w.id)),
+                        _short_worker(w.id),
                         f"{w.host}:{w.pid}",
                         queues,
-                        str(getattr(w, "running", 0) or 0),
+                        str(w.running),
                         state,
                         age(w.last_heartbeat_at, now),
                     ),
@@ -137,7 +137,7 @@ class SchedulesPanel(LiveTable):
         Binding("u", "resume", "Resume schedule"),
     ]
 
-    def update_from(self, schedules: list[Any], now: datetime) -> None:
+    def update_from(self, schedules: list[ScheduleInfo], now: datetime) -> None:
         rows: list[Row] = []
         for s in sorted(schedules, key=lambda s: s.name):
             label = s.name if s.name == s.job else f"{s.name} ({s.job})"
