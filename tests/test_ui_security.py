@@ -230,3 +230,22 @@ def test_the_dashboard_serves_its_page_and_stops_on_sigterm(ui: UiProcess, db: t
     started = time.monotonic()
     assert ui.stop() == 0
     assert time.monotonic() - started < 15
+
+
+def test_forwarded_headers_count_only_from_the_trusted_proxy(db: tuple[str, djobs.Queue]) -> None:
+    proxied = {"Host": "127.0.0.1", "X-Forwarded-Host": "jobs.example.com", "X-Forwarded-Proto": "https",
+               "Origin": "https://jobs.example.com"}  # fmt: skip
+    plain = UiProcess(db[0], "--allow-host", "jobs.example.com")
+    try:  # no proxy configured: the forwarded name is ignored, so the Origin does not match
+        assert plain.client().post("/api/queues/a/pause", headers=proxied).status == 403
+    finally:
+        assert plain.stop() == 0
+    behind = UiProcess(db[0], "--allow-host", "jobs.example.com", "--trusted-proxy", "127.0.0.1")
+    try:  # from the proxy's address, Host and scheme come from its headers
+        c = behind.client()
+        assert c.post("/api/queues/a/pause", headers=proxied).status == 200
+        evil = {**proxied, "X-Forwarded-Host": "evil.example", "Origin": "https://evil.example"}
+        assert c.post("/api/queues/b/pause", headers=evil).status == 403  # still only allowed names
+    finally:
+        assert behind.stop() == 0
+    assert db[1].paused_queues() == ["a"]
