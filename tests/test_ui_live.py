@@ -266,4 +266,12 @@ def test_many_pages_share_one_reader_of_the_log(dash: Any, queue: djobs.Queue) -
         for s in streams:
             s.close()
     wait_for(lambda: d.hub.streams == 0, "slots given back")
-    wait_for(lambda: not [t for t in threading.enumerate() if t.name == "djobs-ui-events"], "the reader stops with the last page")
+    wait_for(lambda: not d.hub.following, "the reader stops with the last page")
+    again = Stream(c.port)  # and starts again, on the same thread, for the next page
+    try:
+        again.frames(lambda f: "retry" in f)
+        queue.pause_queue("again")
+        again.frames(lambda f: (e := _event(f)) is not None and e["queue"] == "again")
+        assert len([t for t in threading.enumerate() if t.name == "djobs-ui-events"]) == 1
+    finally:
+        again.close()

@@ -51,6 +51,9 @@ class EventHub:
         self._seq = 0
         self._streams = 0
         self._run_stop: threading.Event | None = None
+        self._start_at = 0
+        self._thread: threading.Thread | None = None
+        self._following = False
         self._closed = threading.Event()
         self.error: str | None = None
 
@@ -68,10 +71,19 @@ class EventHub:
             self._streams += 1
             if self._run_stop is None or self._run_stop.is_set():
                 self._run_stop = threading.Event()
-                threading.Thread(
-                    target=self._follow, args=(self._run_stop, start), name="djobs-ui-events", daemon=True
-                ).start()
+                self._start_at = start
+            if self._thread is None:
+                # One thread for the dashboard's life, parked while nobody listens: a thread per listening
+                # spell would hold a database connection of its own each time.
+                self._thread = threading.Thread(target=self._main, name="djobs-ui-events", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
             return self._seq
+
+    @property
+    def following(self) -> bool:
+        """Whether the log is being read (someone listens)."""
+        return self._following
 
     def published_after(self, event_id: int, position: int) -> list[Any]:
         """Events the follower handed out up to `position` whose id is above `event_id`: what a stream that
@@ -118,8 +130,22 @@ class EventHub:
             self.error = None
             self._cond.notify_all()
 
+    def _main(self) -> None:
+        while True:
+            with self._cond:
+                while self._streams <= 0 and not self._closed.is_set():
+                    self._cond.wait()
+                if self._closed.is_set() or self._run_stop is None:
+                    return
+                stop, cursor = self._run_stop, self._start_at
+                self._following = True
+            try:
+                self._follow(stop, cursor)
+            finally:
+                self._following = False
+
     def _follow(self, stop: threading.Event, cursor: int) -> None:
-        """The follower thread: read the log until nobody listens; ride out database outages."""
+        """Read the log until nobody listens (`stop`); ride out database outages."""
         pause = 0.5
         while not stop.is_set():
             try:
