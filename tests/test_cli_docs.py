@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def generated() -> dict[str, str]:
-    return docs.artefacts()
+    return docs.artefacts(REPO)
 
 
 def test_generated_files_are_committed_and_fresh(generated):
@@ -26,7 +26,8 @@ def test_man_page_covers_every_command_and_section(generated):
     for command in ("init", "config check", "config show", "enqueue", "worker", "pause job", "pause queue",
                     "pause worker", "pause schedule", "resume job", "resume queue", "resume worker",
                     "resume schedule", "cancel", "retry", "inspect", "jobs", "why", "events", "workers",
-                    "schedules", "purge", "tui"):  # fmt: skip
+                    "schedules", "schedules rm", "purge", "tui", "config apply", "completion show",
+                    "completion install"):  # fmt: skip
         assert f".SS djobs {command}\n" in page, command
     for section in ("CONFIGURATION FILE", "ENVIRONMENT", "EXIT STATUS", "EXAMPLES"):
         assert f".SH {section}\n" in page
@@ -47,3 +48,24 @@ def test_systemd_unit_is_a_notify_service_that_outlives_the_drain():
     from djobs.cli.worker import DRAIN_TIMEOUT
 
     assert stop > DRAIN_TIMEOUT
+
+
+def test_man_page_is_dated_and_lint_clean(generated):
+    import re
+    import shutil
+    import subprocess
+
+    page = generated[docs.MAN_PAGE]
+    assert re.match(r'\.TH DJOBS 1 "\d{4}-\d\d-\d\d" "djobs [^"]+" "User Commands"\n', page)
+    assert all(len(line.encode()) <= 80 or line.startswith(".") for line in page.splitlines())
+    if shutil.which("mandoc") is None:
+        pytest.skip("mandoc is not installed")
+    done = subprocess.run(["mandoc", "-T", "lint", "-W", "style"], input=page, capture_output=True, text=True)
+    assert done.stdout + done.stderr == "", done.stdout + done.stderr
+
+
+def test_wrapped_literal_lines_join_back():
+    line = "x" * 70 + "\\-\\-args '{\"a\": 1}'" + "y" * 100
+    pieces = docs._split_literal(line)
+    assert all(len(p) <= 80 for p in pieces)
+    assert "".join(p[:-1] if p.endswith("\\") and i < len(pieces) - 1 else p for i, p in enumerate(pieces)) == line

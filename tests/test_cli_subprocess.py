@@ -431,3 +431,74 @@ def test_why_after_kill_9_speaks_of_recovery_at_the_stale_age(project):
     said = project.json("why", job_id)["reasons"]
     assert said[0].startswith("the job is running on worker ")
     assert any("returns the job to pending" in r and "stale age (30s)" in r for r in said), said
+
+
+def _tab(project: Project, line: str) -> list[str]:
+    """What bash offers for `line<TAB>`: the installed completion script run by a real bash."""
+    script = subprocess.run([str(DJOBS), "completion", "show", "bash"], capture_output=True, text=True, env=env(),
+                            cwd=project.root, timeout=60).stdout  # fmt: skip
+    words = line.split(" ")
+    program = (f"{script}\nCOMP_WORDS=({' '.join(repr(w) for w in words)}); COMP_CWORD={len(words) - 1}\n"
+               f"_djobs_completion {DJOBS}\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n")  # fmt: skip
+    done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, env=env(), cwd=project.root,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    return [w for w in done.stdout.splitlines() if w]
+
+
+def test_tab_completes_types_queues_ids_workers_and_schedules_from_the_database(project):
+    p = project
+    (p.root / "djobs.toml").write_text((p.root / "djobs.toml").read_text() + textwrap.dedent("""
+        [queues.emails]
+        [jobs.tagged]
+        handler = "subjobs:add"
+        queue = "tags"
+        [schedules.hourly]
+        job = "add"
+        every = "1h"
+        """))  # fmt: skip
+    pending = p.ok("enqueue", "add", "--args", '{"a": 1, "b": 1}', "--queue", "reports").strip()
+    failed = p.ok("enqueue", "boom").strip()
+    p.ok("worker", "--burst", "--queue", "default")
+    assert {"tagged", "wf", "add", "boom"} <= set(_tab(p, "djobs enqueue "))
+    assert _tab(p, "djobs enqueue ta") == ["tagged"]
+    assert {"emails", "reports", "default"} <= set(_tab(p, "djobs jobs --queue "))
+    assert _tab(p, "djobs cancel ") == [pending]
+    assert _tab(p, "djobs retry ") == [failed]
+    assert {pending, failed} <= set(_tab(p, "djobs inspect "))
+    assert _tab(p, "djobs schedules rm ") == ["hourly"]
+    assert _tab(p, "djobs completion show ") == ["bash", "zsh", "fish"]
+    worker = p.spawn("worker", "--no-scheduler", name="worker")
+    try:
+        wid = wait_until(lambda: p.json("workers"), what="the worker to register")[0]["id"]
+        assert _tab(p, "djobs pause worker ") == [wid]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(40) == 0
+    (p.root / "djobs.toml").write_text("[djobs\nbroken")
+    assert _tab(p, "djobs cancel ") == []  # a broken config completes nothing, and says nothing
+
+
+def test_completion_install_writes_where_each_shell_looks(tmp_path):
+    home = tmp_path / "home"
+    base = {**env(), "HOME": str(home)}
+    base.pop("XDG_DATA_HOME", None)
+    base.pop("XDG_CONFIG_HOME", None)
+    expected = {"bash": home / ".local/share/bash-completion/completions/djobs", "zsh": home / ".zfunc/_djobs",
+                "fish": home / ".config/fish/completions/djobs.fish"}  # fmt: skip
+    for shell, path in expected.items():
+        done = subprocess.run([str(DJOBS), "completion", "install"], capture_output=True, text=True, cwd=tmp_path,
+                              env={**base, "SHELL": f"/usr/bin/{shell}"}, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"wrote {path}\n")
+        shown = subprocess.run([str(DJOBS), "completion", "show", shell], capture_output=True, text=True, env=base,
+                               timeout=60).stdout  # fmt: skip
+        assert path.read_text() == shown and "_DJOBS_COMPLETE" in shown
+    zsh = subprocess.run([str(DJOBS), "completion", "install", "zsh"], capture_output=True, text=True, env=base,
+                         timeout=60)  # fmt: skip
+    assert f"fpath=({home}/.zfunc $fpath)" in zsh.stdout
+    odd = subprocess.run([str(DJOBS), "completion", "install"], capture_output=True, text=True, cwd=tmp_path,
+                         env={**base, "SHELL": "/bin/tcsh"}, timeout=60)  # fmt: skip
+    assert odd.returncode == 2 and "cannot tell your shell from $SHELL (tcsh)" in odd.stderr
+    assert subprocess.run([str(DJOBS), "completion", "show", "csh"], capture_output=True, env=base,
+                          timeout=60).returncode == 2  # fmt: skip

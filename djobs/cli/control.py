@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from djobs.cli import common
+from djobs.cli import common, complete
 
 if TYPE_CHECKING:
     from djobs.jobs import PauseMode
@@ -51,7 +51,7 @@ def _status(queue: Queue, job_id: str) -> str:
 @pause_app.command("job")
 def pause_job(
     ctx: typer.Context,
-    job_id: str = typer.Argument(..., metavar="ID"),
+    job_id: str = typer.Argument(..., metavar="ID", autocompletion=complete.pausable_job),
     aggressive: bool = _AGGRESSIVE,
     reason: str | None = _REASON,
 ) -> None:
@@ -87,7 +87,7 @@ def known_queues(st: common.State, queue: Queue) -> set[str]:
 @pause_app.command("queue")
 def pause_queue(
     ctx: typer.Context,
-    name: str = typer.Argument(..., metavar="NAME"),
+    name: str = typer.Argument(..., metavar="NAME", autocompletion=complete.queue_names),
     reason: str | None = _REASON,
     force: bool = typer.Option(
         False, "--force", envvar="DJOBS_PAUSE_FORCE", help="Pause it even if djobs knows no such queue (yet)."
@@ -115,7 +115,7 @@ def pause_queue(
 @pause_app.command("worker")
 def pause_worker(
     ctx: typer.Context,
-    worker_id: str = typer.Argument(..., metavar="ID"),
+    worker_id: str = typer.Argument(..., metavar="ID", autocompletion=complete.worker_ids),
     aggressive: bool = _AGGRESSIVE,
     reason: str | None = _REASON,
 ) -> None:
@@ -131,7 +131,9 @@ def pause_worker(
 
 @pause_app.command("schedule")
 def pause_schedule(
-    ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"), reason: str | None = _REASON
+    ctx: typer.Context,
+    name: str = typer.Argument(..., metavar="NAME", autocompletion=complete.schedule_names),
+    reason: str | None = _REASON,
 ) -> None:
     """Pause a schedule.
 
@@ -144,7 +146,9 @@ def pause_schedule(
 
 
 @resume_app.command("job")
-def resume_job(ctx: typer.Context, job_id: str = typer.Argument(..., metavar="ID")) -> None:
+def resume_job(
+    ctx: typer.Context, job_id: str = typer.Argument(..., metavar="ID", autocompletion=complete.paused_job)
+) -> None:
     """Resume a paused job (back to its prior status)."""
     st = common.state(ctx)
     queue = common.open_queue(st, handlers=False)
@@ -155,7 +159,9 @@ def resume_job(ctx: typer.Context, job_id: str = typer.Argument(..., metavar="ID
 
 
 @resume_app.command("queue")
-def resume_queue(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME")) -> None:
+def resume_queue(
+    ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", autocompletion=complete.queue_names)
+) -> None:
     """Resume a paused queue."""
     st = common.state(ctx)
     queue = common.open_queue(st, handlers=False)
@@ -166,7 +172,9 @@ def resume_queue(ctx: typer.Context, name: str = typer.Argument(..., metavar="NA
 
 
 @resume_app.command("worker")
-def resume_worker(ctx: typer.Context, worker_id: str = typer.Argument(..., metavar="ID")) -> None:
+def resume_worker(
+    ctx: typer.Context, worker_id: str = typer.Argument(..., metavar="ID", autocompletion=complete.worker_ids)
+) -> None:
     """Resume a paused worker."""
     st = common.state(ctx)
     if not common.open_queue(st, handlers=False).resume_worker(worker_id):
@@ -175,7 +183,9 @@ def resume_worker(ctx: typer.Context, worker_id: str = typer.Argument(..., metav
 
 
 @resume_app.command("schedule")
-def resume_schedule(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME")) -> None:
+def resume_schedule(
+    ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", autocompletion=complete.schedule_names)
+) -> None:
     """Resume a paused schedule."""
     st = common.state(ctx)
     if not common.open_queue(st, handlers=False).resume_schedule(name):

@@ -3,7 +3,8 @@
 `scripts/gen-docs` writes them; `tests/test_cli_docs.py` regenerates them and fails when the committed
 copies are stale. Typer vendors Click since 0.26, so click-man does not work: the man page walks
 `typer.main.get_command(app)` itself. Completion scripts come from the real executable
-(`_DJOBS_COMPLETE=source_bash djobs`, ...). Output is deterministic (no dates)::
+(`_DJOBS_COMPLETE=source_bash djobs`, ...). Output is deterministic: the man page's date changes only
+with its text::
 
     python -m djobs.cli.docs /path/to/repo      # what scripts/gen-docs runs
 """
@@ -108,6 +109,27 @@ under \\fBover\\fR in the previous result (or of the result itself without \\fBo
 of results on. A crash mid-workflow resumes at the unfinished step.
 """
 
+_COMPLETION_SECTION = """\
+Tab completes commands and options, and from the config and the database: job types, queue names,
+recent job ids (unfinished ones for \\fBcancel\\fR, failed or cancelled ones for \\fBretry\\fR), worker ids
+and schedule names. \\fBdjobs completion install\\fR writes the script where your shell looks for it
+(the shell comes from \\fB$SHELL\\fR, or name it) and says what, if anything, is left to do:
+.TP
+.B bash
+\\fI~/.local/share/bash\\-completion/completions/djobs\\fR, loaded by the bash\\-completion package in new
+shells (without that package, \\fBsource\\fR the file from \\fI~/.bashrc\\fR).
+.TP
+.B zsh
+\\fI~/.zfunc/_djobs\\fR; add \\fBfpath=(~/.zfunc $fpath); autoload \\-Uz compinit && compinit\\fR to
+\\fI~/.zshrc\\fR.
+.TP
+.B fish
+\\fI~/.config/fish/completions/djobs.fish\\fR, loaded by fish in new shells.
+.PP
+\\fBdjobs completion show SHELL\\fR prints the script instead. Packages may install the scripts
+system-wide (the wheel carries them under \\fIshare/\\fR).
+"""
+
 _EXIT_SECTION = """\
 .TP
 .B 0
@@ -158,17 +180,29 @@ def _usage(ctx: Any, cmd: Any) -> str:
 
 
 def _walk(cmd: Any, ctx: Any, out: list[str]) -> None:
+    for command, context in walk_commands(cmd, ctx):
+        _entry(command, context, out)
+
+
+def walk_commands(cmd: Any, ctx: Any) -> list[tuple[Any, Any]]:
+    """Every documented command as (command, context), in help order: what the man page and the CLI
+    reference in docs/ list."""
     import typer
 
+    found: list[tuple[Any, Any]] = []
     commands = getattr(cmd, "commands", None)
-    if commands:
-        for name in cmd.list_commands(ctx):
-            sub = commands[name]
-            if getattr(sub, "hidden", False):
-                continue
-            sub_ctx = typer.Context(sub, info_name=name, parent=ctx)
-            _walk(sub, sub_ctx, out)
-        return
+    if not commands:
+        return [(cmd, ctx)]
+    if ctx.parent is not None and getattr(cmd, "invoke_without_command", False):
+        found.append((cmd, ctx))
+    for name in cmd.list_commands(ctx):
+        sub = commands[name]
+        if not getattr(sub, "hidden", False):
+            found += walk_commands(sub, typer.Context(sub, info_name=name, parent=ctx))
+    return found
+
+
+def _entry(cmd: Any, ctx: Any, out: list[str]) -> None:
     out.append(f".SS {_roff(ctx.command_path)}")
     out.append(f"\\fB{_roff(_usage(ctx, cmd))}\\fR")
     out.append(".PP")
@@ -182,8 +216,8 @@ def _walk(cmd: Any, ctx: Any, out: list[str]) -> None:
         out.append(line[1])
 
 
-def man_page() -> str:
-    """The whole `djobs(1)` page, generated from the Typer app."""
+def man_page(date: str) -> str:
+    """The whole `djobs(1)` page, generated from the Typer app; `date` (YYYY-MM-DD) goes in `.TH`."""
     import typer
 
     from djobs.cli.app import app
@@ -191,7 +225,7 @@ def man_page() -> str:
     root = typer.main.get_command(app)
     ctx = typer.Context(root, info_name="djobs")
     out = [
-        '.TH DJOBS 1 "" "djobs" "User Commands"',
+        f'.TH DJOBS 1 "{date}" "djobs {_version()}" "User Commands"',
         ".SH NAME",
         "djobs \\- durable jobs on SQLite or PostgreSQL: enqueue, run workers, inspect, pause, schedule",
         ".SH SYNOPSIS",
@@ -230,6 +264,7 @@ def man_page() -> str:
         ".B NOTIFY_SOCKET, WATCHDOG_USEC",
         "set by systemd: \\fBdjobs worker\\fR sends READY=1, WATCHDOG=1 and STOPPING=1",
     ]
+    out += [".SH SHELL COMPLETION", _COMPLETION_SECTION.rstrip("\n")]
     out += [".SH EXIT STATUS", _EXIT_SECTION.rstrip("\n")]
     out += [
         ".SH EXAMPLES",
@@ -256,7 +291,62 @@ def man_page() -> str:
         ".SH SEE ALSO",
         "\\fBsystemd.service\\fR(5), \\fBcrontab\\fR(5); workflows.example.toml in the djobs sources.",
     ]
+    return wrap_roff("\n".join(out) + "\n")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("djobs")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+ROFF_WIDTH = 80
+
+
+def wrap_roff(page: str) -> str:
+    """Keep every input line of the page within 80 bytes (`mandoc -T lint` style): text is wrapped at
+    spaces (a line never starts with a control character), and lines of literal `.nf` blocks are split
+    with an escaped newline, which roff joins back."""
+    import textwrap
+
+    out: list[str] = []
+    literal = False
+    for line in page.splitlines():
+        if line.startswith((".nf", ".fi")):
+            literal = line.startswith(".nf")
+        if len(line.encode()) <= ROFF_WIDTH or line.startswith((".", "'")):
+            out.append(line)
+        elif literal:
+            out.extend(_split_literal(line))
+        else:
+            for piece in textwrap.wrap(line, ROFF_WIDTH, break_long_words=False, break_on_hyphens=False):
+                out.append("\\&" + piece if piece.startswith((".", "'")) else piece)
     return "\n".join(out) + "\n"
+
+
+def _split_literal(line: str) -> list[str]:
+    pieces = []
+    while len(line.encode()) > ROFF_WIDTH:
+        cut = ROFF_WIDTH - 1
+        while cut > 1 and (len(line[:cut]) - len(line[:cut].rstrip("\\"))) % 2 == 1:
+            cut -= 1  # never split an escape sequence (an odd run of backslashes before the cut)
+        pieces.append(line[:cut] + "\\")
+        line = line[cut:]
+    return [*pieces, line]
+
+
+def committed_date(root: Path) -> str | None:
+    """The `.TH` date of the committed man page under `root`, if any."""
+    import re
+
+    path = root / MAN_PAGE
+    if not path.exists():
+        return None
+    found = re.search(r'^\.TH DJOBS 1 "(\d{4}-\d{2}-\d{2})"', path.read_text(encoding="utf-8"), re.M)
+    return found.group(1) if found else None
 
 
 def completion_script(shell: str) -> str:
@@ -269,9 +359,20 @@ def completion_script(shell: str) -> str:
     return done.stdout
 
 
-def artefacts() -> dict[str, str]:
-    """Every generated file: repository path → content."""
-    files = {MAN_PAGE: man_page(), SYSTEMD_UNIT: SYSTEMD_UNIT_TEXT, CRONTAB: CRONTAB_TEXT}
+def artefacts(root: Path | None = None) -> dict[str, str]:
+    """Every generated file: repository path → content.
+
+    The man page keeps the date of the committed copy under `root` while its text is unchanged, and takes
+    today's date when it changes: regenerating is deterministic, and the date says when the page changed.
+    """
+    import datetime
+
+    today = datetime.date.today().isoformat()
+    kept = committed_date(root) if root is not None else None
+    page = man_page(kept or today)
+    if root is not None and kept and (root / MAN_PAGE).read_text(encoding="utf-8") != page:
+        page = man_page(today)
+    files = {MAN_PAGE: page, SYSTEMD_UNIT: SYSTEMD_UNIT_TEXT, CRONTAB: CRONTAB_TEXT}
     for shell, path in COMPLETIONS.items():
         files[path] = completion_script(shell)
     return files
@@ -280,7 +381,7 @@ def artefacts() -> dict[str, str]:
 def write(root: Path) -> list[str]:
     """Write every artefact under `root`; return the paths that changed."""
     changed = []
-    for rel, content in artefacts().items():
+    for rel, content in artefacts(root).items():
         path = root / rel
         if not path.exists() or path.read_text(encoding="utf-8") != content:
             path.parent.mkdir(parents=True, exist_ok=True)

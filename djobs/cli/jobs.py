@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from djobs.cli import common
+from djobs.cli import common, complete
 
 
 class IfExists(StrEnum):
@@ -81,13 +81,16 @@ def parse_duration_option(option: str, text: str) -> Any:
 
 def enqueue(
     ctx: typer.Context,
-    job_type: str = typer.Argument(..., metavar="TYPE", help="The job type (a registered handler)."),
+    job_type: str = typer.Argument(
+        ..., metavar="TYPE", help="The job type (a registered handler).", autocompletion=complete.job_types
+    ),
     args: str | None = typer.Option(
         None, "--args", envvar="DJOBS_ENQUEUE_ARGS", metavar="JSON|@FILE|-",
         help="Job args as JSON, from a file (@FILE) or stdin (-) [default: null, no args].",
     ),  # fmt: skip
     queue_name: str | None = typer.Option(
-        None, "--queue", "-q", envvar="DJOBS_ENQUEUE_QUEUE", metavar="Q", help="Queue [default: the type's]."
+        None, "--queue", "-q", envvar="DJOBS_ENQUEUE_QUEUE", metavar="Q", help="Queue [default: the type's].",
+        autocompletion=complete.queue_names,
     ),
     priority: int | None = typer.Option(
         None, "--priority", "-p", envvar="DJOBS_ENQUEUE_PRIORITY", metavar="N", min=common.INT32_MIN,
@@ -188,7 +191,7 @@ def _wait(st: common.State, queue: Any, job_id: str, timeout: float | None) -> N
 
 
 def cancel(
-    ctx: typer.Context, job_id: str = typer.Argument(..., metavar="ID", help="The job id.")
+    ctx: typer.Context, job_id: str = typer.Argument(..., metavar="ID", help="The job id.", autocompletion=complete.unfinished_job)
 ) -> None:
     """Cancel a job (and its sub-jobs)."""
     st = common.state(ctx)
@@ -202,7 +205,7 @@ def cancel(
 
 
 def retry(
-    ctx: typer.Context, job_id: str = typer.Argument(..., metavar="ID", help="The job id.")
+    ctx: typer.Context, job_id: str = typer.Argument(..., metavar="ID", help="The job id.", autocompletion=complete.finished_badly)
 ) -> None:
     """Requeue a failed or cancelled job."""
     st = common.state(ctx)

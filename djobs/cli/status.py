@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from djobs.cli import common
+from djobs.cli import common, complete
 
 
 class Status(StrEnum):
@@ -26,7 +26,9 @@ RECENT_EVENTS = 20
 
 def inspect(
     ctx: typer.Context,
-    job_id: str | None = typer.Argument(None, metavar="ID", help="A job id; without it, an overview."),
+    job_id: str | None = typer.Argument(
+        None, metavar="ID", help="A job id; without it, an overview.", autocompletion=complete.any_job
+    ),
 ) -> None:
     """Show an overview, or one job in detail.
 
@@ -97,9 +99,13 @@ def jobs(
     ctx: typer.Context,
     status: Status | None = typer.Option(None, "--status", "-s", envvar="DJOBS_JOBS_STATUS", help="Only this status."),
     queue_name: str | None = typer.Option(
-        None, "--queue", "-q", envvar="DJOBS_JOBS_QUEUE", metavar="Q", help="Only this queue."
+        None, "--queue", "-q", envvar="DJOBS_JOBS_QUEUE", metavar="Q", help="Only this queue.",
+        autocompletion=complete.queue_names,
     ),
-    job_type: str | None = typer.Option(None, "--type", "-t", envvar="DJOBS_JOBS_TYPE", metavar="T", help="Only this type."),
+    job_type: str | None = typer.Option(
+        None, "--type", "-t", envvar="DJOBS_JOBS_TYPE", metavar="T", help="Only this type.",
+        autocompletion=complete.job_types,
+    ),  # fmt: skip
     limit: int = typer.Option(
         50, "--limit", "-n", envvar="DJOBS_JOBS_LIMIT", metavar="N", min=1, max=common.MAX_LIMIT, help="At most N jobs."
     ),
@@ -115,7 +121,10 @@ def jobs(
     common.output(st, found, lambda: render.jobs_table(found))
 
 
-def why(ctx: typer.Context, job_id: str = typer.Argument(..., metavar="ID", help="The job id.")) -> None:
+def why(
+    ctx: typer.Context,
+    job_id: str = typer.Argument(..., metavar="ID", help="The job id.", autocompletion=complete.any_job),
+) -> None:
     """Explain in words why a job is not running yet."""
     from djobs.cli import render
     from djobs.explain import why as explain
@@ -146,8 +155,19 @@ def workers(
     common.output(st, found, lambda: render.workers_table(found))
 
 
+schedules_app = typer.Typer(
+    name="schedules", help="List schedules; `schedules rm NAME` deletes one.", rich_markup_mode=None
+)
+
+
+@schedules_app.callback(invoke_without_command=True)
 def schedules(ctx: typer.Context) -> None:
-    """List schedules with their last and next fire."""
+    """List schedules with their last and next fire (rm NAME deletes one).
+
+    The config's [schedules.*] are listed too before a worker or `djobs config apply` has written them.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from djobs.cli import render
 
     st = common.state(ctx)
@@ -155,9 +175,35 @@ def schedules(ctx: typer.Context) -> None:
     common.output(st, [schedule_json(s, unapplied) for s in found], lambda: render.schedules_table(found, unapplied))
 
 
+@schedules_app.command("rm")
+def remove(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., metavar="NAME", autocompletion=complete.schedule_names),
+    force: bool = typer.Option(
+        False, "--force", envvar="DJOBS_SCHEDULES_RM_FORCE",
+        help="Delete it even though the config declares it (it comes back at the next apply).",
+    ),  # fmt: skip
+) -> None:
+    """Delete a schedule from the database.
+
+    A schedule the config declares is refused unless --force: the config is the source of truth for its
+    schedules, so remove the [schedules.NAME] table and run `djobs config apply` instead.
+    """
+    st = common.state(ctx)
+    conf = st.config()
+    if conf is not None and name in conf.schedules and not force:
+        raise common.OperationFailed(
+            f"schedule {name!r} is declared in {conf.path} [schedules.{name}]: remove it there and run "
+            "`djobs config apply` (or use --force; it returns at the next apply)"
+        )
+    if not common.open_queue(st, handlers=False).unschedule(name):
+        raise common.OperationFailed(f"no schedule {name!r}")
+    common.output(st, {"name": name, "action": "removed"}, lambda: print(common.printable(f"removed schedule {name}")))
+
+
 def register(app: typer.Typer) -> None:
     app.command()(inspect)
     app.command()(jobs)
     app.command()(why)
     app.command()(workers)
-    app.command()(schedules)
+    app.add_typer(schedules_app)

@@ -20,7 +20,7 @@ from typing import Any
 
 import typer
 
-from djobs.cli import common
+from djobs.cli import common, complete
 
 DEFAULT_CONCURRENCY = 10
 DRAIN_TIMEOUT = 30.0  # seconds; the worker's own default (graceful stop)
@@ -170,6 +170,7 @@ def worker(
     ctx: typer.Context,
     queue_specs: list[str] | None = typer.Option(
         None, "--queue", "-q", envvar="DJOBS_WORKER_QUEUE", metavar="NAME[:CONCURRENCY]",
+        autocompletion=complete.queue_names,
         help="Serve this queue (repeatable) [default: the config's [queues.*], else default].",
     ),  # fmt: skip
     concurrency: int | None = typer.Option(
