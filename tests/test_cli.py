@@ -625,3 +625,16 @@ def test_sd_notify_never_blocks_on_a_full_socket(tmp_path, monkeypatch):
     finally:
         server.close()
     assert results[0] is True and results[-1] is False
+
+
+def test_init_example_etl_writes_a_working_project(cli, tmp_path, monkeypatch):
+    fresh = tmp_path / "etl"
+    fresh.mkdir()
+    monkeypatch.chdir(fresh)
+    said = cli.json("init", "--example", "etl", "--database", "sqlite:///etl.db")
+    assert said["files"] == ["djobs.toml", "examples/etl.py", "examples/systemd/djobs-worker@.service",
+                             "examples/crontab"]  # fmt: skip
+    assert said["database_location"] == f"{fresh}/etl.db"
+    assert 'database = "sqlite:///etl.db"' in (fresh / "djobs.toml").read_text()
+    assert "already exist" in one_line(cli.fails(1, "init", "--example", "etl"))
+    assert "no example 'nope'" in one_line(cli.fails(2, "init", "--example", "nope", "--force"))

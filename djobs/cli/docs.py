@@ -20,6 +20,7 @@ from typing import Any
 
 COMPLETIONS = {"bash": "completions/djobs.bash", "zsh": "completions/_djobs", "fish": "completions/djobs.fish"}
 MAN_PAGE = "man/djobs.1"
+CLI_REFERENCE = "docs/reference/cli.md"
 SYSTEMD_UNIT = "examples/systemd/djobs-worker@.service"
 CRONTAB = "examples/crontab"
 
@@ -349,6 +350,62 @@ def committed_date(root: Path) -> str | None:
     return found.group(1) if found else None
 
 
+_CLI_INTRO = """\
+# Command line reference
+
+Generated from the `djobs` program itself (`scripts/gen-docs`; a test fails when this page is stale). The
+same text is in `man djobs` and in `djobs COMMAND --help`.
+
+Output is for people by default (tables; colours only on a terminal; never cut when stdout is a pipe or
+with `--wide`) and for scripts with `--json` (one JSON document on stdout). Errors are one line on stderr;
+a traceback only with `--debug`. `--json`, `--debug` and `--wide` may also follow the command. Every option
+can be set by the environment variable shown with it.
+
+**Exit codes**: 0 success · 1 the operation failed (a job failed under `--wait`, no such job, a duplicate
+under `--if-exists fail`) · 2 usage or bad input (bad JSON, a bad duration, a value out of range, an
+unknown job type) · 75 the database is unreachable · 78 bad config (including a handler module that does
+not import, and a database URL in the config that does not point at a database).
+
+**Shell completion**: `djobs completion install` writes the script where your shell (from `$SHELL`, or
+named) looks for it and says what is left to do; Tab then completes job types, queue names, recent job
+ids, worker ids and schedule names from your config and database.
+"""
+
+
+def _md_cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _md_options(params: list[Any], ctx: Any) -> list[str]:
+    rows = []
+    for param in params:
+        record = param.get_help_record(ctx)
+        if record is None:
+            continue
+        names, help_text = record
+        rows.append(f"| `{' '.join(names.split())}` | {_md_cell(help_text)} |")
+    if not rows:
+        return []
+    return ["", "| option | |", "|---|---|", *rows]
+
+
+def cli_markdown() -> str:
+    """The command line reference page of docs/, generated from the Typer app like the man page."""
+    import typer
+
+    from djobs.cli.app import app
+
+    root = typer.main.get_command(app)
+    ctx = typer.Context(root, info_name="djobs")
+    out = [_CLI_INTRO.rstrip("\n"), "", "## Global options", *_md_options(root.params, ctx), "", "## Commands"]
+    for command, context in walk_commands(root, ctx):
+        paragraphs = [" ".join(p.split()) for p in inspect.cleandoc(command.help or "").split("\n\n") if p.strip()]
+        out += ["", f"### {context.command_path}", "", "```", _usage(context, command), "```", ""]
+        out += ["\n\n".join(paragraphs)]
+        out += _md_options(command.params, context)
+    return "\n".join(out) + "\n"
+
+
 def completion_script(shell: str) -> str:
     """The completion script for `shell`, as the real executable prints it for `_DJOBS_COMPLETE`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJOBS_")}
@@ -372,7 +429,7 @@ def artefacts(root: Path | None = None) -> dict[str, str]:
     page = man_page(kept or today)
     if root is not None and kept and (root / MAN_PAGE).read_text(encoding="utf-8") != page:
         page = man_page(today)
-    files = {MAN_PAGE: page, SYSTEMD_UNIT: SYSTEMD_UNIT_TEXT, CRONTAB: CRONTAB_TEXT}
+    files = {MAN_PAGE: page, CLI_REFERENCE: cli_markdown(), SYSTEMD_UNIT: SYSTEMD_UNIT_TEXT, CRONTAB: CRONTAB_TEXT}
     for shell, path in COMPLETIONS.items():
         files[path] = completion_script(shell)
     return files
