@@ -485,7 +485,7 @@ def test_init_writes_a_valid_config_and_never_overwrites(cli, tmp_path, monkeypa
     said = cli.json("--config", "sub/dir/my.toml", "init")
     assert (fresh / "sub/dir/my.toml").is_file()
     assert said == {"path": "sub/dir/my.toml", "database": "sqlite:///djobs.db",
-                    "database_location": f"{fresh}/sub/dir/djobs.db"}  # fmt: skip
+                    "database_location": f"{fresh}/sub/dir/djobs.db", "files": ["sub/dir/my.toml"]}  # fmt: skip
     said = cli.json("--config", "pg.toml", "init", "--database", "postgresql://ann:secret@db.example/app")
     assert said["database_location"] == "postgresql://ann:***@db.example/app"
 
@@ -559,12 +559,18 @@ def test_worker_sends_sd_notify_ready_watchdog_and_stopping(cli, tmp_path):
     server.settimeout(0.5)
     messages: list[str] = []
 
-    def read() -> None:  # like systemd: read as the messages come
-        while True:
+    def read() -> None:  # like systemd: read as the messages come, until the worker says it stops
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "STOPPING=1" not in messages:
             try:
                 messages.append(server.recv(4096).decode())
             except TimeoutError:
-                return
+                continue
+        try:  # anything sent after STOPPING=1 (a second STOPPING would be a bug)
+            while True:
+                messages.append(server.recv(4096).decode())
+        except TimeoutError:
+            return
 
     job_id = cli.enqueue("nap", "--args", "0.6")
     reader = threading.Thread(target=read)

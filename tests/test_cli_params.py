@@ -88,3 +88,52 @@ def test_out_of_range_is_a_usage_error_in_one_line(tmp_path, monkeypatch, args, 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("djobs: ") and message in lines[0], result.stderr
     assert not (tmp_path / "x.db").exists()  # refused before the database is touched
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(
+    st.text(max_size=40),
+    st.datetimes(timezones=st.none() | st.timezones()).map(lambda d: d.isoformat()),
+    st.from_regex(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", fullmatch=True),
+))  # fmt: skip
+def test_at_parser_gives_a_utc_time_in_range_or_a_usage_problem(text):
+    from datetime import UTC
+
+    from djobs.cli.common import UsageProblem
+    from djobs.cli.jobs import EARLIEST, LATEST, parse_at
+
+    try:
+        at = parse_at(text)
+    except UsageProblem as exc:
+        assert str(exc).startswith("--at: ")
+        return
+    assert at.tzinfo is UTC and EARLIEST <= at <= LATEST
+
+
+@settings(max_examples=300, deadline=None)
+@given(specs=st.lists(st.one_of(st.text(max_size=12), st.from_regex(r"[a-z]{1,5}:\d{1,4}", fullmatch=True)),
+                      max_size=4), concurrency=st.none() | st.integers(1, 50))  # fmt: skip
+def test_queue_spec_parser_gives_positive_concurrencies_or_a_usage_problem(specs, concurrency):
+    from djobs.cli.common import UsageProblem
+    from djobs.cli.worker import parse_queue_specs
+
+    try:
+        queues = parse_queue_specs(specs, concurrency)
+    except UsageProblem as exc:
+        assert str(exc).startswith("--queue: ")
+        return
+    assert all(name.strip() and n >= 1 for name, n in queues.items())
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(st.text(max_size=20), st.from_regex(r"-?\d{1,20}(\.\d+)?(ms|s|m|h|d|w)?", fullmatch=True)))
+def test_duration_and_since_parsers_never_fail_otherwise(text):
+    from djobs.cli.common import UsageProblem
+    from djobs.cli.events import parse_since
+    from djobs.cli.jobs import parse_duration_option
+
+    for parse in (lambda t: parse_duration_option("--delay", t), parse_since):
+        try:
+            parse(text)
+        except UsageProblem:
+            pass
