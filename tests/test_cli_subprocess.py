@@ -386,10 +386,10 @@ finally:
 """
 
 
-def _imported(args: list[str], cwd: Path) -> tuple[set[str], str]:
+def _imported(args: list[str], cwd: Path, extra: dict[str, str] | None = None) -> tuple[set[str], str]:
     """The modules loaded by the end of `djobs ARGS` (as the console script runs it), and its stdout."""
-    done = subprocess.run([sys.executable, "-c", LOADED, *args], capture_output=True, text=True, env=env(), cwd=cwd,
-                          timeout=60)  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", LOADED, *args], capture_output=True, text=True,
+                          env={**env(), **(extra or {})}, cwd=cwd, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     return set(json.loads(done.stderr.rsplit("LOADED ", 1)[1])), done.stdout
 
@@ -440,8 +440,8 @@ def _tab(project: Project, line: str) -> list[str]:
     words = line.split(" ")
     program = (f"{script}\nCOMP_WORDS=({' '.join(repr(w) for w in words)}); COMP_CWORD={len(words) - 1}\n"
                f"_djobs_completion {DJOBS}\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n")  # fmt: skip
-    done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, env=env(), cwd=project.root,
-                          timeout=60)  # fmt: skip
+    done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, cwd=project.root, timeout=60,
+                          env={**env(), "XDG_CACHE_HOME": str(project.root / "cache")})  # fmt: skip
     assert done.returncode == 0 and done.stderr == "", done.stderr
     return [w for w in done.stdout.splitlines() if w]
 
@@ -502,3 +502,34 @@ def test_completion_install_writes_where_each_shell_looks(tmp_path):
     assert odd.returncode == 2 and "cannot tell your shell from $SHELL (tcsh)" in odd.stderr
     assert subprocess.run([str(DJOBS), "completion", "show", "csh"], capture_output=True, env=base,
                           timeout=60).returncode == 2  # fmt: skip
+
+
+def test_tab_on_postgresql_answers_from_a_private_cache_refreshed_in_the_background(tmp_path, pg_url):
+    """Importing the PostgreSQL driver costs most of a Tab's budget: the first Tab reads the database and
+    keeps its answers; later ones answer from them (without loading the driver) and refresh them for
+    the next Tab once they are a few seconds old."""
+    from djobs.cli.complete import CACHE_FRESH
+
+    (tmp_path / "djobs.toml").write_text(f'[djobs]\ndatabase = "{pg_url}"\n[jobs.send]\nhandler = "nowhere:send"\n')
+    run_env = {**env(), "XDG_CACHE_HOME": str(tmp_path / "cache"), "_DJOBS_COMPLETE": "complete_bash",
+               "COMP_WORDS": "djobs cancel ", "COMP_CWORD": "2"}  # fmt: skip
+
+    def tab() -> list[str]:
+        done = subprocess.run([str(DJOBS)], env=run_env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        return done.stdout.split()
+
+    def enqueue() -> str:
+        return subprocess.run([str(DJOBS), "enqueue", "send"], env=env(), cwd=tmp_path, capture_output=True,
+                              text=True, timeout=60, check=True).stdout.strip()  # fmt: skip
+
+    first = enqueue()
+    assert tab() == [first]
+    [cache] = (tmp_path / "cache" / "djobs").iterdir()
+    assert cache.stat().st_mode & 0o777 == 0o600 and cache.parent.stat().st_mode & 0o777 == 0o700
+    second = enqueue()
+    time.sleep(CACHE_FRESH + 0.5)
+    assert tab() == [first]  # the kept answers, now stale: this Tab starts a refresh
+    wait_until(lambda: tab() == [second, first], timeout=30, what="the refreshed answers")
+    modules, out = _imported([], tmp_path, extra={k: v for k, v in run_env.items() if k != "PATH"})
+    assert out.split() == [second, first] and "psycopg" not in modules and "peewee" not in modules

@@ -15,6 +15,7 @@ yet, a broken config) completes nothing rather than printing an error into the u
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,12 @@ def _state(ctx: Any) -> common.State | None:
     return root.obj
 
 
-def _quiet(fn: Callable[[Any, str], Iterable[tuple[str, str]]]) -> Callable[..., list[tuple[str, str]]]:
-    """A Typer `autocompletion` function from `fn(state, incomplete)`: de-duplicated, prefix-filtered, and
-    silent on any error."""
+Provider = Callable[[common.State], Iterable[tuple[str, str]]]
+
+
+def _quiet(kind: str, fn: Provider) -> Callable[..., list[tuple[str, str]]]:
+    """A Typer `autocompletion` function from a provider `fn(state)` of (value, help) pairs:
+    de-duplicated, prefix-filtered, answered through the cache on PostgreSQL, and silent on any error."""
 
     def complete(ctx: Any, args: list[str], incomplete: str) -> list[tuple[str, str]]:
         try:
@@ -46,7 +50,7 @@ def _quiet(fn: Callable[[Any, str], Iterable[tuple[str, str]]]) -> Callable[...,
             if st is None:
                 return []
             seen: dict[str, str] = {}
-            for value, help_text in fn(st, incomplete):
+            for value, help_text in answers(st, kind, fn):
                 if value and value.startswith(incomplete) and value not in seen:
                     seen[value] = common.one_line(help_text, 60)
             return list(seen.items())
@@ -60,6 +64,98 @@ def _quiet(fn: Callable[[Any, str], Iterable[tuple[str, str]]]) -> Callable[...,
     return complete
 
 
+# ------------------------------------------------------------------------- the PostgreSQL answer cache
+#
+# On SQLite a Tab reads the database directly (well under the 150 ms a Tab may take). On PostgreSQL,
+# importing the driver alone takes most of that budget, so a Tab answers from a small cache file of the
+# last answers (per database and config, readable by the user only) and, when they are more than a few
+# seconds old, refreshes them in a detached process for the next Tab. The first Tab, and one after an
+# hour without any, reads the database directly.
+
+CACHE_FRESH = 3.0  # seconds: answers younger than this are not refreshed
+CACHE_MAX_AGE = 3600.0  # seconds: answers older than this are not used
+
+
+def answers(st: common.State, kind: str, fn: Provider) -> list[tuple[str, str]]:
+    """The (value, help) pairs for `kind`: straight from `fn` on SQLite, through the cache on PostgreSQL."""
+    url = st.database_url()
+    if not url.lower().startswith(("postgres", "psycopg")):
+        return list(fn(st))
+    path = cache_file(st, url)
+    entry = _read_cache(path).get(kind)
+    age = time.time() - float(entry["t"]) if isinstance(entry, dict) and "t" in entry else None
+    if entry is None or age is None or not 0 <= age <= CACHE_MAX_AGE:
+        values = list(fn(st))
+        _write_cache(path, kind, values)
+        return values
+    if age > CACHE_FRESH:
+        _refresh_later(st, kind)
+    return [(str(v), str(h)) for v, h in entry["values"]]
+
+
+def cache_file(st: common.State, url: str) -> Path:
+    """Where the answers for this database and config are kept."""
+    import hashlib
+
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    key = hashlib.sha256(f"{url}\n{st.config_path or ''}\n{os.getcwd()}".encode()).hexdigest()[:20]
+    return home / "djobs" / f"complete-{key}.json"
+
+
+def _read_cache(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_cache(path: Path, kind: str, values: list[tuple[str, str]]) -> None:
+    import json
+    import tempfile
+
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data = _read_cache(path)
+        data[kind] = {"t": time.time(), "values": values}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".complete-")  # created 0600
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # no cache: the next Tab reads the database again
+
+
+def _refresh_later(st: common.State, kind: str) -> None:
+    """Recompute `kind` in a detached process (it outlives this Tab by about a second)."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("_DJOBS_COMPLETE")}
+    if st.config_path:
+        env["DJOBS_CONFIG"] = st.config_path
+    if st.database:
+        env["DJOBS_DATABASE_URL"] = st.database
+    try:
+        subprocess.Popen(
+            [sys.executable, "-m", "djobs.cli.complete", kind], env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
+        )  # fmt: skip
+    except OSError:
+        pass
+
+
+def _refresh(kind: str) -> None:
+    """`python -m djobs.cli.complete KIND`: recompute one kind of answers into the cache."""
+    st = common.State(config_path=os.environ.get("DJOBS_CONFIG"), database=os.environ.get("DJOBS_DATABASE_URL"))
+    try:
+        _write_cache(cache_file(st, st.database_url()), kind, list(PROVIDERS[kind](st)))
+    finally:
+        st.close()
+
+
 def _queue(st: common.State) -> Any:
     return common.open_queue(st, handlers=False)
 
@@ -71,7 +167,7 @@ def _config(st: common.State) -> Any:
         return None
 
 
-def _job_types(st: common.State, incomplete: str) -> Iterable[tuple[str, str]]:
+def _job_types(st: common.State) -> Iterable[tuple[str, str]]:
     conf = _config(st)
     if conf is not None:
         for name, job in conf.jobs.items():
@@ -87,7 +183,7 @@ def _job_types(st: common.State, incomplete: str) -> Iterable[tuple[str, str]]:
         yield job.type, f"queue {job.queue}"
 
 
-def _queue_names(st: common.State, incomplete: str) -> Iterable[tuple[str, str]]:
+def _queue_names(st: common.State) -> Iterable[tuple[str, str]]:
     conf = _config(st)
     if conf is not None:
         for name, n in conf.queues.items():
@@ -102,8 +198,8 @@ def _queue_names(st: common.State, incomplete: str) -> Iterable[tuple[str, str]]
         yield job.queue, "has jobs"
 
 
-def _job_ids(*statuses: str) -> Callable[[common.State, str], Iterable[tuple[str, str]]]:
-    def ids(st: common.State, incomplete: str) -> Iterable[tuple[str, str]]:
+def _job_ids(*statuses: str) -> Provider:
+    def ids(st: common.State) -> Iterable[tuple[str, str]]:
         queue = _queue(st)
         for status in statuses or (None,):
             for job in queue.list_jobs(status=status, limit=RECENT):
@@ -112,12 +208,12 @@ def _job_ids(*statuses: str) -> Callable[[common.State, str], Iterable[tuple[str
     return ids
 
 
-def _worker_ids(st: common.State, incomplete: str) -> Iterable[tuple[str, str]]:
+def _worker_ids(st: common.State) -> Iterable[tuple[str, str]]:
     for w in _queue(st).workers():
         yield w.id, f"{w.host} pid {w.pid}" + (" (paused)" if w.paused else "")
 
 
-def _schedule_names(st: common.State, incomplete: str) -> Iterable[tuple[str, str]]:
+def _schedule_names(st: common.State) -> Iterable[tuple[str, str]]:
     for s in _queue(st).schedules():
         yield s.name, f"{s.job} {s.spec}" + (" (paused)" if s.paused else "")
     conf = _config(st)
@@ -126,15 +222,26 @@ def _schedule_names(st: common.State, incomplete: str) -> Iterable[tuple[str, st
             yield name, f"{s.job} (config)"
 
 
-job_types = _quiet(_job_types)
-queue_names = _quiet(_queue_names)
-any_job = _quiet(_job_ids())
-unfinished_job = _quiet(_job_ids("pending", "running", "waiting", "retrying", "paused"))
-pausable_job = _quiet(_job_ids("pending", "running", "waiting", "retrying"))
-paused_job = _quiet(_job_ids("paused"))
-finished_badly = _quiet(_job_ids("failed", "cancelled"))
-worker_ids = _quiet(_worker_ids)
-schedule_names = _quiet(_schedule_names)
+PROVIDERS: dict[str, Provider] = {
+    "job_types": _job_types,
+    "queue_names": _queue_names,
+    "any_job": _job_ids(),
+    "unfinished_job": _job_ids("pending", "running", "waiting", "retrying", "paused"),
+    "pausable_job": _job_ids("pending", "running", "waiting", "retrying"),
+    "paused_job": _job_ids("paused"),
+    "finished_badly": _job_ids("failed", "cancelled"),
+    "worker_ids": _worker_ids,
+    "schedule_names": _schedule_names,
+}
+job_types = _quiet("job_types", _job_types)
+queue_names = _quiet("queue_names", _queue_names)
+any_job = _quiet("any_job", PROVIDERS["any_job"])
+unfinished_job = _quiet("unfinished_job", PROVIDERS["unfinished_job"])
+pausable_job = _quiet("pausable_job", PROVIDERS["pausable_job"])
+paused_job = _quiet("paused_job", PROVIDERS["paused_job"])
+finished_badly = _quiet("finished_badly", PROVIDERS["finished_badly"])
+worker_ids = _quiet("worker_ids", _worker_ids)
+schedule_names = _quiet("schedule_names", _schedule_names)
 
 
 # ------------------------------------------------------------------------------------ the scripts
@@ -189,3 +296,10 @@ def detect_shell(env: dict[str, str] | None = None) -> str:
             f"cannot tell your shell from $SHELL ({name or 'unset'}): name it, e.g. djobs completion install bash"
         )
     return name
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) == 2 and sys.argv[1] in PROVIDERS:
+        _refresh(sys.argv[1])

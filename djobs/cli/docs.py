@@ -128,7 +128,9 @@ shells (without that package, \\fBsource\\fR the file from \\fI~/.bashrc\\fR).
 \\fI~/.config/fish/completions/djobs.fish\\fR, loaded by fish in new shells.
 .PP
 \\fBdjobs completion show SHELL\\fR prints the script instead. Packages may install the scripts
-system-wide (the wheel carries them under \\fIshare/\\fR).
+system-wide (the wheel carries them under \\fIshare/\\fR). On PostgreSQL a Tab answers from the last
+answers, kept in \\fI$XDG_CACHE_HOME/djobs/\\fR (readable by you only) and refreshed in the background
+once a few seconds old, since loading the database driver would take most of a Tab's time.
 """
 
 _EXIT_SECTION = """\
@@ -368,7 +370,8 @@ not import, and a database URL in the config that does not point at a database).
 
 **Shell completion**: `djobs completion install` writes the script where your shell (from `$SHELL`, or
 named) looks for it and says what is left to do; Tab then completes job types, queue names, recent job
-ids, worker ids and schedule names from your config and database.
+ids, worker ids and schedule names from your config and database (on PostgreSQL from the last answers,
+kept in `$XDG_CACHE_HOME/djobs/` and refreshed in the background once a few seconds old).
 """
 
 
