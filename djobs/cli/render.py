@@ -1,7 +1,8 @@
-"""Human output for the CLI: rich tables and panels (the `--json` path is `common.print_json`).
+"""Human output for the CLI: tables, a job's detail, reasons and event lines (the `--json` path is
+`common.print_json`).
 
-rich is imported inside the functions, never at module import, so `djobs --help` and Tab completion stay
-fast. Colours only appear on a terminal (rich decides). Times are shown in UTC with a relative hint.
+Drawn by `djobs/cli/textout.py`, not rich: commands must start quickly. Colours only on a terminal; in a
+pipe (or with `--wide`) nothing is cut. Times are shown in UTC with a relative hint.
 """
 
 from __future__ import annotations
@@ -10,12 +11,10 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from djobs import explain
-
-if TYPE_CHECKING:
-    from rich.console import Console
+from djobs.cli import textout
 
 _STATUS_STYLE = {
     "pending": "cyan",
@@ -27,46 +26,14 @@ _STATUS_STYLE = {
     "cancelled": "dim",
     "paused": "yellow",
 }
-_console: Console | None = None
-_err_console: Console | None = None
 
 
-def console() -> Console:
-    """The stdout console: as wide as the terminal, or unlimited (nothing cut) with `--wide` or when stdout
-    is a pipe or a file, where a reader wants whole values, not `Q…`."""
-    global _console
-    from rich.console import Console
-
+def console() -> textout.Output:
+    """Standard output: as wide as the terminal, or unlimited (nothing cut) with `--wide` or when stdout is
+    a pipe or a file, where a reader wants whole values, not `Q…`."""
     from djobs.cli import common
 
-    out = _stdout()
-    unlimited = common.WIDE or not out.isatty()
-    if _console is None or _console.file is not out or _console_unlimited != unlimited:
-        _console = Console(file=out, highlight=False, soft_wrap=False, width=UNLIMITED if unlimited else None)
-        globals()["_console_unlimited"] = unlimited
-    return _console
-
-
-UNLIMITED = 1_000_000  # columns: wider than any row
-_console_unlimited = False
-
-
-def err_console() -> Console:
-    """The stderr console (spinners and progress)."""
-    global _err_console
-    import sys
-
-    from rich.console import Console
-
-    if _err_console is None or _err_console.file is not sys.stderr:
-        _err_console = Console(file=sys.stderr, highlight=False)
-    return _err_console
-
-
-def _stdout() -> Any:
-    import sys
-
-    return sys.stdout
+    return textout.Output.stdout(wide=common.WIDE)
 
 
 def value(v: Any) -> str:
@@ -83,7 +50,7 @@ def status(s: Any) -> str:
     """A job status with its colour markup."""
     text = value(s)
     style = _STATUS_STYLE.get(text)
-    return f"[{style}]{text}[/]" if style else text
+    return f"[{style}]{_esc(text)}[/]" if style else _esc(text)
 
 
 def short_json(v: Any, width: int = 60) -> str:
@@ -95,90 +62,23 @@ def short_json(v: Any, width: int = 60) -> str:
 
 
 def _esc(text: Any, keep_newlines: bool = False) -> str:
-    """Stored text as rich markup: control characters escaped (`common.printable`), markup neutralised."""
-    from rich.markup import escape
-
+    """Stored text as markup: control characters escaped (`common.printable`), brackets literal."""
     from djobs.cli.common import printable
 
-    return escape(printable(str(text), keep_newlines))
+    return textout.escape(printable(str(text), keep_newlines))
 
 
 def _table(
     title: str | None, *columns: str, keep: tuple[str, ...] = ("ID",), fold: tuple[str, ...] = (), flex: str | None = None
-) -> Any:
-    """A compact table. On a terminal too narrow for every cell, `flex` gives way first, then the other
-    columns, widest first; `keep` columns are never cut (ids must stay copyable), `fold` columns wrap instead
-    of being cut. `inspect ID` shows every value whole; so does any table with `--wide` or in a pipe."""
-    from rich import box
-    from rich.table import Table
-
-    table = Table(
-        title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
-        collapse_padding=True, show_edge=False, header_style="bold",
-    )  # fmt: skip
-    for col in columns:
-        overflow: Literal["ignore", "fold", "ellipsis"] = "ignore" if col in keep else "fold" if col in fold else "ellipsis"
-        table.add_column(col, no_wrap=col not in fold, overflow=overflow)
-    table.djobs_flex = flex  # type: ignore[attr-defined]  # read back by _show
-    return table
+) -> textout.Table:
+    """A compact table: `keep` columns are never cut (ids must stay copyable), `fold` columns wrap, the
+    others are cut with an ellipsis on a narrow terminal, `flex` first. `inspect ID` shows every value
+    whole; so does any table with `--wide` or in a pipe."""
+    return textout.Table(title, list(columns), keep=keep, fold=fold, flex=flex)
 
 
-def plan_widths(natural: list[int], headers: list[int], kinds: list[str], flex: int | None, room: int) -> list[int]:
-    """Column widths that fit `room` cells. In stages: `flex` down to 20 cells, the other cuttable columns
-    (widest first) down to their header or 6 cells, `flex` down to 8, then every cuttable column down to
-    3 cells. `keep` columns are never cut; when they alone do not fit, the sum exceeds `room`."""
-    widths = list(natural)
-    over = sum(widths) - room
-    others = sorted((i for i, k in enumerate(kinds) if k != "keep" and i != flex), key=lambda i: -natural[i])
-    flexes = [flex] if flex is not None else []
-    stages = [(flexes, lambda i: 20), (others, lambda i: max(headers[i], 6)), (flexes, lambda i: 8),
-              ([*flexes, *others], lambda i: 3)]  # fmt: skip
-    for columns, floor in stages:
-        for i in columns:
-            if over <= 0:
-                return widths
-            cut = min(over, widths[i] - min(natural[i], floor(i)))
-            if cut > 0:
-                widths[i] -= cut
-                over -= cut
-    return widths
-
-
-def _show(table: Any) -> None:
-    """Print a table made by `_table` with its cells cut to planned widths (see `plan_widths`).
-
-    djobs cuts the cells itself and lets rich lay out an unbounded width: rich's own shrinking drops whole
-    columns on a narrow terminal.
-    """
-    from rich.text import Text
-
-    out = console()
-    headers = [Text.from_markup(str(c.header)).cell_len for c in table.columns]
-    cells = [[Text.from_markup(v) if isinstance(v, str) else v for v in c._cells] for c in table.columns]
-    natural = [
-        max([headers[i], *(v.cell_len if isinstance(v, Text) else 0 for v in col)]) for i, col in enumerate(cells)
-    ]
-    gaps = _GAP * (len(natural) - 1)
-    widths = natural
-    if sum(natural) + gaps > out.width:
-        kinds = ["keep" if c.overflow == "ignore" else "cut" for c in table.columns]
-        names = [str(c.header) for c in table.columns]
-        flex = names.index(table.djobs_flex) if table.djobs_flex in names else None
-        widths = plan_widths(natural, headers, kinds, flex, out.width - gaps)
-    for column, col, width in zip(table.columns, cells, widths, strict=True):
-        if headers[table.columns.index(column)] > width:
-            column.header = str(column.header)[: max(1, width - 1)] + "…"
-        for v in col:
-            if isinstance(v, Text) and v.cell_len > width:
-                if column.overflow == "fold":
-                    continue  # wraps within its width
-                v.truncate(width, overflow="ellipsis")
-        column._cells = col
-        column.width = width if column.overflow == "fold" else None
-    out.print(table, width=UNLIMITED)
-
-
-_GAP = 2  # cells between two columns (padding 1 on each side; no padding at the edges)
+def _show(table: textout.Table) -> None:
+    console().table(table)
 
 
 def _empty(title: str | None, what: str) -> None:
@@ -208,12 +108,7 @@ def jobs_table(jobs: Sequence[Any], title: str | None = None) -> None:
 
 def job_detail(job: Any, checkpoints: Sequence[Any], subs: Sequence[Any], events: Sequence[Any]) -> None:
     """Everything about one job."""
-    from rich.table import Table
-
     out = console()
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column(overflow="fold")
     rows: list[tuple[str, str]] = [
         ("id", _esc(job.id)), ("type", _esc(job.type)), ("queue", _esc(job.queue)),
         ("status", status(job.status)), ("priority", str(job.priority)),
@@ -232,22 +127,36 @@ def job_detail(job: Any, checkpoints: Sequence[Any], subs: Sequence[Any], events
         rows.append(("result", _esc(short_json(job.result, 200))))
     if job.last_error:
         rows.append(("error", f"[red]{_esc(job.last_error.strip(), keep_newlines=True)}[/]"))
-    for k, v in rows:
-        grid.add_row(k, v)
-    out.print(grid)
+    _grid(out, rows)
     if checkpoints:
         table = _table("checkpoints", "#", "NAME", "VALUE", "ERROR", keep=("#", "NAME"), flex="VALUE")
         for c in checkpoints:
             idx = "" if c.call_index is None else str(c.call_index)
             table.add_row(idx, _esc(c.name), _esc(short_json(c.value)), _esc(c.error or ""))
         out.print()
-        _show(table)
+        out.table(table)
     if subs:
         out.print()
         jobs_table(subs, title="sub-jobs")
     if events:
         out.print()
         events_table(events, title="recent events")
+
+
+def _grid(out: textout.Output, rows: Sequence[tuple[str, str]]) -> None:
+    """Key-value lines: bold keys in a column, values folded to the width left (and at their newlines)."""
+    keys = max(len(k) for k, _ in rows)
+    room = max(20, out.width - keys - textout.GAP)
+    lines: list[list[textout.Segment]] = []
+    for key, markup in rows:
+        pad = [(" " * (keys - len(key) + textout.GAP), "")]
+        first = True
+        for part in markup.split("\n"):
+            for chunk in textout.wrap(textout.parse(part), room) or [[]]:
+                lead = [(key, "bold"), *pad] if first else [(" " * (keys + textout.GAP), "")]
+                lines.append([*lead, *chunk] if chunk else lead[:1])
+                first = False
+    out.lines(lines)
 
 
 def events_table(events: Sequence[Any], title: str | None = None) -> None:
@@ -369,13 +278,18 @@ def message(text: str) -> None:
 
 @contextmanager
 def spinner(text: str, enabled: bool = True) -> Iterator[None]:
-    """A spinner on stderr while the block runs (only on a terminal)."""
+    """A spinner on stderr while the block runs (only on a terminal; rich is loaded only then)."""
     import sys
 
     if not enabled or not sys.stderr.isatty():
         yield
         return
-    with err_console().status(_esc(text)):
+    from rich.console import Console
+    from rich.markup import escape
+
+    from djobs.cli.common import printable
+
+    with Console(file=sys.stderr, highlight=False).status(escape(printable(text))):
         yield
 
 
