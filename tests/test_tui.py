@@ -546,6 +546,43 @@ def test_detail_of_a_job_that_does_not_exist(db_url: str, queue: djobs.Queue) ->
     run(scenario)
 
 
+class SlowCounts(djobs.Queue):
+    """A real queue whose per-queue counts wait for a go: the count of a huge table, made deterministic."""
+
+    def __init__(self, store: Any) -> None:
+        super().__init__(store)
+        self.go = threading.Event()
+
+    def queue_stats(self) -> list[djobs.QueueStats]:
+        self.go.wait(TIMEOUT)
+        return super().queue_stats()
+
+
+def test_first_frame_does_not_wait_for_the_counts(db_url: str) -> None:
+    store = djobs.connect(db_url)
+    queue = SlowCounts(store)
+    queue.register("hello", lambda args: None)
+    job_id = queue.enqueue("hello", {})
+
+    async def scenario() -> None:
+        app = make_app(queue, refresh=REFRESH)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: table(app, "jobs").keys() == [job_id], "the jobs before the counts")
+            assert app.counts_read == 0 and table(app, "queues").keys() == []
+            assert "counting" in str(app.query_one("#queues").border_title)
+            await pilot.pause(3 * REFRESH)  # refreshes go on while the count runs
+            assert app.polls >= 2 and app.counts_read == 0
+            queue.go.set()
+            await wait_for(pilot, lambda: table(app, "queues").keys() == ["default"], "the counts")
+            assert "counting" not in str(app.query_one("#queues").border_title)
+
+    try:
+        run(scenario)
+    finally:
+        queue.go.set()
+        store.close()
+
+
 # ---- layout ----
 
 

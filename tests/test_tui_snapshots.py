@@ -130,13 +130,18 @@ def frozen_app(sqlite_url: str) -> Any:
 
 
 async def _loaded(pilot: Any) -> None:
-    """Until the first poll is painted, event log lines included (RichLog renders them once sized), with
-    the log scrolled to its newest line (it follows the end after a refresh: later on a busy machine)."""
+    """Until the first refresh and the first counts are painted, event log lines included (RichLog renders
+    them once sized), with the log scrolled to its newest line: it follows the end when lines are
+    written, which on a busy machine can be before it knows its height."""
     app = pilot.app
     log = app.query_one("#events")
-    while app.polls == 0 or len(log.lines) < len(EVENTS):
+    while app.polls == 0 or app.counts_read == 0 or log.virtual_size.height < len(EVENTS):
         await pilot.pause(0.02)
-    log.scroll_end(animate=False, immediate=True)
+    for _ in range(100):
+        log.scroll_end(animate=False, immediate=True)
+        await pilot.pause(0.02)
+        if log.scroll_y >= log.max_scroll_y:
+            break
     await pilot.pause()
 
 

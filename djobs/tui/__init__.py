@@ -41,16 +41,15 @@ def make_app(
 
     `clock` replaces "now" for ages and times shown (snapshot tests freeze it); `subtitle` goes in the
     header (the CLI shows the database there); `job_window` is the number of rows in the jobs table."""
-    from .data import JOB_WINDOW, FirstRead, Poller
+    from .data import JOB_WINDOW, Poller
+    from .reader import Start
 
     # Start reading before importing Textual: the first frame waits for whichever is slower, not both.
     window = job_window or JOB_WINDOW
-    first = FirstRead(Poller(queue, job_window=window, clock=clock))
+    start = Start(Poller(queue, job_window=window, clock=clock))
     from .app import DjobsApp
 
-    return DjobsApp(
-        queue, refresh=refresh, clock=clock, subtitle=subtitle, job_window=window, first_read=first
-    )
+    return DjobsApp(queue, refresh=refresh, clock=clock, subtitle=subtitle, job_window=window, start=start)
 
 
 def run(queue: djobs.Queue, config: Config | None = None, *, refresh: float | None = None) -> None:

@@ -8,7 +8,6 @@ database the library can open, from any machine.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -144,9 +143,9 @@ class EventBatch:
 
 @dataclass
 class Snapshot:
-    """One consistent-enough picture of the system for one refresh of the main screen."""
+    """One consistent-enough picture of the system for one refresh of the main screen (the per-queue
+    counts are read apart: `Poller.counts()`)."""
 
-    stats: list[QueueStats]
     workers: list[WorkerInfo]
     jobs: list[Job]
     schedules: list[ScheduleInfo]
@@ -159,9 +158,9 @@ class Snapshot:
 MAX_LOOKUPS = 20
 
 
-#: `queue_stats()` counts every job (about 40 ms of this process's CPU for 200,000 rows on SQLite; on
-#: PostgreSQL the server does the work, ~0.2-0.7 s), so it is re-read less often than the rest: at most
-#: STATS_DUTY of one core in this process, and at most DB_DUTY of the time waiting on the database.
+#: `queue_stats()` counts every job (about 0.1 s for 200,000 rows on SQLite, where this process does the
+#: work; on PostgreSQL the server does it), so it is re-read less often than the rest: at most STATS_DUTY
+#: of one core in this process, and at most DB_DUTY of the time waiting on the database.
 STATS_DUTY = 0.01
 DB_DUTY = 0.2
 
@@ -172,11 +171,12 @@ def next_due(started: float, cpu: float, wall: float) -> float:
 
 
 class Poller:
-    """Reads the main screen's data. Not thread-safe: the app runs one poll at a time.
+    """Reads the main screen's data. `snapshot()` and `counts()` may run at the same time on two threads;
+    each of them runs one call at a time.
 
-    Cheap reads (the newest jobs, new events, workers, schedules) happen on every poll. The per-queue
-    counts cost time proportional to the table, so they are spaced by `next_due()` (at most every
-    poll): the refresh stays cheap with a million jobs, the counts just lag a little."""
+    Cheap reads (the newest jobs, new events, workers, schedules) happen on every poll (`snapshot`). The
+    per-queue counts cost time proportional to the table, so `counts()` is read apart and spaced by
+    `next_due()`: the refresh stays cheap with a million jobs, the counts just lag a little."""
 
     def __init__(
         self,
@@ -191,29 +191,38 @@ class Poller:
         self.event_window = event_window
         self.clock = clock or (lambda: datetime.now(UTC))
         self._event_cursor: int | None = None
-        self._stats: list[QueueStats] = []
+        #: The last counts read (replaced whole, never changed in place: the snapshot thread reads the
+        #: queue names from it).
+        self.stats: list[QueueStats] = []
         self._stats_due = 0.0
         self.stats_cost = 0.0
         #: Job type names known so far (handlers here, jobs and schedules seen): what bare filter words
         #: are matched against.
         self.type_names: set[str] = set()
 
-    def snapshot(self, job_filter: JobFilter, *, force: bool = False) -> Snapshot:
+    def snapshot(self, job_filter: JobFilter) -> Snapshot:
+        """Everything of the main screen but the counts: a handful of bounded reads."""
         q = self.queue
-        started, cpu = time.monotonic(), time.thread_time()
-        if force or started >= self._stats_due:
-            self._stats = list(q.queue_stats())
-            self.stats_cost = time.monotonic() - started
-            self._stats_due = next_due(started, time.thread_time() - cpu, self.stats_cost)
-        stats = self._stats
         workers = list(q.workers())
         schedules = list(q.schedules())
         if not self.type_names:
             self.type_names.update(q.job_types())
         self.type_names.update(s.job for s in schedules)
-        jobs = self.jobs(job_filter, [st.name for st in stats])
+        jobs = self.jobs(job_filter, [st.name for st in self.stats])
         events = self.new_events()
-        return Snapshot(stats, workers, jobs, schedules, events, job_filter, self.clock())
+        return Snapshot(workers, jobs, schedules, events, job_filter, self.clock())
+
+    def counts_due(self) -> bool:
+        return time.monotonic() >= self._stats_due
+
+    def counts(self) -> list[QueueStats]:
+        """Per-queue counts by status; the next read is due once `next_due()` allows."""
+        started, cpu = time.monotonic(), time.thread_time()
+        stats = list(self.queue.queue_stats())
+        self.stats_cost = time.monotonic() - started
+        self._stats_due = next_due(started, time.thread_time() - cpu, self.stats_cost)
+        self.stats = stats
+        return stats
 
     def jobs(self, job_filter: JobFilter, queues: list[str]) -> list[Job]:
         """The window of newest jobs the filter selects. Bare words become one listing per matching
@@ -351,32 +360,3 @@ def forget_connection(queue: djobs.Queue) -> None:
         queue.storage.reset_connection()
     except Exception:  # resetting is best effort; the next poll reports whatever is still wrong
         pass
-
-
-class FirstRead:
-    """The first snapshot, read on a plain thread started before Textual is imported, so the database
-    read (SQLite and psycopg release the GIL while a query runs) overlaps the UI's start-up. The app's
-    first poll worker waits for it instead of reading again."""
-
-    def __init__(self, poller: Poller) -> None:
-        self.poller = poller
-        self._done = threading.Event()
-        self._snapshot: Snapshot | None = None
-        self._error: BaseException | None = None
-        threading.Thread(target=self._run, name="djobs-tui-first-read", daemon=True).start()
-
-    def _run(self) -> None:
-        try:
-            self._snapshot = self.poller.snapshot(JobFilter(), force=True)
-        except BaseException as exc:  # handed to the poll worker, which reports it like any poll error
-            self._error = exc
-            forget_connection(self.poller.queue)
-        finally:
-            self._done.set()
-
-    def result(self) -> Snapshot:
-        self._done.wait()
-        if self._error is not None:
-            raise self._error
-        assert self._snapshot is not None
-        return self._snapshot

@@ -8,7 +8,9 @@ Its bindings act on the job shown; Enter on a sub-job opens that sub-job's own d
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +27,7 @@ from textual.widgets import Footer, Header, ProgressBar, Static, Tree
 
 from djobs.jobs import Checkpoint, Job, JobStatus
 
-from ..data import Detail, DetailPoller, SubJobNode, forget_connection
+from ..data import Detail, DetailPoller, SubJobNode
 from ..format import DASH, age, full_time, pretty_json, progress_parts, short_id, status_text
 from ..widgets.events import event_line
 from . import LiveScreen
@@ -106,19 +108,18 @@ class JobDetailScreen(LiveScreen):
         if self._polling:
             return
         self._polling = True
-        self._poll()
+        self._await_detail(self.djobs_app.reads.main.submit(self.poller.detail))
 
-    @work(thread=True, group="detail-poll", exit_on_error=False)
-    def _poll(self) -> None:
+    @work(group="detail-poll", exit_on_error=False)
+    async def _await_detail(self, future: Future[Detail | None]) -> None:
         try:
-            detail = self.poller.detail()
+            detail = await asyncio.wrap_future(future)
         except Exception as exc:  # the main screen's status line reports the connection; keep what we have
-            forget_connection(self.poller.queue)
             self._polling = False
-            self.djobs_app.call_from_thread(self._show_error, exc)
+            self._show_error(exc)
             return
         self._polling = False
-        self.djobs_app.call_from_thread(self._show, detail)
+        self._show(detail)
 
     def _show_error(self, exc: Exception) -> None:
         self.sub_title = f"job {self.job_id} · disconnected: {exc}"
