@@ -27,6 +27,7 @@ from djobs.tui import make_app
 from djobs.tui.app import DjobsApp
 from djobs.tui.screens.detail import JobDetailScreen
 from djobs.tui.screens.dialogs import ConfirmScreen, EnqueueScreen
+from djobs.tui.widgets.jobs import JobsTable
 from djobs.tui.widgets.table import LiveTable
 
 REFRESH = 0.2
@@ -581,6 +582,64 @@ def test_first_frame_does_not_wait_for_the_counts(db_url: str) -> None:
     finally:
         queue.go.set()
         store.close()
+
+
+def test_bulk_retry_and_cancel_of_marked_jobs(db_url: str, queue: djobs.Queue) -> None:
+    queue.register("hello", lambda args: None)
+    ids = [queue.enqueue("hello", {"n": n}) for n in range(5)]
+    cancelled, pending = ids[:3], ids[3:]
+    for job_id in cancelled:
+        queue.cancel_job(job_id)
+
+    def statuses(job_ids: list[str]) -> set[str]:
+        return {job_status(queue, j) for j in job_ids}
+
+    async def scenario() -> None:
+        app = make_app(queue, refresh=REFRESH)
+        async with app.run_test(size=SIZE) as pilot:
+            jobs = app.query_one("#jobs", JobsTable)
+            await wait_for(pilot, lambda: set(jobs.keys()) == set(ids), "the jobs")
+            jobs.focus()
+            await pilot.press("a")  # every job shown
+            assert jobs.marked == set(ids) and "5 marked" in str(jobs.border_title)
+            await pilot.pause(3 * REFRESH)
+            assert jobs.marked == set(ids)  # refreshes keep the marks
+            await pilot.press("t")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+            assert "Retry 5 marked jobs?" in _static_text(app.screen, "#confirm-question")
+            await pilot.press("y")
+            await wait_for(pilot, lambda: statuses(cancelled) == {"pending"}, "the cancelled jobs retried")
+            assert statuses(pending) == {"pending"}
+            await wait_for(
+                pilot, lambda: any("3 retried, 2 left as they were" in m for m in app.history), "note"
+            )
+            assert jobs.marked == set()
+
+            # Two marked one by one (space marks and moves down), then cancelled.
+            await select(pilot, app, "jobs", pending[0])
+            await pilot.press("space")
+            await select(pilot, app, "jobs", pending[1])
+            await pilot.press("space")
+            assert jobs.marked == set(pending)
+            await pilot.press("c")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+            assert "Cancel 2 marked jobs?" in _static_text(app.screen, "#confirm-question")
+            await pilot.press("n")  # no: nothing happens, the marks stay
+            await pilot.pause(0.3)
+            assert statuses(pending) == {"pending"} and jobs.marked == set(pending)
+            await pilot.press("c")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+            await pilot.press("y")
+            await wait_for(pilot, lambda: statuses(pending) == {"cancelled"}, "the marked jobs cancelled")
+            assert statuses(cancelled) == {"pending"}  # the unmarked ones untouched
+
+            # Space on a marked job unmarks it; `a` twice marks and unmarks everything; Escape clears.
+            await pilot.press("a", "a")
+            assert jobs.marked == set()
+            await pilot.press("a", "escape")
+            assert jobs.marked == set()
+
+    run(scenario)
 
 
 # ---- layout ----

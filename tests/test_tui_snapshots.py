@@ -179,3 +179,19 @@ def test_confirm_dialog(frozen_app: Any, snap_compare: Any) -> None:
         await pilot.pause(0.2)  # the footer recomposes for the dialog's keys
 
     assert snap_compare(frozen_app, terminal_size=SIZE, run_before=ask)
+
+
+def test_marked_jobs_and_the_bulk_confirmation(frozen_app: Any, snap_compare: Any) -> None:
+    async def mark_and_ask(pilot: Any) -> None:
+        await _loaded(pilot)
+        jobs = pilot.app.query_one("#jobs")
+        jobs.focus()
+        for job_id in ("job-0002", "job-0004", "job-0005"):
+            assert jobs.select_key(job_id)
+            await pilot.press("space")
+        await pilot.press("t")
+        while not isinstance(pilot.app.screen, ConfirmScreen):
+            await pilot.pause(0.02)
+        await pilot.pause(0.2)  # the footer recomposes for the dialog's keys
+
+    assert snap_compare(frozen_app, terminal_size=SIZE, run_before=mark_and_ask)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -335,6 +335,60 @@ class DjobsApp(App[None]):
             ),
             answered,
         )
+
+    def bulk(self, verb: str, job_ids: list[str], not_shown: int = 0) -> None:
+        """Retry or cancel many jobs (the marked ones) after a confirmation naming how many."""
+        what = {
+            "retry": "Failed and cancelled ones start again from their first attempt; the others are left as "
+            "they are.",
+            "cancel": "Cancelling cannot be undone (retry makes a new attempt); the sub-jobs of a cancelled "
+            "job are cancelled with it, and finished jobs are left as they are.",
+        }[verb]
+        n = len(job_ids)
+        hidden = f" ({not_shown:,} of them not shown now)" if not_shown else ""
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._bulk(verb, job_ids)
+
+        self.push_screen(
+            ConfirmScreen(
+                f"{verb.capitalize()} [b]{n:,}[/] marked job{'s' if n != 1 else ''}{hidden}?\n{what}"
+            ),
+            answered,
+        )
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _bulk(self, verb: str, job_ids: list[str]) -> None:
+        act = self.queue.retry_job if verb == "retry" else self.queue.cancel_job
+        changed = unchanged = 0
+        errors: Counter[str] = Counter()
+        for job_id in job_ids:
+            try:
+                if act(job_id):
+                    changed += 1
+                else:
+                    unchanged += 1
+            except Exception as exc:  # one job's refusal (gone, duplicate key) must not stop the rest
+                forget_connection(self.queue)  # in case it was the connection that broke
+                errors[type(exc).__name__] += 1
+        done = {"retry": "retried", "cancel": "cancelled"}[verb]
+        parts = [f"{changed:,} {done}"]
+        if unchanged:
+            parts.append(f"{unchanged:,} left as they were")
+        parts += [f"{count:,} failed ({name})" for name, count in errors.most_common()]
+        severity = "error" if errors and not changed else "warning" if errors or unchanged else "information"
+        self._call(
+            self._bulk_done,
+            set(job_ids),
+            f"{verb.capitalize()} {len(job_ids):,} jobs",
+            ", ".join(parts),
+            severity,
+        )
+
+    def _bulk_done(self, job_ids: set[str], what: str, outcome: str, severity: Any) -> None:
+        self.query_one(JobsTable).forget_marks(job_ids)
+        self._acted(what, outcome, severity)
 
     def pause_queue(self, name: str) -> None:
         self.act(f"Pause queue {name}", lambda: self.queue.pause_queue(name))
