@@ -642,6 +642,61 @@ def test_bulk_retry_and_cancel_of_marked_jobs(db_url: str, queue: djobs.Queue) -
     run(scenario)
 
 
+def test_a_word_matching_many_names_says_it_lists_some(sqlite_url: str) -> None:
+    store = djobs.connect(sqlite_url)
+    queue = djobs.Queue(store)
+    for n in range(25):
+        queue.register(f"task-{n:02}", lambda args: None)
+        queue.enqueue(f"task-{n:02}", {})
+
+    async def scenario() -> None:
+        app = make_app(queue, refresh=REFRESH)
+        async with app.run_test(size=SIZE) as pilot:
+            jobs = table(app, "jobs")
+            await wait_for(pilot, lambda: jobs.row_count == 25, "the jobs")
+            await pilot.press("slash", *"task", "enter")
+            await wait_for(
+                pilot, lambda: "first 20 of 25 matching names" in str(jobs.border_title), "the note"
+            )
+            assert jobs.row_count == 20
+
+    try:
+        run(scenario)
+    finally:
+        store.close()
+
+
+def test_a_row_no_writer_of_ours_made_is_shown_not_fatal(sqlite_url: str) -> None:
+    """A job whose progress is not what `ctx.progress` writes (here a JSON list written by hand) is listed
+    and opened like any other; the dashboard keeps running."""
+    import sqlite3
+
+    store = djobs.connect(sqlite_url)
+    queue = djobs.Queue(store)
+    queue.register("hello", lambda args: None)
+    odd = queue.enqueue("hello", {})
+    db = sqlite3.connect(sqlite_url.split(":///", 1)[1])
+    with db:
+        db.execute("UPDATE djobs_jobs SET progress = '[1, 2, 3]' WHERE id = ?", (odd,))
+    db.close()
+
+    async def scenario() -> None:
+        app = make_app(queue, refresh=REFRESH)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: table(app, "jobs").keys() == [odd], "the odd job listed")
+            app.open_job(odd)
+            await wait_for(
+                pilot, lambda: isinstance(app.screen, JobDetailScreen) and app.screen.loaded, "detail"
+            )
+            assert not app.screen.query_one("#detail-progress-row").display
+            assert app.is_running and not any("could not be shown" in m for m in app.history)
+
+    try:
+        run(scenario)
+    finally:
+        store.close()
+
+
 # ---- layout ----
 
 
@@ -920,6 +975,8 @@ def test_filter_bar_syntax() -> None:
         JobFilter.parse("status:bogus")
     with pytest.raises(ValueError, match="unknown filter"):
         JobFilter.parse("colour:red")
+    with pytest.raises(ValueError, match="needs a value"):
+        JobFilter.parse("type:")
 
 
 def test_filter_words_become_lookups_of_matching_types_and_queues() -> None:

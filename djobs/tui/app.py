@@ -19,7 +19,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from textual import events, work
 from textual.app import App, ComposeResult
@@ -40,6 +40,8 @@ from .widgets.events import EventLog
 from .widgets.jobs import FilterBar, JobsTable
 from .widgets.overview import QueueSummary, SchedulesPanel, WorkersPanel
 from .widgets.status import StatusLine
+
+T = TypeVar("T")
 
 MAX_BACKOFF = 10.0
 #: Terminals with fewer lines than this hide the title bar (80x24 needs the line for the panels).
@@ -99,6 +101,7 @@ class DjobsApp(App[None]):
         self._count_again = False
         self._failures = 0
         self._next_poll = 0.0
+        self._bad_data: set[str] = set()
         if subtitle:
             self.sub_title = subtitle
 
@@ -167,7 +170,7 @@ class DjobsApp(App[None]):
             self._poll_failed(exc)
             return
         self._polling = False
-        self._apply(snapshot)
+        self.shown(self._apply, snapshot)
 
     @work(group="counts", exit_on_error=False)
     async def _await_counts(self, future: Future[list[QueueStats]]) -> None:
@@ -177,7 +180,7 @@ class DjobsApp(App[None]):
             stats = None
         self._counting = False
         if stats is not None:
-            self._apply_counts(stats)
+            self.shown(self._apply_counts, stats)
         if self._count_again:
             self._count_again = False
             self._count(True)
@@ -187,6 +190,17 @@ class DjobsApp(App[None]):
             self.call_from_thread(fn, *args)
         except RuntimeError:  # the app is shutting down
             pass
+
+    def shown(self, show: Callable[[T], None], data: T) -> None:
+        """Put data on screen; a value no widget expected (a row written by hand, a newer writer) is
+        reported once and the rest of the app goes on, instead of taking the dashboard down."""
+        try:
+            show(data)
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+            if message not in self._bad_data:
+                self._bad_data.add(message)
+                self.notify(f"some data could not be shown: {message}", title="djobs", severity="error")
 
     def _apply(self, snap: Snapshot) -> None:
         self.snapshot = snap
@@ -199,7 +213,9 @@ class DjobsApp(App[None]):
         now = snap.taken_at
         self.query_one(WorkersPanel).update_from(snap.workers, now)
         self.query_one(SchedulesPanel).update_from(snap.schedules, now)
-        self.query_one(JobsTable).update_from(snap.jobs, snap.job_filter, self.job_window, now)
+        self.query_one(JobsTable).update_from(
+            snap.jobs, snap.job_filter, self.job_window, now, snap.filter_note
+        )
         self.query_one(EventLog).add(snap.events, now)
         self._show_status()
 

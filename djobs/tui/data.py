@@ -74,6 +74,8 @@ class JobFilter:
                     key = "type"
                 if key not in ("status", "queue", "type"):
                     raise ValueError(f"unknown filter {key!r}: use status:, queue: or type:")
+                if not value:
+                    raise ValueError(f"{key}: needs a value ({key}:NAME)")
                 if key == "status" and value.lower() not in STATUS_VALUES:
                     raise ValueError(f"unknown status {value!r}: one of {', '.join(STATUS_VALUES)}")
                 values[key] = value.lower() if key == "status" else value
@@ -152,6 +154,8 @@ class Snapshot:
     events: EventBatch
     job_filter: JobFilter
     taken_at: datetime
+    #: Said beside the filter when its words match more names than one refresh lists.
+    filter_note: str = ""
 
 
 #: A filter word matching many names lists at most this many (type, queue) pairs per refresh.
@@ -208,9 +212,11 @@ class Poller:
         if not self.type_names:
             self.type_names.update(q.job_types())
         self.type_names.update(s.job for s in schedules)
-        jobs = self.jobs(job_filter, [st.name for st in self.stats])
+        lookups = job_filter.lookups(self.type_names, [st.name for st in self.stats])
+        jobs = self.jobs(job_filter, lookups[:MAX_LOOKUPS])
+        note = f"first {MAX_LOOKUPS} of {len(lookups)} matching names" if len(lookups) > MAX_LOOKUPS else ""
         events = self.new_events()
-        return Snapshot(workers, jobs, schedules, events, job_filter, self.clock())
+        return Snapshot(workers, jobs, schedules, events, job_filter, self.clock(), note)
 
     def counts_due(self) -> bool:
         return time.monotonic() >= self._stats_due
@@ -224,11 +230,10 @@ class Poller:
         self.stats = stats
         return stats
 
-    def jobs(self, job_filter: JobFilter, queues: list[str]) -> list[Job]:
-        """The window of newest jobs the filter selects. Bare words become one listing per matching
-        (type, queue) pair (at most MAX_LOOKUPS), merged newest first."""
+    def jobs(self, job_filter: JobFilter, lookups: list[tuple[str | None, str | None]]) -> list[Job]:
+        """The window of newest jobs the filter selects: one listing per (type, queue) pair of
+        `JobFilter.lookups()`, merged newest first."""
         window, page = self.job_window, job_filter.page
-        lookups = job_filter.lookups(self.type_names, queues)[:MAX_LOOKUPS]
         if len(lookups) == 1:
             t, qn = lookups[0]
             found = self.queue.list_jobs(

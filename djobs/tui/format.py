@@ -117,7 +117,7 @@ def one_line(value: Any, width: int = 60) -> str:
 def progress_parts(progress: Mapping[str, Any] | None) -> tuple[float | None, float | None, str]:
     """(done, total, message) from `Job.progress` (`ctx.progress(done, total, message)`); values of the
     wrong type (the row is written by any process) read as absent."""
-    if progress is None:
+    if not isinstance(progress, Mapping):  # nothing reported, or not what `ctx.progress` writes
         return None, None, ""
     done, total, message = progress.get("done"), progress.get("total"), progress.get("message")
     return (

@@ -119,7 +119,7 @@ class JobDetailScreen(LiveScreen):
             self._show_error(exc)
             return
         self._polling = False
-        self._show(detail)
+        self.djobs_app.shown(self._show, detail)
 
     def _show_error(self, exc: Exception) -> None:
         self.sub_title = f"job {self.job_id} · disconnected: {exc}"

@@ -86,10 +86,12 @@ class JobsTable(LiveTable):
         super().__init__(id=id)
         #: Ids of the marked jobs, shown or not.
         self.marked: set[str] = set()
-        self._shown: tuple[list[Job], JobFilter, int, datetime] | None = None
+        self._shown: tuple[list[Job], JobFilter, int, datetime, str] | None = None
 
-    def update_from(self, jobs: list[Job], job_filter: JobFilter, window: int, now: datetime) -> None:
-        self._shown = jobs, job_filter, window, now
+    def update_from(
+        self, jobs: list[Job], job_filter: JobFilter, window: int, now: datetime, note: str = ""
+    ) -> None:
+        self._shown = jobs, job_filter, window, now, note
         rows: list[Row] = []
         for job in jobs:
             error = one_line(job.last_error, 48) if job.last_error else ""
@@ -120,7 +122,7 @@ class JobsTable(LiveTable):
         else:
             shown = f"{len(jobs)} jobs"
         described = job_filter.describe()
-        title = f"jobs · {shown}" + (f" · {described}" if described else "")
+        title = f"jobs · {shown}" + (f" · {described}" if described else "") + (f" ({note})" if note else "")
         if self.marked:
             title += f" · {len(self.marked):,} marked"
         if title != self.border_title:  # setting it repaints the whole table
