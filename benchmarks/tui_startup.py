@@ -238,6 +238,13 @@ def tui_in_terminal(url: str, size: tuple[int, int], cwd: str) -> dict[str, floa
                 if name not in found and mark in seen:
                     found[name] = time.perf_counter() - started
         os.write(master, b"q")
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline:  # read on: a full terminal blocks it
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    os.read(master, 1 << 16)
+                except OSError:
+                    break
         proc.wait(timeout=10)
     finally:
         if proc.poll() is None:
