@@ -5,7 +5,8 @@
     snapshot = await asyncio.wrap_future(future)
 
 `main` makes the cheap reads (the main screen's snapshot, the detail screen) one after another on one
-database connection, kept for the life of the app instead of a new thread and connection per refresh.
+database connection, kept for the life of the app (Textual's thread workers would spread them over the
+event loop's shared executor, up to six threads and six connections).
 `counts` makes the per-queue counts, whose cost grows with the table (about 0.1 s for 200,000 jobs), so
 a slow count never holds back the jobs table, and the first frame does not wait for it. Both threads are
 daemons: a read stuck on a database that went away cannot keep the terminal from closing.
