@@ -258,3 +258,12 @@ def test_tables_are_never_cut_in_a_pipe(cli):
     assert long_type_queue in out and "…" not in out
     events = CliRunner().invoke(app, ["events"], env={"COLUMNS": "60"}).stdout
     assert long_type_queue in events
+
+
+def test_huge_args_and_concurrencies_are_refused(cli, tmp_path):
+    assert "more than 16 MiB of JSON" in cli.fails(2, "enqueue", "echo", "--args", "@/dev/zero")
+    (tmp_path / "big.json").write_text('"' + "x" * (17 << 20) + '"')
+    assert "more than 16 MiB" in cli.fails(2, "enqueue", "echo", "--args", "@big.json")
+    assert "from 1 to 10000" in cli.fails(2, "worker", "--burst", "--queue", f"default:{10**12}")
+    assert "out of range" in cli.fails(2, "worker", "--burst", "-c", "10001")
+    assert cli.queue().list_jobs() == []

@@ -405,8 +405,8 @@ def test_enqueue_of_a_config_declared_type_imports_no_user_code_and_no_unused_dr
     [job] = json.loads(subprocess.run([str(DJOBS), "--json", "jobs"], capture_output=True, text=True, env=env(),
                                       cwd=tmp_path, timeout=60).stdout)  # fmt: skip
     assert job["id"] == out.strip() and (job["queue"], job["max_retries"]) == ("slow", 7)
-    modules, _ = _imported(["jobs"], tmp_path)
-    assert not {"heavy", "psycopg", "pydantic", "textual"} & modules
+    modules, listed = _imported(["jobs"], tmp_path)
+    assert not {"heavy", "psycopg", "pydantic", "textual", "rich"} & modules and out.strip() in listed
     bad = subprocess.run([str(DJOBS), "worker", "--burst"], capture_output=True, text=True, env=env(), cwd=tmp_path,
                          timeout=60)  # fmt: skip
     assert bad.returncode == 78 and "cannot import 'heavy': RuntimeError: imported!" in bad.stderr

@@ -27,21 +27,26 @@ class Finished(StrEnum):
     cancelled = "cancelled"
 
 
+MAX_ARGS = 16 << 20  # characters of --args JSON
+
+
 def parse_args_option(text: str | None) -> Any:
     """`--args`: inline JSON, `@file` holding JSON, or `-` for JSON on stdin; raises UsageProblem."""
     if text is None:
         return None
     source = "--args"
     if text == "-":
-        text, source = sys.stdin.read(), "--args from stdin"
+        text, source = sys.stdin.read(MAX_ARGS + 1), "--args from stdin"
     elif text.startswith("@"):
         path = text[1:]
         try:
             with open(path, encoding="utf-8") as fh:
-                text = fh.read()
+                text = fh.read(MAX_ARGS + 1)  # a bounded read: `@/dev/zero` must not fill the memory
         except (OSError, UnicodeDecodeError) as exc:
             raise common.UsageProblem(f"--args: cannot read {path!r}: {getattr(exc, 'strerror', None) or exc}") from None
         source = f"--args from {path}"
+    if len(text) > MAX_ARGS:
+        raise common.UsageProblem(f"{source}: more than {MAX_ARGS // (1 << 20)} MiB of JSON (pass a reference instead)")
     try:
         return json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:

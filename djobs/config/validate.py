@@ -79,15 +79,21 @@ def _unknown_keys(c: _Collector, table: str, data: Mapping[str, Any], known: tup
             c.add(table, key, f"unknown key (known: {', '.join(known)})")
 
 
-def _int(c: _Collector, table: str, data: Mapping[str, Any], key: str, minimum: int | None = None) -> int | None:
+INT32 = (-(2**31), 2**31 - 1)  # what both backends store for priorities and retry counts
+MAX_CONCURRENCY = 10_000
+
+
+def _int(
+    c: _Collector, table: str, data: Mapping[str, Any], key: str, minimum: int = INT32[0], maximum: int = INT32[1]
+) -> int | None:
     if key not in data:
         return None
     value = data[key]
     if isinstance(value, bool) or not isinstance(value, int):
         c.add(table, key, f"must be an integer, got {value!r}")
         return None
-    if minimum is not None and value < minimum:
-        c.add(table, key, f"must be at least {minimum}, got {value}")
+    if not minimum <= value <= maximum:
+        c.add(table, key, f"must be from {minimum} to {maximum}, got {value}")
         return None
     return value
 
@@ -185,7 +191,7 @@ def validate(raw: Mapping[str, Any], path: Path | None = None) -> tuple[Config, 
     for name, data in _subtables(c, raw, "queues").items():
         table = _table_name("queues", name)
         _unknown_keys(c, table, data, _QUEUE_KEYS)
-        n = _int(c, table, data, "concurrency", minimum=1)
+        n = _int(c, table, data, "concurrency", minimum=1, maximum=MAX_CONCURRENCY)
         queues[name] = n if n is not None else 10
 
     jobs: dict[str, JobConfig] = {}
