@@ -6,6 +6,7 @@ CliRunner on both backends (the real executable's share is in test_cli_subproces
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import textwrap
@@ -173,14 +174,19 @@ def test_pause_refuses_a_queue_djobs_does_not_know(cli, tmp_path):
 
 # ------------------------------------------------------------------------------------------ schedules
 
-def test_an_overdue_schedule_says_so(cli):
-    q = cli.queue()
-    q.register("echo", lambda args: args)
-    q.schedule("echo", djobs.every(timedelta(minutes=5)), name="tick")
-    q.storage.execute(q.storage.dialect.render("UPDATE djobs_schedules SET next_fire = ? WHERE name = ?"),
-                      ((datetime.now(UTC) - timedelta(minutes=13)).timestamp(), "tick"))  # fmt: skip
-    out = cli.ok("schedules").stdout
-    assert "(overdue by 13m)" in out
+def test_an_overdue_schedule_says_so(capsys):
+    from djobs.cli import render
+
+    now = datetime.now(UTC)
+    info = djobs.ScheduleInfo(
+        name="tick", job="echo", spec="every 300s", args=None, queue="default", priority=0, timezone=None,
+        paused=False, last_fire=None, next_fire=now - timedelta(minutes=13),
+    )  # fmt: skip
+    render.schedules_table([info, dataclasses.replace(info, name="later", next_fire=now + timedelta(hours=2))])
+    out = capsys.readouterr().out
+    tick = next(line for line in out.splitlines() if line.startswith("tick"))
+    later = next(line for line in out.splitlines() if line.startswith("later"))
+    assert "(overdue by 13m)" in tick and "overdue" not in later and "(in 2.0h)" in later
 
 
 def test_config_schedules_are_listed_before_they_are_applied_and_applied_by_config_apply(cli, tmp_path):
