@@ -125,21 +125,18 @@ def open_queue(st: State, *, handlers: bool = True) -> Queue:
 
 
 def producer_queue(st: State, job_type: str) -> Queue:
-    """The Queue `enqueue` writes through, loading user code only when nothing else knows `job_type`.
+    """The Queue `enqueue` writes through, with no user code loaded.
 
-    A type declared in the config (`[jobs.*]`, `[workflows.*]`) is enqueued with the config's defaults and
-    without importing its handler (workers import it; they also check the args). Otherwise the config's
-    modules are imported, as they may register the type with `@djobs.job`.
+    A type declared in the config (`[jobs.*]`, `[workflows.*]`) is enqueued with the config's defaults
+    without importing its handler (workers import it; they also check the args). Any other type is left
+    to the library, which knows the types workers registered in the database; `enqueue` imports the
+    config's modules (they may register the type with `@djobs.job`) only if it is still unknown.
     """
     queue = open_queue(st, handlers=False)
-    if queue.has_handler(job_type):
-        return queue
     conf = st.config()
     declared = conf.declared_job(job_type) if conf is not None else None
-    if declared is not None:
+    if declared is not None and not queue.has_handler(job_type):
         queue.register(job_type, _runs_in_workers, **declared)
-        return queue
-    load_handlers(st, queue)
     return queue
 
 

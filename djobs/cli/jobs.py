@@ -148,7 +148,13 @@ def enqueue(
 
     queue = common.producer_queue(st, job_type)
     try:
-        job_id = queue.enqueue(job_type, value, **opts)
+        try:
+            job_id = queue.enqueue(job_type, value, **opts)
+        except djobs.UnknownJobType:
+            if st._handlers_loaded:
+                raise
+            common.load_handlers(st, queue)  # the config's modules may register it with @djobs.job
+            job_id = queue.enqueue(job_type, value, **opts)
     except TypeError as exc:
         if args is None:  # say what no --args means, not just "expected an object, got NoneType"
             raise common.UsageProblem(f"job type {job_type!r} needs args: {exc} (without --args the args are null)") from None
