@@ -71,11 +71,15 @@ function table(el, head, rows, empty) {
   for (const r of rows) el.append(r);
 }
 
+const ALWAYS = ["pending", "running", "failed"];
+
 function renderQueues(queues) {
-  table($("queues"), [["queue"], ...STATUSES.map((s) => [s, "num"]), ["done/min", "num"], ["state"], [""]],
+  // Statuses no queue has are left out, so the table fits beside the other panels.
+  const shown = STATUSES.filter((s) => ALWAYS.includes(s) || queues.some((q) => q.counts[s]));
+  table($("queues"), [["queue"], ...shown.map((s) => [s, "num"]), ["done/min", "num"], ["state"], [""]],
     queues.map((q) => h("tr", { "data-queue": q.name },
       h("td", {}, h("b", {}, q.name)),
-      STATUSES.map((s) => h("td", { class: "num" + (q.counts[s] ? " s-" + s : " muted") }, q.counts[s] || 0)),
+      shown.map((s) => h("td", { class: "num" + (q.counts[s] ? " s-" + s : " muted") }, q.counts[s] || 0)),
       h("td", { class: "num" }, q.completed_last_minute),
       h("td", { class: "qstate", title: q.pause_reason || "" }, q.paused ? h("span", { class: "pill s-paused" }, "paused " + ago(q.paused_at)) : "active"),
       h("td", {}, q.paused ? btn("resume", `queues/${seg(q.name)}/resume`) : btn("pause", `queues/${seg(q.name)}/pause`), " ",
