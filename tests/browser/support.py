@@ -62,7 +62,12 @@ class Client:
         if data is not None:
             hdrs.setdefault("Content-Type", "application/json")
         try:
-            conn.request(method, self.prefix + path, body=data, headers=hdrs)
+            try:
+                conn.request(method, self.prefix + path, body=data, headers=hdrs)
+            except (BrokenPipeError, ConnectionResetError):
+                # The server answered (413) and closed before the whole body was sent: read that answer.
+                if data is None or len(data) < 65536:
+                    raise
             resp = conn.getresponse()
             return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
         finally:
