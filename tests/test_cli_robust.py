@@ -273,3 +273,28 @@ def test_huge_args_and_concurrencies_are_refused(cli, tmp_path):
     assert "from 1 to 10000" in cli.fails(2, "worker", "--burst", "--queue", f"default:{10**12}")
     assert "out of range" in cli.fails(2, "worker", "--burst", "-c", "10001")
     assert cli.queue().list_jobs() == []
+
+
+def _has(cls: Any, name: str) -> bool:
+    return name in {f.name for f in dataclasses.fields(cls)}
+
+
+def test_a_schedule_removed_from_the_config_is_deleted_on_apply(cli, tmp_path):
+    if not _has(djobs.ScheduleInfo, "source"):
+        pytest.skip("the library does not record schedule sources yet")
+    base = (tmp_path / "djobs.toml").read_text()
+    (tmp_path / "djobs.toml").write_text(
+        base + '[schedules.a]\njob = "echo"\nevery = "1h"\n[schedules.b]\njob = "echo"\ndaily = "02:00"\n'
+    )
+    q = cli.queue()
+    q.register("echo", lambda args: args)
+    q.schedule("echo", djobs.every(timedelta(minutes=5)), name="from-code")
+    assert json.loads(cli.ok("--json", "config", "apply").stdout)["added"] == ["a", "b"]
+    (tmp_path / "djobs.toml").write_text(base + '[schedules.a]\njob = "echo"\nevery = "1h"\n')
+    done = json.loads(cli.ok("--json", "config", "apply").stdout)
+    assert done["removed"] == ["b"] and done["unchanged"] == ["a"]
+    assert sorted(s.name for s in q.schedules()) == ["a", "from-code"]  # the code's schedule is left alone
+    assert {s["name"]: s["source"] for s in json.loads(cli.ok("--json", "schedules").stdout)} == {
+        "a": "config", "from-code": "api"
+    }
+

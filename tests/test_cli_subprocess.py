@@ -533,3 +533,16 @@ def test_tab_on_postgresql_answers_from_a_private_cache_refreshed_in_the_backgro
     wait_until(lambda: tab() == [second, first], timeout=30, what="the refreshed answers")
     modules, out = _imported([], tmp_path, extra={k: v for k, v in run_env.items() if k != "PATH"})
     assert out.split() == [second, first] and "psycopg" not in modules and "peewee" not in modules
+
+
+def test_a_type_workers_registered_is_enqueued_without_importing_modules(project):
+    import djobs
+
+    if not hasattr(djobs.Queue, "known_types"):
+        pytest.skip("the library does not know types registered by workers yet")
+    project.ok("worker", "--burst")  # registers the module's types (add, boom, ...) in the database
+    (project.root / "subjobs.py").write_text("raise RuntimeError('must not be imported')\n")
+    job_id = project.ok("enqueue", "add", "--args", '{"a": 1, "b": 2}').strip()
+    assert project.json("inspect", job_id)["type"] == "add"
+    done = project.run("enqueue", "no-such-type")  # unknown everywhere: the modules are tried, and fail
+    assert done.returncode == 78 and "must not be imported" in done.stderr
