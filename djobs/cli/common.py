@@ -175,9 +175,7 @@ def connect(url: str, *, from_config: bool) -> Any:
 
     try:
         return djobs.connect(url)
-    except djobs.StorageUnavailable:
-        raise
-    except Exception as exc:
+    except Exception as exc:  # a file that is not a database is no outage: retrying will not help (not 75)
         problem = _url_problem(url, exc)
         if problem is None:
             raise
