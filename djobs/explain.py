@@ -14,7 +14,7 @@ worker runs it and since when. A job that should be claimed now says so.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -57,10 +57,14 @@ def _reason_suffix(reason: str | None) -> str:
     return f": {reason}" if reason else ""
 
 
-def why(queue: Queue, job_id: str, now: datetime | None = None) -> list[str]:
+STALE_AFTER = 30.0  # seconds: the workers' default stale age
+
+
+def why(queue: Queue, job_id: str, now: datetime | None = None, stale_after: float = STALE_AFTER) -> list[str]:
     """The reasons the job is not running (or what it is doing), one sentence each.
 
-    Raises `djobs.JobNotFound` for an unknown id.
+    `stale_after` is the workers' stale age (`[worker] stale_after`): how long a running job's worker may
+    be silent before another worker returns the job to pending. Raises `djobs.JobNotFound` for an unknown id.
     """
     import djobs
 
@@ -89,13 +93,23 @@ def why(queue: Queue, job_id: str, now: datetime | None = None) -> list[str]:
             where += f" on {worker.host} (pid {worker.pid})"
         text = f"the job is running on {where} since {when(job.started_at, now)}, attempt {job.attempt}"
         reasons.append(text)
+        beat = job.last_heartbeat_at or job.started_at
         if job.last_heartbeat_at is not None:
             reasons.append(f"its last heartbeat was {relative(job.last_heartbeat_at, now)}")
-        if worker_id and worker is None:
-            reasons.append(
-                f"worker {worker_id} is not alive: the job returns to pending once its lock is stale"
-            )
-        elif worker is not None and worker.paused:
+        if beat is not None:
+            recover_at = beat + timedelta(seconds=stale_after)
+            if worker_id and worker is None:
+                reasons.append(
+                    f"worker {worker_id} is not alive: any live worker returns the job to pending once it has "
+                    f"been silent for the stale age ({span(stale_after)}), "
+                    + ("now" if recover_at <= now else f"at {when(recover_at, now)}")
+                )
+            else:
+                reasons.append(
+                    f"if its worker has died (kill -9, a lost machine), any live worker returns the job to "
+                    f"pending once its heartbeat is as old as the stale age ({span(stale_after)}): at {when(recover_at, now)}"
+                )
+        if worker is not None and worker.paused:
             reasons.append(f"its worker is paused ({_mode(worker)}){_reason_suffix(worker.pause_reason)}")
         return reasons
 

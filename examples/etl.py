@@ -38,6 +38,16 @@ def load_partition(args: dict[str, Any]) -> dict[str, Any]:
     return {"region": args["region"], "loaded": args["rows"]}
 
 
+@djobs.job("flaky-sync", retries=2)
+def flaky_sync(args: dict[str, Any]) -> dict[str, Any]:
+    """Sync an account with a partner API that times out on the first attempt (to show a retry: djobs
+    records the error, backs off about a second, and runs it again)."""
+    job = djobs.current_job()
+    if job is not None and job.attempt < 2:
+        raise ConnectionError("the partner API timed out (the first attempt always does, for the demo)")
+    return {"account": args.get("account"), "synced": True}
+
+
 def publish(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Sum up the loaded partitions (the list of fan-out results)."""
     return {"partitions": len(results), "rows": sum(r["loaded"] for r in results)}

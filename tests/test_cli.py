@@ -474,7 +474,7 @@ def test_init_writes_a_valid_config_and_never_overwrites(cli, tmp_path, monkeypa
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     monkeypatch.chdir(fresh)
-    assert cli.ok("init", "--database", "sqlite:///app.db").stdout == "wrote djobs.toml\n"
+    assert cli.ok("init", "--database", "sqlite:///app.db").stdout == f"wrote djobs.toml; the database is {fresh}/app.db\n"
     text = (fresh / "djobs.toml").read_text()
     assert 'database = "sqlite:///app.db"' in text
     assert "already exists" in one_line(cli.fails(1, "init"))
@@ -482,13 +482,17 @@ def test_init_writes_a_valid_config_and_never_overwrites(cli, tmp_path, monkeypa
     cli.ok("init", "--force")
     assert 'database = "sqlite:///djobs.db"' in (fresh / "djobs.toml").read_text()
     assert "ok" in cli.ok("config", "check").stdout
-    cli.ok("--config", "sub/dir/my.toml", "init")
+    said = cli.json("--config", "sub/dir/my.toml", "init")
     assert (fresh / "sub/dir/my.toml").is_file()
+    assert said == {"path": "sub/dir/my.toml", "database": "sqlite:///djobs.db",
+                    "database_location": f"{fresh}/sub/dir/djobs.db", "files": ["sub/dir/my.toml"]}  # fmt: skip
+    said = cli.json("--config", "pg.toml", "init", "--database", "postgresql://ann:secret@db.example/app")
+    assert said["database_location"] == "postgresql://ann:***@db.example/app"
 
 
 def test_config_check_good_and_bad(cli, tmp_path):
     out = cli.ok("config", "check").stdout
-    assert out.startswith("djobs.toml: ok (1 jobs, 1 workflows, 1 schedules, 2 queues)")
+    assert out.startswith("djobs.toml: ok (5 jobs, 1 workflows, 1 schedules, 2 queues)")
     bad = tmp_path / "bad.toml"
     bad.write_text(textwrap.dedent("""
         [djobs]
@@ -529,8 +533,15 @@ def test_bad_config_exits_78_with_one_line(cli, tmp_path):
     (tmp_path / "djobs.toml").write_text("[jobs.a]\nhandler = 'x'\n[jobs.b]\nretries = 'many'\n")
     line = one_line(cli.fails(78, "jobs"))
     assert "djobs.toml: [jobs.a] handler: must be 'module:function'" in line and "and 2 more" in line
-    (tmp_path / "djobs.toml").write_text("[djobs]\nmodules = ['clijobs']\n[schedules.s]\njob = 'ghost'\nevery = '1m'\n")
-    assert "[schedules.s] job: unknown job 'ghost'" in one_line(cli.fails(78, "jobs"))
+    # Names are judged where handler code is loaded (the worker, config check, config apply); commands that
+    # only read or control the database import no user code and keep working.
+    (tmp_path / "djobs.toml").write_text(
+        f"[djobs]\ndatabase = '{cli.db_url}'\nmodules = ['clijobs']\n[schedules.s]\njob = 'ghost'\nevery = '1m'\n"
+    )
+    for command in (["worker", "--burst"], ["config", "apply"]):
+        assert "[schedules.s] job: unknown job 'ghost'" in one_line(cli.fails(78, *command))
+    assert "[schedules.s] job: unknown job 'ghost'" in cli.fails(78, "config", "check")
+    assert cli.ok("jobs").stdout.strip() == "no jobs"
 
 
 def test_unreachable_postgres_exits_75(cli):
@@ -548,12 +559,18 @@ def test_worker_sends_sd_notify_ready_watchdog_and_stopping(cli, tmp_path):
     server.settimeout(0.5)
     messages: list[str] = []
 
-    def read() -> None:  # like systemd: read as the messages come
-        while True:
+    def read() -> None:  # like systemd: read as the messages come, until the worker says it stops
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "STOPPING=1" not in messages:
             try:
                 messages.append(server.recv(4096).decode())
             except TimeoutError:
-                return
+                continue
+        try:  # anything sent after STOPPING=1 (a second STOPPING would be a bug)
+            while True:
+                messages.append(server.recv(4096).decode())
+        except TimeoutError:
+            return
 
     job_id = cli.enqueue("nap", "--args", "0.6")
     reader = threading.Thread(target=read)
@@ -614,3 +631,16 @@ def test_sd_notify_never_blocks_on_a_full_socket(tmp_path, monkeypatch):
     finally:
         server.close()
     assert results[0] is True and results[-1] is False
+
+
+def test_init_example_etl_writes_a_working_project(cli, tmp_path, monkeypatch):
+    fresh = tmp_path / "etl"
+    fresh.mkdir()
+    monkeypatch.chdir(fresh)
+    said = cli.json("init", "--example", "etl", "--database", "sqlite:///etl.db")
+    assert said["files"] == ["djobs.toml", "examples/etl.py", "examples/systemd/djobs-worker@.service",
+                             "examples/crontab"]  # fmt: skip
+    assert said["database_location"] == f"{fresh}/etl.db"
+    assert 'database = "sqlite:///etl.db"' in (fresh / "djobs.toml").read_text()
+    assert "already exist" in one_line(cli.fails(1, "init", "--example", "etl"))
+    assert "no example 'nope'" in one_line(cli.fails(2, "init", "--example", "nope", "--force"))

@@ -106,7 +106,7 @@ def test_full_config_loads(tmp_path):
             """,
         )
     )
-    assert conf.database == "sqlite:///x.db"
+    assert conf.database == f"sqlite:///{tmp_path}/x.db"  # relative to the config file, not the cwd
     assert conf.modules == ("a.b", "c")
     assert conf.queues == {"default": 3, "emails": 10}
     assert conf.scheduler is False and conf.drain_timeout == 60 and conf.stale_after == 10
@@ -130,7 +130,10 @@ def test_full_config_loads(tmp_path):
         ("[djobs]\ndatabase = 'mysql://x'\n", "djobs.toml: [djobs] database: bad database URL 'mysql://x'"),
         ("[djobs]\ndatabase = 'djobs.db'\n", "djobs.toml: [djobs] database: bad database URL"),
         ("[djobs]\nmodules = 'x'\n", "djobs.toml: [djobs] modules: must be a list of module names"),
-        ("[queues.q]\nconcurrency = 0\n", "djobs.toml: [queues.q] concurrency: must be at least 1"),
+        ("[queues.q]\nconcurrency = 0\n", "djobs.toml: [queues.q] concurrency: must be from 1 to 10000, got 0"),
+        ("[queues.q]\nconcurrency = 99999\n", "djobs.toml: [queues.q] concurrency: must be from 1 to 10000"),
+        ("[jobs.a]\nhandler = 'm:f'\npriority = 2147483648\n", "[jobs.a] priority: must be from -2147483648 to 2147483647"),
+        ("[jobs.a]\nhandler = 'm:f'\nretries = 9223372036854775807\n", "[jobs.a] retries: must be from 0 to 2147483647"),
         ("[queues.q]\nconcurrency = 'ten'\n", "djobs.toml: [queues.q] concurrency: must be an integer"),
         ("[worker]\nscheduler = 'yes'\n", "djobs.toml: [worker] scheduler: must be true or false"),
         ("[worker]\ndrain_timeout = 'long'\n", "djobs.toml: [worker] drain_timeout: bad duration 'long'"),
@@ -139,7 +142,7 @@ def test_full_config_loads(tmp_path):
         ("[tui]\ncolour = 1\n", "djobs.toml: [tui] colour: unknown key"),
         ("[jobs.a]\nqueue = 'q'\n", "djobs.toml: [jobs.a] handler: missing (required)"),
         ("[jobs.a]\nhandler = 'nocolon'\n", "djobs.toml: [jobs.a] handler: must be 'module:function'"),
-        ("[jobs.a]\nhandler = 'm:f'\nretries = -1\n", "djobs.toml: [jobs.a] retries: must be at least 0"),
+        ("[jobs.a]\nhandler = 'm:f'\nretries = -1\n", "djobs.toml: [jobs.a] retries: must be from 0 to 2147483647"),
         ("[jobs.a]\nhandler = 'm:f'\nretry = 1\n", "djobs.toml: [jobs.a] retry: unknown key"),
         ("[schedules.s]\njob = 'a'\nevery = '5x'\n", "djobs.toml: [schedules.s] every: bad duration '5x'"),
         ("[schedules.s]\njob = 'a'\nevery = '0s'\n", "djobs.toml: [schedules.s] every: bad duration '0s'"),
@@ -206,6 +209,26 @@ def test_parse_duration(text, seconds):
 def test_parse_duration_rejects(text):
     with pytest.raises(ValueError, match="bad duration"):
         cfg.parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///djobs.db", "sqlite:///{d}/djobs.db"),
+        ("sqlite:///data/../jobs.db", "sqlite:///{d}/jobs.db"),
+        ("sqlite:///my%20jobs.db?mode=rw", "sqlite:///{d}/my%20jobs.db?mode=rw"),
+        ("sqlite:////var/lib/djobs.db", "sqlite:////var/lib/djobs.db"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+    ],
+)
+def test_relative_sqlite_path_is_relative_to_the_config_file(tmp_path, monkeypatch, url, expected):
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    monkeypatch.chdir(tmp_path)  # elsewhere: the working directory must not matter
+    path = write(conf_dir, f"[djobs]\ndatabase = '{url}'\n")
+    assert cfg.load(path).database == expected.format(d=conf_dir)
+    assert cfg.load(Path("conf/djobs.toml")).database == expected.format(d=conf_dir)
 
 
 def test_to_dict_round_trips_through_validate(tmp_path):

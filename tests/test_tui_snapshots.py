@@ -21,7 +21,11 @@ from djobs.tui.screens.dialogs import ConfirmScreen
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 T = NOW.timestamp()
-SIZE = (160, 48)
+SIZE = (120, 40)
+#: The sizes the main screen must work at: the classic terminal, a laptop, a wide monitor.
+SIZES = [(80, 24), (120, 40), (150, 50)]
+#: A big queue: counts this wide must show whole.
+BIG_PENDING, BIG_DONE = 150_000, 50_000
 
 # id, type, queue, status, priority, attempt, created (s before NOW), extra columns
 JOBS: list[tuple[str, str, str, str, int, int, int, dict[str, Any]]] = [
@@ -55,7 +59,10 @@ def seed(url: str) -> None:
     queue.register("report", lambda args: None)
     ids = [queue.enqueue(job_type, {"n": n}, queue=q) for n, (_, job_type, q, *_rest) in enumerate(JOBS, 1)]
     queue.schedule("report", djobs.every(timedelta(minutes=5)), name="nightly-report")
+    queue.schedule("resize", djobs.every(timedelta(hours=1)), name="thumbnails")
     queue.pause_queue("emails")
+    queue.register("bulk-import", lambda args: None, queue="bulk")
+    template = queue.enqueue("bulk-import", {})
     store.close()
 
     db = sqlite3.connect(url.split(":///", 1)[1])
@@ -81,9 +88,28 @@ def seed(url: str) -> None:
         )
         db.execute("UPDATE djobs_queues SET paused_at = ?", (T - 100,))
         db.execute(
-            "UPDATE djobs_schedules SET last_fire = ?, next_fire = ?, created_at = ?",
+            "UPDATE djobs_schedules SET last_fire = ?, next_fire = ?, created_at = ? WHERE name = 'nightly-report'",
             (T - 120, T + 180, T - 900),
         )
+        # No scheduler has run this one for 13 minutes: its next fire is overdue.
+        db.execute(
+            "UPDATE djobs_schedules SET last_fire = ?, next_fire = ?, created_at = ? WHERE name = 'thumbnails'",
+            (T - 3600 - 780, T - 780, T - 7200),
+        )
+        # The big queue: copies of one real row (whatever columns the schema has), an hour old.
+        columns = [row[1] for row in db.execute("PRAGMA table_info(djobs_jobs)")]
+        changed = {
+            "id": "printf('bulk-%06d', n.i)",
+            "status": f"CASE WHEN n.i <= {BIG_PENDING} THEN 'pending' ELSE 'completed' END",
+            **{c: str(T - 3600) for c in ("created_at", "updated_at", "run_at")},
+        }
+        db.execute(
+            f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {BIG_PENDING + BIG_DONE}) "
+            f"INSERT INTO djobs_jobs ({', '.join(columns)}) "
+            f"SELECT {', '.join(changed.get(c, c) for c in columns)} FROM n, djobs_jobs WHERE id = ?",
+            (template,),
+        )
+        db.execute("DELETE FROM djobs_jobs WHERE id = ?", (template,))
         db.execute("DELETE FROM djobs_events")
         for ago, kind, job_id, q in EVENTS:
             db.execute(
@@ -104,15 +130,24 @@ def frozen_app(sqlite_url: str) -> Any:
 
 
 async def _loaded(pilot: Any) -> None:
-    """Until the first poll is painted, event log lines included (RichLog renders them once sized)."""
+    """Until the first refresh and the first counts are painted, event log lines included (RichLog renders
+    them once sized), with the log scrolled to its newest line: it follows the end when lines are
+    written, which on a busy machine can be before it knows its height."""
     app = pilot.app
-    while app.polls == 0 or len(app.query_one("#events").lines) < len(EVENTS):
+    log = app.query_one("#events")
+    while app.polls == 0 or app.counts_read == 0 or log.virtual_size.height < len(EVENTS):
         await pilot.pause(0.02)
+    for _ in range(100):
+        log.scroll_end(animate=False, immediate=True)
+        await pilot.pause(0.02)
+        if log.scroll_y >= log.max_scroll_y:
+            break
     await pilot.pause()
 
 
-def test_main_screen(frozen_app: Any, snap_compare: Any) -> None:
-    assert snap_compare(frozen_app, terminal_size=SIZE, run_before=_loaded)
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_main_screen(frozen_app: Any, snap_compare: Any, size: tuple[int, int]) -> None:
+    assert snap_compare(frozen_app, terminal_size=size, run_before=_loaded)
 
 
 def test_detail_screen_of_a_fan_out_parent(frozen_app: Any, snap_compare: Any) -> None:
@@ -144,3 +179,19 @@ def test_confirm_dialog(frozen_app: Any, snap_compare: Any) -> None:
         await pilot.pause(0.2)  # the footer recomposes for the dialog's keys
 
     assert snap_compare(frozen_app, terminal_size=SIZE, run_before=ask)
+
+
+def test_marked_jobs_and_the_bulk_confirmation(frozen_app: Any, snap_compare: Any) -> None:
+    async def mark_and_ask(pilot: Any) -> None:
+        await _loaded(pilot)
+        jobs = pilot.app.query_one("#jobs")
+        jobs.focus()
+        for job_id in ("job-0002", "job-0004", "job-0005"):
+            assert jobs.select_key(job_id)
+            await pilot.press("space")
+        await pilot.press("t")
+        while not isinstance(pilot.app.screen, ConfirmScreen):
+            await pilot.pause(0.02)
+        await pilot.pause(0.2)  # the footer recomposes for the dialog's keys
+
+    assert snap_compare(frozen_app, terminal_size=SIZE, run_before=mark_and_ask)

@@ -1,19 +1,14 @@
 """The web dashboard (`djobs.ui.app`) over real HTTP, against real databases (SQLite and PostgreSQL).
 
-Each test serves the WSGI app with `wsgiref` on a thread and talks to it with `http.client` (no redirects
-followed, so the mount-point redirect can be checked). Workers run in-process (`queue.worker().start()`).
-Waits poll a condition with a generous timeout; nothing asserts on wall-clock time.
+Each test serves the WSGI app with waitress on a thread (as `djobs ui` does) and talks to it with
+`http.client` (no redirects followed, so the mount-point redirect can be checked), sending the token as a
+bearer credential. Workers run in-process (`queue.worker().start()`). Waits poll a condition with a
+generous timeout; nothing asserts on wall-clock time.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import hashlib
-import http.client
-import json
 import re
-import socket
 import sqlite3
 import threading
 import time
@@ -22,86 +17,31 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
+from browser.support import TIMEOUT, TOKEN, Client, Proxy, wait_for
 
 import djobs
 import djobs.ui
-
-TIMEOUT = 20.0
-
+from djobs.ui.app import DB_THREADS
+from djobs.ui.server import Server
 
 # ---- serving and calling ----
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        pass
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    raw: bytes
-
-    @property
-    def json(self) -> Any:
-        assert self.headers.get("content-type", "").startswith("application/json"), self.headers
-        return json.loads(self.raw)
-
-    @property
-    def text(self) -> str:
-        return self.raw.decode("utf-8")
-
-
-class Client:
-    """A tiny HTTP client for one served app (http.client: redirects are not followed)."""
-
-    def __init__(self, port: int, prefix: str = "") -> None:
-        self.port = port
-        self.prefix = prefix
-
-    def call(
-        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None
-    ) -> Reply:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        hdrs = dict(headers or {})
-        if data is not None:
-            hdrs.setdefault("Content-Type", "application/json")
-        try:
-            conn.request(method, self.prefix + path, body=data, headers=hdrs)
-            resp = conn.getresponse()
-            return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
-        finally:
-            conn.close()
-
-    def get(self, path: str, **kw: Any) -> Reply:
-        return self.call("GET", path, **kw)
-
-    def post(self, path: str, body: Any = None, **kw: Any) -> Reply:
-        return self.call("POST", path, body, **kw)
-
-
 @pytest.fixture
 def serve() -> Iterator[Callable[..., Client]]:
-    """serve(wsgi_app) -> Client. Servers and the dashboards' database threads are stopped afterwards."""
-    servers: list[tuple[Any, threading.Thread]] = []
+    """serve(wsgi_app) -> Client. Servers are stopped afterwards."""
+    servers: list[Server] = []
 
-    def start(application: Any, prefix: str = "") -> Client:
-        srv = make_server("127.0.0.1", 0, application, handler_class=_QuietHandler)
-        t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        t.start()
-        servers.append((srv, t))
-        return Client(srv.server_port, prefix)
+    def start(application: Any, prefix: str = "", token: str | None = TOKEN, threads: int = 8) -> Client:
+        srv = Server(application, "127.0.0.1", 0, threads=threads).start()
+        servers.append(srv)
+        return Client(srv.port, prefix, token=token)
 
     yield start
-    for srv, t in servers:
-        srv.shutdown()
-        srv.server_close()
-        t.join(5)
+    for srv in servers:
+        srv.close()
 
 
 @pytest.fixture
@@ -121,6 +61,8 @@ def make_app(store: Any, jq: djobs.Queue, dashboards: list[djobs.ui.Dashboard]) 
             return inner
 
         kw.setdefault("queue", jq)
+        if "authorizer" not in kw:
+            kw.setdefault("token", TOKEN)
         kw["middleware"] = [*kw.get("middleware", []), capture]
         return djobs.ui.app(kw.pop("store", store), **kw)
 
@@ -138,17 +80,6 @@ def workers() -> Iterator[list[Any]]:
     yield started
     for w in started:
         w.stop(timeout=5)
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 # ---- handlers ----
@@ -215,20 +146,25 @@ def test_index_is_one_self_contained_page(client: Client) -> None:
     assert r.status == 200
     assert r.headers["content-type"].startswith("text/html")
     page = r.text
-    # Self-contained: no external scripts, styles or fonts; every API call relative to the page.
-    assert not re.search(r"<(script|link|img|iframe)[^>]*\b(src|href)=", page)
-    assert "@import" not in page and "url(" not in page
-    assert not re.search(r"""(fetch\(\s*["'`]/|["'`]/api)""", page)
-    assert 'fetch("api/" + path' in page
-    for endpoint in ("overview", "jobs?", "events", "stats", "/cancel", "/retry", "/pause", "/resume", "queues/", "workers/", "schedules/"):
-        assert endpoint in page, endpoint
-    # The CSP allows exactly the page's one inline script.
-    scripts = re.findall(r"<script>(.*?)</script>", page, re.S)
-    assert len(scripts) == 1
-    digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
-    assert f"script-src 'sha256-{digest}'" in r.headers["content-security-policy"]
+    # Self-contained: its one script and one stylesheet come from beside it, nothing from elsewhere.
+    assert re.findall(r"<(?:script|link|img|iframe)[^>]*\b(?:src|href)=\"([^\"]*)\"", page) == ["dashboard.css", "dashboard.js"]
+    assert "<script>" not in page and "style=" not in page
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp and "style-src 'self'" in csp
+    assert "unsafe-inline" not in csp and "frame-ancestors 'self'" in csp
+    script = client.get("/dashboard.js")
+    assert script.status == 200 and script.headers["content-type"].startswith("text/javascript")
+    js = script.text
+    assert not re.search(r"""(fetch\(\s*["'`]/|["'`]/api)""", js)  # every call relative to the page
+    assert 'fetch("api/" + path' in js and 'new EventSource("api/stream"' in js
+    for endpoint in ("overview", "jobs?", "events", "stats", "/cancel", "/retry", "/pause", "/resume", "queues/", "workers/", "schedules/", "jobs/bulk", "/purge", "/workflow"):
+        assert endpoint in js, endpoint
+    css = client.get("/dashboard.css")
+    assert css.status == 200 and css.headers["content-type"].startswith("text/css")
+    assert "@import" not in css.text and "url(" not in css.text
     head = client.call("HEAD", "/")
     assert head.status == 200 and head.raw == b""
+    assert client.post("/dashboard.js").status == 405
 
 
 # ---- reads ----
@@ -280,11 +216,12 @@ def test_jobs_list_filters_pages_and_rejects_bad_parameters(client: Client, jq: 
     assert [j["id"] for j in client.get("/api/jobs?type=point").json["jobs"]] == [geo]
     cancelled = client.get("/api/jobs?status=cancelled").json["jobs"]
     assert [j["id"] for j in cancelled] == [ids[0]]
-    assert cancelled[0]["status"] == "cancelled" and cancelled[0]["args"] == {"name": "0"}
+    assert cancelled[0]["status"] == "cancelled" and cancelled[0]["args_preview"] == '{"name":"0"}'
+    assert "args" not in cancelled[0] and "result" not in cancelled[0]  # summaries, not whole jobs
     iso(cancelled[0]["created_at"])
     assert client.get("/api/jobs?status=pending&type=hello&queue=default&limit=3").json["has_more"] is True
 
-    for bad in ("status=nope", "limit=0", "limit=abc", "limit=100000", "offset=-1"):
+    for bad in ("status=nope", "limit=0", "limit=abc", "limit=100000", "offset=-1", "offset=" + "9" * 40, "queue=a%00b"):
         r = client.get(f"/api/jobs?{bad}")
         assert r.status == 400, bad
         assert r.json["error"], bad
@@ -306,7 +243,7 @@ def test_job_detail_has_checkpoints_sub_jobs_events_and_why(
     assert d["job"]["progress"]["message"] == "half way"
     assert {"name": "phase", "value": {"n": 1}} in [{"name": c["name"], "value": c["value"]} for c in d["checkpoints"]]
     assert d["sub_jobs_total"] == 2
-    assert sorted(s["args"]["name"] for s in d["sub_jobs"]) == ["a", "b"]
+    assert sorted(s["args_preview"] for s in d["sub_jobs"]) == ['{"name":"a"}', '{"name":"b"}']
     assert all(s["parent_id"] == job_id and s["status"] == "completed" for s in d["sub_jobs"])
     kinds = [e["kind"] for e in d["events"]]
     assert kinds[0] == "job_started" and kinds[-1] == "job_completed" and "custom:progress" in kinds
@@ -395,9 +332,9 @@ def test_stats_read_a_big_log_in_steps_and_look_back_a_bounded_number_of_events(
 ) -> None:
     for i in range(10):
         jq.cancel_job(jq.enqueue("hello", {"name": str(i)}, delay=3600))
-    stepwise = djobs.ui.Dashboard(store, queue=jq)
+    stepwise = djobs.ui.Dashboard(store, queue=jq, token=TOKEN)
     stepwise.stats.PAGE = stepwise.stats.max_read = 4  # type: ignore[misc]
-    bounded = djobs.ui.Dashboard(store, queue=jq)
+    bounded = djobs.ui.Dashboard(store, queue=jq, token=TOKEN)
     bounded.stats.initial_scan = 3
     dashboards += [stepwise, bounded]
     c1, c2 = serve(stepwise), serve(bounded)
@@ -562,56 +499,51 @@ def test_unknown_paths_and_methods(client: Client) -> None:
     assert client.post("/api/overview").status == 405
 
 
-def test_cross_site_posts_are_refused(client: Client, jq: djobs.Queue) -> None:
+def test_writes_from_other_origins_are_refused_and_nothing_changes(client: Client, jq: djobs.Queue) -> None:
     host = f"127.0.0.1:{client.port}"
-    r = client.post("/api/queues/default/pause", headers={"Origin": "https://evil.example"})
-    assert r.status == 403 and "evil.example" in r.json["error"]
-    assert not jq.is_queue_paused("default")
-    assert client.post("/api/queues/default/pause", headers={"Origin": f"http://{host}"}).status == 200
-    assert jq.is_queue_paused("default")
-    proxied = {"Origin": "https://jobs.example.com", "X-Forwarded-Host": "jobs.example.com"}
-    assert client.post("/api/queues/default/resume", headers=proxied).status == 200
-    assert not jq.is_queue_paused("default")
+    refused = [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},  # sandboxed frames and some redirects
+        {"Origin": f"https://{host}"},  # right host, wrong scheme
+        {"Origin": f"http://127.0.0.1:{client.port + 1}"},  # right host, wrong port
+        {"Origin": "http://jobs.example.com", "X-Forwarded-Host": "jobs.example.com"},  # never trusted by the app
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "garbage"},
+    ]
+    for headers in refused:
+        r = client.post("/api/queues/default/pause", headers=headers)
+        assert r.status == 403, headers
+        assert r.json["error"], headers
+    r = client.post("/api/jobs", {"type": "hello", "args": {"name": "x"}}, headers={"Origin": "null"})
+    assert r.status == 403
+    assert not jq.is_queue_paused("default") and jq.list_jobs() == [] and jq.events_since(0) == []
+    # Our own page (same origin), and scripts that send no Origin at all, may write.
+    assert client.post("/api/queues/default/pause", headers={"Origin": f"http://{host}", "Sec-Fetch-Site": "same-origin"}).status == 200
+    assert client.post("/api/queues/default/resume").status == 200
+    # A cross-site read (a page elsewhere embedding the API) is refused too; a link to the page is not.
+    assert client.get("/api/jobs", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors"}).status == 403
+    assert client.get("/", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}).status == 200
 
 
-class _Proxy:
-    """A TCP forwarder to PostgreSQL that can be cut, to make the database unreachable for real."""
-
-    def __init__(self, target: tuple[str, int], port: int = 0) -> None:
-        self.target = target
-        self.listener = socket.create_server(("127.0.0.1", port))
-        self.listener.settimeout(0.05)
-        self.port = self.listener.getsockname()[1]
-        self.socks: list[socket.socket] = []
-        self.stopped = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                down, _ = self.listener.accept()
-            except (TimeoutError, OSError):
-                continue
-            up = socket.create_connection(self.target)
-            self.socks += [down, up]
-            for a, b in ((down, up), (up, down)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                dst.sendall(data)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.listener.close()
-        for s in self.socks:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
+def test_the_host_header_must_be_one_the_dashboard_serves(
+    serve: Callable[..., Client], make_app: Callable[..., Any], jq: djobs.Queue
+) -> None:
+    c = serve(make_app(allowed_hosts=["jobs.example.com", ".corp.example"]))
+    for host in ("evil.example", "evil.example:8080", "jobs.example.com.evil.example", "a b", "[::1"):
+        r = c.get("/api/overview", headers={"Host": host})
+        assert r.status == 403, host
+        assert "--allow-host" in r.json["error"], host
+        assert c.post("/api/queues/q/pause", headers={"Host": host}).status == 403, host
+    for host in ("localhost", f"127.0.0.1:{c.port}", "[::1]:8080", "jobs.example.com", "JOBS.example.com.", "a.corp.example", "corp.example", "x.localhost"):
+        assert c.get("/api/overview", headers={"Host": host}).status == 200, host
+    assert not jq.is_queue_paused("q")
+    # Probes come from load balancers with the pod's address and no token: they answer anyway.
+    r = Client(c.port, token=None).get("/healthz", headers={"Host": "10.1.2.3:8080"})
+    assert r.status == 200 and r.json == {"ok": True}
+    # Prometheus scrapes by address as well: /metrics skips the Host check but not the token.
+    assert c.get("/metrics", headers={"Host": "10.1.2.3:8080"}).status == 200
+    assert Client(c.port, token=None).get("/metrics", headers={"Host": "10.1.2.3:8080"}).status == 401
 
 
 def test_storage_unavailable_is_503_and_recovers(
@@ -637,7 +569,7 @@ def test_storage_unavailable_is_503_and_recovers(
         return
 
     parts = urlsplit(db_url)
-    proxy = _Proxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    proxy = Proxy((parts.hostname or "127.0.0.1", parts.port or 5432))
     url = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
     store = djobs.connect(url, connect_timeout=2)
     try:
@@ -649,7 +581,7 @@ def test_storage_unavailable_is_503_and_recovers(
             assert r.status == 503, path
             assert "database" in r.json["error"] and r.headers["retry-after"] == "2"
         assert c.post("/api/queues/default/pause").status == 503
-        proxy = _Proxy(proxy.target, proxy.port)  # the server is back
+        proxy = Proxy(proxy.target, proxy.port)  # the server is back
         wait_for(lambda: c.get("/api/overview").status == 200, "recovery")
         assert c.post("/api/queues/default/pause").status == 200
     finally:
@@ -662,10 +594,14 @@ def test_a_thread_per_request_server_does_not_multiply_connections(
 ) -> None:
     import socketserver
     import uuid
-    from wsgiref.simple_server import WSGIServer
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
     class ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
         daemon_threads = True
+
+    class _QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            pass
 
     tag = "djobs_ui_" + uuid.uuid4().hex[:8]
     url = db_url + ("&" if "?" in db_url else "?") + f"application_name={tag}" if db_url.startswith("postgres") else db_url
@@ -687,13 +623,13 @@ def test_a_thread_per_request_server_does_not_multiply_connections(
             t.join(TIMEOUT)
         assert statuses == [200] * 96
         ui_threads = [t for t in threading.enumerate() if t.name.startswith("djobs-ui")]
-        assert 1 <= len(ui_threads) <= djobs.ui.wsgi.DB_THREADS
+        assert 1 <= len(ui_threads) <= DB_THREADS
         if db_url.startswith("postgres"):
             import psycopg
 
             with psycopg.connect(db_url.split("?", 1)[0], autocommit=True) as conn:
                 row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (tag,)).fetchone()
-            assert row is not None and 1 <= row[0] <= djobs.ui.wsgi.DB_THREADS + 1  # + the one connect() opened here
+            assert row is not None and 1 <= row[0] <= DB_THREADS + 1  # + the one connect() opened here
     finally:
         srv.shutdown()
         srv.server_close()
@@ -751,7 +687,7 @@ def test_middleware_wraps_in_order_first_outermost(
 
         return mw
 
-    c = serve(make_app(middleware=[auth, tag]))
+    c = serve(make_app(middleware=[auth, tag], authorizer=djobs.ui.allow_all), token=None)
     for path in ("/", "/api/overview"):
         assert c.get(path).status == 401, path
     assert c.post("/api/queues/default/pause").status == 401
@@ -794,120 +730,3 @@ def test_enqueue_run_and_watch_it_complete(client: Client, jq: djobs.Queue, work
     assert stats["totals"]["completed"] == 1
     [q] = client.get("/api/overview").json["queues"]
     assert q["name"] == "default" and q["counts"] == {"completed": 1} and q["completed_last_minute"] == 1
-
-
-# ---- the page's script, run for real ----
-
-# A minimal DOM, enough for the dashboard script: element trees with text, attributes and listeners. The
-# script runs in Node against the live server; the harness prints what the page rendered, clicks a
-# button, opens a job and submits the enqueue form.
-_DOM_HARNESS = r"""
-const vm = require("vm"), fs = require("fs");
-const [base, scriptPath] = process.argv.slice(2);
-class FakeNode {
-  constructor(tag) { this.tagName = tag; this.childNodes = []; this.attrs = {}; this.listeners = {}; this.className = "";
-    this.hidden = false; this.disabled = false; this.value = ""; this.checked = true; this.parent = null;
-    this.classList = { add: () => {}, remove: () => {} }; }
-  append(...cs) { for (const c of cs) { const n = c instanceof FakeNode ? c : new FakeText(String(c)); n.parent = this; this.childNodes.push(n); } }
-  prepend(...cs) { for (const c of cs.reverse()) { const n = c instanceof FakeNode ? c : new FakeText(String(c)); n.parent = this; this.childNodes.unshift(n); } }
-  replaceChildren(...cs) { this.childNodes = []; this.append(...cs); }
-  remove() { if (this.parent) { const i = this.parent.childNodes.indexOf(this); if (i >= 0) this.parent.childNodes.splice(i, 1); } }
-  get lastChild() { return this.childNodes[this.childNodes.length - 1] || null; }
-  get textContent() { return this.childNodes.map((c) => c.textContent).join(this.tagName === "tr" || this.tagName === "table" ? " | " : ""); }
-  set textContent(v) { this.childNodes = [new FakeText(String(v))]; }
-  setAttribute(k, v) { this.attrs[k] = String(v); }
-  addEventListener(t, f) { (this.listeners[t] = this.listeners[t] || []).push(f); }
-  fire(t) { for (const f of this.listeners[t] || []) f({ preventDefault() {}, stopPropagation() {}, key: "Enter" }); }
-  findAll(pred, out = []) { if (pred(this)) out.push(this); for (const c of this.childNodes) c.findAll(pred, out); return out; }
-}
-class FakeText extends FakeNode {
-  constructor(t) { super("#text"); this.t = t; }
-  get textContent() { return this.t; }
-  set textContent(v) { this.t = String(v); }
-}
-const ids = {};
-globalThis.Node = FakeNode;
-globalThis.document = { hidden: false, getElementById: (id) => (ids[id] = ids[id] || new FakeNode("#" + id)),
-  createElement: (t) => new FakeNode(t), createElementNS: (ns, t) => new FakeNode(t),
-  createTextNode: (t) => new FakeText(t), querySelectorAll: () => [] };
-globalThis.window = { confirm: () => true };
-const realFetch = fetch, realTimeout = setTimeout;
-globalThis.fetch = (url, opts) => realFetch(base + url, opts);
-globalThis.setTimeout = () => 0;  // no background polling: the harness drives the page
-globalThis.clearTimeout = () => {};
-const sleep = (ms) => new Promise((r) => realTimeout(r, ms));
-const text = (id) => document.getElementById(id).textContent;
-async function settle(what, pred) {
-  for (let i = 0; i < 200; i++) { if (!__ui.state.busy && pred()) return; await sleep(25); }
-  throw new Error("page never showed " + what + "; status: " + text("status") + "; flash: " + text("flash"));
-}
-vm.runInThisContext(fs.readFileSync(scriptPath, "utf8") + "\n;globalThis.__ui = { state, tick, select };");
-(async () => {
-  const out = {};
-  await settle("data", () => text("status").startsWith("updated"));
-  for (const id of ["status", "queues", "workers", "schedules", "jobs", "events", "stats", "e-type", "page"]) out[id] = text(id);
-  const cancel = document.getElementById("jobs").findAll((n) => n.tagName === "button" && n.textContent === "cancel");
-  out.cancel_buttons = cancel.length;
-  cancel[0].fire("click");
-  await settle("the cancel result", () => text("flash") !== "");
-  out.after_cancel = text("flash");
-  __ui.select(process.argv[4]);
-  await settle("the job detail", () => !document.getElementById("detail-box").hidden && text("detail") !== "");
-  out.detail = text("detail");
-  document.getElementById("e-type").value = "hello";
-  document.getElementById("e-args").value = '{"name": "from the page"}';
-  document.getElementById("enqueue").fire("submit");
-  await settle("the enqueue result", () => text("flash").startsWith("enqueued"));
-  out.after_enqueue = text("flash");
-  document.getElementById("e-args").value = "{broken";
-  document.getElementById("enqueue").fire("submit");
-  out.bad_args = text("flash");
-  console.log(JSON.stringify(out));
-})().catch((e) => { console.error(e && e.stack || e); process.exit(1); });
-"""
-
-
-def test_page_script_renders_and_acts(
-    client: Client, jq: djobs.Queue, workers: list[Any], tmp_path: Any
-) -> None:
-    import shutil
-    import subprocess
-
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
-    done = jq.enqueue("steps", None)
-    jq.schedule("hello", djobs.every(60), args={"name": "m"}, name="every-minute")
-    jq.pause_queue("geo")
-    w = start_worker(jq, workers, queues={"default": 2})
-    jq.result(done, timeout=TIMEOUT)
-    target = jq.enqueue("hello", {"name": "later"}, delay=3600)
-
-    page = client.get("/").text
-    script = tmp_path / "page.js"
-    script.write_text(re.findall(r"<script>(.*?)</script>", page, re.S)[0])
-    harness = tmp_path / "harness.js"
-    harness.write_text(_DOM_HARNESS)
-    proc = subprocess.run(
-        [node, str(harness), f"http://127.0.0.1:{client.port}/", str(script), done],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
-
-    assert out["status"].startswith("updated")
-    assert "default" in out["queues"] and "geo" in out["queues"] and "paused" in out["queues"]
-    assert w.id[:8] in out["workers"] and "default×2" in out["workers"] and "active" in out["workers"]
-    assert "every-minute" in out["schedules"] and "every 60s" in out["schedules"]
-    assert "steps" in out["jobs"] and "completed" in out["jobs"] and "pending" in out["jobs"]
-    assert "job_completed" in out["events"] and "job_started" in out["events"]
-    assert "default" in out["stats"]
-    assert "hello" in out["e-type"] and "steps" in out["e-type"]
-    assert out["page"] == "1–4"  # steps, its two sub-jobs, the delayed one
-
-    assert out["cancel_buttons"] == 1 and out["after_cancel"] == "cancel ✓"
-    assert jq.get_job(target).status == "cancelled"  # type: ignore[union-attr]
-    assert "phase" in out["detail"] and "hello a" in out["detail"] and "sub-jobs (2)" in out["detail"]
-    assert out["after_enqueue"].startswith("enqueued ")
-    assert {"name": "from the page"} in [j.args for j in jq.list_jobs(type="hello")]
-    assert out["bad_args"].startswith("args are not valid JSON")

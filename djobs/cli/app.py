@@ -17,14 +17,18 @@ import typer
 from typer._click.exceptions import NoArgsIsHelpError, UsageError  # Typer vendors Click since 0.26
 from typer.core import TyperGroup
 
-from djobs.cli import common
+from djobs.cli import common, params
 
 # Global flags that may follow the command; they are moved in front of it before parsing.
-_HOISTED_FLAGS = ("--json", "--debug")
+_HOISTED_FLAGS = ("--json", "--debug", "--wide")
 
 
 class DjobsGroup(TyperGroup):
     """The root command group: hoists global flags and maps errors to exit codes."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        params.install(self)  # before any value is converted: no pydantic on the way (djobs/cli/params.py)
+        return super().main(*args, **kwargs)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if ctx.parent is None:
@@ -59,7 +63,7 @@ class DjobsGroup(TyperGroup):
             code = common.exit_code_for(exc)
             if code is None:
                 print(
-                    f"djobs: internal error: {type(exc).__name__}: {common.error_message(exc)}"
+                    f"djobs: internal error: {type(exc).__name__}: {common.printable(common.error_message(exc))}"
                     " (run with --debug for the traceback)",
                     file=sys.stderr,
                 )
@@ -75,13 +79,13 @@ def _usage_exit(exc: UsageError) -> BaseException:
     if isinstance(exc, NoArgsIsHelpError) or getattr(exc.ctx, "resilient_parsing", False):
         return exc
     where = exc.ctx.command_path if exc.ctx is not None else "djobs"
-    message = " ".join(exc.format_message().split())
-    print(f"djobs: {message} (see '{where} --help')", file=sys.stderr)
+    message = common.one_line(exc.format_message(), limit=1000)
+    print(f"djobs: {message} (see '{common.printable(where)} --help')", file=sys.stderr)
     return typer.Exit(code=common.EXIT_USAGE)
 
 
 def hoist_global_flags(args: list[str]) -> list[str]:
-    """Move `--json`/`--debug` (anywhere before a `--`) to the front: `djobs inspect ID --json` works."""
+    """Move `--json`/`--debug`/`--wide` (anywhere before a `--`) to the front: `djobs inspect ID --json`."""
     try:
         end = args.index("--")
     except ValueError:
@@ -109,7 +113,7 @@ app = typer.Typer(
     name="djobs",
     cls=DjobsGroup,
     help="Durable jobs on SQLite or PostgreSQL: enqueue, run workers, inspect, pause, schedule.",
-    epilog="--json and --debug may also follow the command. Exit codes: 0 ok, 1 failed, 2 usage or bad "
+    epilog="--json, --debug and --wide may also follow the command. Exit codes: 0 ok, 1 failed, 2 usage or bad "
     "input, 75 database unreachable, 78 bad config.",
     no_args_is_help=True,
     add_completion=False,  # completion scripts are generated into completions/ (scripts/gen-docs)
@@ -140,6 +144,10 @@ def root(
         False, "--json", envvar="DJOBS_JSON", help="Print one JSON document on stdout (for scripts)."
     ),
     debug: bool = typer.Option(False, "--debug", envvar="DJOBS_DEBUG", help="Show tracebacks on errors."),
+    wide: bool = typer.Option(
+        False, "--wide", envvar="DJOBS_WIDE",
+        help="Never cut table cells to the terminal's width (always so when stdout is not a terminal).",
+    ),  # fmt: skip
     version: bool = typer.Option(
         False,
         "--version",
@@ -150,12 +158,13 @@ def root(
 ) -> None:
     """Durable jobs on SQLite or PostgreSQL."""
     ctx.obj = common.State(config_path=config, database=database, json=json_, debug=debug)
+    common.WIDE = wide
 
 
 def _register_all() -> None:
-    from djobs.cli import config_cmd, control, events, jobs, status, tui, ui_cmd, worker
+    from djobs.cli import completion_cmd, config_cmd, control, events, jobs, status, tui, ui_cmd, worker
 
-    for module in (config_cmd, jobs, worker, control, status, events, tui, ui_cmd):
+    for module in (config_cmd, jobs, worker, control, status, events, tui, ui_cmd, completion_cmd):
         module.register(app)
     # bench and selftest come from djobs/cli/proof.py (the proof commands); the CLI works without them.
     if importlib.util.find_spec("djobs.cli.proof") is None:
@@ -172,5 +181,6 @@ _register_all()
 
 
 def main() -> None:
-    """Console-script entry point (`djobs`)."""
+    """Console-script entry point (`djobs`): one command against one database, then exit."""
+    common.ONE_SHOT = True
     app(prog_name="djobs")

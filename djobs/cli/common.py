@@ -41,6 +41,10 @@ EXIT_CONFIG = 78
 
 DEFAULT_DATABASE = "sqlite:///djobs.db"
 
+# Bounds of numeric options: what both backends store (a signed 32-bit integer), and the largest listing.
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+MAX_LIMIT = 100_000
+
 
 @dataclass
 class State:
@@ -57,6 +61,7 @@ class State:
     _config: Config | None = field(default=None, repr=False)
     _config_loaded: bool = field(default=False, repr=False)
     _queue: Queue | None = field(default=None, repr=False)
+    _handlers_loaded: bool = field(default=False, repr=False)
 
     def config(self) -> Config | None:
         """The discovered config (None when there is no config file), validated; raises ConfigError."""
@@ -94,32 +99,138 @@ def state(ctx: typer.Context) -> State:
     return root.obj
 
 
-def open_queue(st: State, *, apply_config: bool = True) -> Queue:
-    """Open the database and return a `djobs.Queue` with the config applied.
+def open_queue(st: State, *, handlers: bool = True) -> Queue:
+    """Open the database and return a `djobs.Queue` (cached on `st`).
 
-    Applying the config imports `[djobs] modules`, registers `[jobs.*]` handlers and `[workflows.*]`, and
-    declares `[schedules.*]`. Commands that only read the database still apply it, so job types named in
-    the config are known (e.g. `enqueue` rejects unknown types).
+    With `handlers` (the worker, the dashboards) the config's user code is loaded: `[djobs] modules` are
+    imported and `[jobs.*]` and `[workflows.*]` registered. Without it nothing of the user's is imported:
+    read and control commands stay quick and work even when a handler module is broken. Schedules are
+    never written here; `apply_schedules` does that for `djobs worker` and `djobs config apply`.
     """
-    if st._queue is not None:
-        return st._queue
-    import djobs
+    if st._queue is None:
+        url = st.database_url()
+        if not handlers:
+            _skip_unused_driver(url)
+        import djobs
+
+        store = connect(url, from_config=st.database is None and st.config() is not None)
+        try:
+            st._queue = djobs.Queue(store)
+        except BaseException:
+            store.close()
+            raise
+    if handlers and not st._handlers_loaded:
+        load_handlers(st, st._queue)
+    return st._queue
+
+
+def producer_queue(st: State, job_type: str) -> Queue:
+    """The Queue `enqueue` writes through, with no user code loaded.
+
+    A type declared in the config (`[jobs.*]`, `[workflows.*]`) is enqueued with the config's defaults
+    without importing its handler (workers import it; they also check the args). Any other type is left
+    to the library, which knows the types workers registered in the database; `enqueue` imports the
+    config's modules (they may register the type with `@djobs.job`) only if it is still unknown.
+    """
+    queue = open_queue(st, handlers=False)
+    conf = st.config()
+    declared = conf.declared_job(job_type) if conf is not None else None
+    if declared is not None and not queue.has_handler(job_type):
+        queue.register(job_type, _runs_in_workers, **declared)
+    return queue
+
+
+def _runs_in_workers(args: Any) -> None:
+    """Stands for a handler the config declares but this process does not import: it only enqueues."""
+    raise RuntimeError("this handler runs in workers, which import it")
+
+
+def load_handlers(st: State, queue: Queue) -> None:
+    """Import the config's modules and register its `[jobs.*]` and `[workflows.*]` on `queue`."""
     from djobs import config as cfg
 
-    conf = st.config() if apply_config else None
+    conf = st.config()
     if conf is not None:
-        # Handler modules are imported before the Queue exists, so @djobs.job registrations are seen.
-        cfg.import_modules(conf)
-    store = djobs.connect(st.database_url())
+        cfg.register(conf, queue)
+    st._handlers_loaded = True
+
+
+def apply_schedules(st: State, queue: Queue) -> Any:
+    """Write the config's `[schedules.*]` to the database (the worker and `djobs config apply`)."""
+    from djobs import config as cfg
+
+    conf = st.config()
+    if conf is None:
+        return None
+    load_handlers(st, queue)
+    return cfg.apply_schedules(conf, queue)
+
+
+def connect(url: str, *, from_config: bool) -> Any:
+    """`djobs.connect(url)`, with a bad URL or a file that is not a database said in one line.
+
+    A URL from the config file is a config problem (exit 78); from `--database` a usage problem (exit 2).
+    """
+    import djobs
+
     try:
-        queue = djobs.Queue(store)
-        if conf is not None:
-            cfg.apply(conf, queue)
-    except BaseException:
-        store.close()
-        raise
-    st._queue = queue
-    return queue
+        return djobs.connect(url)
+    except Exception as exc:  # a file that is not a database is no outage: retrying will not help (not 75)
+        problem = _url_problem(url, exc)
+        if problem is None:
+            raise
+        if from_config:
+            raise djobs.ConfigError(problem) from None
+        raise UsageProblem(problem) from None
+
+
+def _url_problem(url: str, exc: BaseException) -> str | None:
+    text = " ".join(str(exc).split())
+    shown = _without_password(url)
+    if isinstance(exc, ValueError) or "query parameter" in text or "connection option" in text:
+        return f"bad database URL {shown}: {text}"
+    if "not a database" in text or "file is encrypted" in text:
+        return f"{shown}: the file is not an SQLite database (check the database URL)"
+    return None
+
+
+def _without_password(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
+    except ValueError:
+        pass
+    return url
+
+
+# Set by `main()`: this process runs one command against one database and then exits.
+ONE_SHOT = False
+# Set by `--wide`: tables never cut cells (render.py); also the case whenever stdout is not a terminal.
+WIDE = False
+
+
+def _skip_unused_driver(url: str) -> None:
+    """On SQLite, keep peewee from importing the PostgreSQL driver (about 100 ms of a 150 ms budget).
+
+    peewee imports psycopg at its own import whether or not PostgreSQL is used. Only in a one-shot process
+    (the `djobs` executable, not a library or test process) and only for commands that run no user code
+    (user code may need psycopg through peewee): the driver is hidden while peewee imports, then made
+    importable again.
+    """
+    if not ONE_SHOT or "peewee" in sys.modules or not url.lower().startswith(("sqlite:", "sqlite3:")):
+        return
+    hidden = [name for name in ("psycopg", "psycopg2") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # import raises ImportError
+    try:
+        import peewee  # noqa: F401
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, "") is None:
+                del sys.modules[name]
 
 
 def exit_code_for(exc: BaseException) -> int | None:
@@ -164,8 +275,25 @@ class OperationFailed(Exception):
 
 def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
     """Print `djobs: message` on stderr and return the `typer.Exit` to raise: `raise fail(...) from None`."""
-    print(f"djobs: {message}", file=sys.stderr)
+    print(f"djobs: {printable(message)}", file=sys.stderr)
     return typer.Exit(code=code)
+
+
+def printable(text: str, keep_newlines: bool = False) -> str:
+    """`text` safe for a terminal: control and invisible characters (escape sequences, bidi overrides,
+    lone surrogates) shown escaped as `\\x1b`, `\\u202e`... Stored job data is written by anyone who can
+    enqueue; human output must never let it move the cursor or recolour the screen. JSON output escapes
+    on its own."""
+    if text.isprintable():
+        return text
+    keep = "\n\t" if keep_newlines else ""
+    return "".join(ch if ch.isprintable() or ch == " " or ch in keep else repr(ch)[1:-1] for ch in text)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """`text` on one line (whitespace folded), printable, cut to `limit` characters with an ellipsis."""
+    line = printable(" ".join(text.split()))
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def to_jsonable(value: Any) -> Any:

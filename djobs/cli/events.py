@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from djobs.cli import common
+from djobs.cli import common, complete
 
 PAGE = 500
 
@@ -50,9 +50,12 @@ def history(queue: Any, *, job_id: str | None, queue_name: str | None, since: da
 def events(
     ctx: typer.Context,
     follow: bool = typer.Option(False, "--follow", "-f", envvar="DJOBS_EVENTS_FOLLOW", help="Tail new events live."),
-    job_id: str | None = typer.Option(None, "--job", envvar="DJOBS_EVENTS_JOB", metavar="ID", help="Only this job."),
+    job_id: str | None = typer.Option(
+        None, "--job", envvar="DJOBS_EVENTS_JOB", metavar="ID", help="Only this job.", autocompletion=complete.any_job
+    ),
     queue_name: str | None = typer.Option(
-        None, "--queue", "-q", envvar="DJOBS_EVENTS_QUEUE", metavar="Q", help="Only this queue."
+        None, "--queue", "-q", envvar="DJOBS_EVENTS_QUEUE", metavar="Q", help="Only this queue.",
+        autocompletion=complete.queue_names,
     ),
     since: str | None = typer.Option(
         None, "--since", envvar="DJOBS_EVENTS_SINCE", metavar="T", help="From T: a duration ago (10m) or ISO 8601."
@@ -67,7 +70,7 @@ def events(
 
     st = common.state(ctx)
     since_t = parse_since(since) if since else None
-    queue = common.open_queue(st)
+    queue = common.open_queue(st, handlers=False)
     if not follow:
         found = history(queue, job_id=job_id, queue_name=queue_name, since=since_t)
         common.output(st, found, lambda: render.events_table(found))

@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from djobs.cli import common
+from djobs.cli import common, complete
 
 
 class IfExists(StrEnum):
@@ -27,21 +27,26 @@ class Finished(StrEnum):
     cancelled = "cancelled"
 
 
+MAX_ARGS = 16 << 20  # characters of --args JSON
+
+
 def parse_args_option(text: str | None) -> Any:
     """`--args`: inline JSON, `@file` holding JSON, or `-` for JSON on stdin; raises UsageProblem."""
     if text is None:
         return None
     source = "--args"
     if text == "-":
-        text, source = sys.stdin.read(), "--args from stdin"
+        text, source = sys.stdin.read(MAX_ARGS + 1), "--args from stdin"
     elif text.startswith("@"):
         path = text[1:]
         try:
             with open(path, encoding="utf-8") as fh:
-                text = fh.read()
+                text = fh.read(MAX_ARGS + 1)  # a bounded read: `@/dev/zero` must not fill the memory
         except (OSError, UnicodeDecodeError) as exc:
             raise common.UsageProblem(f"--args: cannot read {path!r}: {getattr(exc, 'strerror', None) or exc}") from None
         source = f"--args from {path}"
+    if len(text) > MAX_ARGS:
+        raise common.UsageProblem(f"{source}: more than {MAX_ARGS // (1 << 20)} MiB of JSON (pass a reference instead)")
     try:
         return json.loads(text)
     except (json.JSONDecodeError, RecursionError) as exc:
@@ -49,13 +54,24 @@ def parse_args_option(text: str | None) -> Any:
         raise common.UsageProblem(f"{source}: bad JSON: {detail}") from None
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+
 def parse_at(text: str) -> datetime:
-    """`--at`: an ISO-8601 time; naive means UTC; raises UsageProblem."""
+    """`--at`: an ISO-8601 time within years 1970..9999 UTC; naive means UTC; raises UsageProblem."""
     try:
         at = datetime.fromisoformat(text.strip())
     except ValueError:
         raise common.UsageProblem(f"--at: bad time {text!r} (use ISO 8601, e.g. 2026-12-01T09:00:00Z)") from None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    utc: datetime | None
+    try:
+        utc = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    except OverflowError:  # year 9999 west of UTC or year 1 east of it: outside what datetime holds in UTC
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        raise common.UsageProblem(f"--at: {text!r} is out of range (times must fall within years 1970 to 9999 UTC)")
+    return utc
 
 
 def parse_duration_option(option: str, text: str) -> Any:
@@ -70,19 +86,25 @@ def parse_duration_option(option: str, text: str) -> Any:
 
 def enqueue(
     ctx: typer.Context,
-    job_type: str = typer.Argument(..., metavar="TYPE", help="The job type (a registered handler)."),
-    args: str | None = typer.Option(
-        None, "--args", envvar="DJOBS_ENQUEUE_ARGS", metavar="JSON|@FILE|-", help="Job args as JSON."
+    job_type: str = typer.Argument(
+        ..., metavar="TYPE", help="The job type (a registered handler).", autocompletion=complete.job_types
     ),
+    args: str | None = typer.Option(
+        None, "--args", envvar="DJOBS_ENQUEUE_ARGS", metavar="JSON|@FILE|-",
+        help="Job args as JSON, from a file (@FILE) or stdin (-) [default: null, no args].",
+    ),  # fmt: skip
     queue_name: str | None = typer.Option(
-        None, "--queue", "-q", envvar="DJOBS_ENQUEUE_QUEUE", metavar="Q", help="Queue [default: the type's]."
+        None, "--queue", "-q", envvar="DJOBS_ENQUEUE_QUEUE", metavar="Q", help="Queue [default: the type's].",
+        autocompletion=complete.queue_names,
     ),
     priority: int | None = typer.Option(
-        None, "--priority", "-p", envvar="DJOBS_ENQUEUE_PRIORITY", metavar="N", help="Higher runs first."
-    ),
+        None, "--priority", "-p", envvar="DJOBS_ENQUEUE_PRIORITY", metavar="N", min=common.INT32_MIN,
+        max=common.INT32_MAX, help="Higher runs first.",
+    ),  # fmt: skip
     retries: int | None = typer.Option(
-        None, "--retries", envvar="DJOBS_ENQUEUE_RETRIES", metavar="N", min=0, help="Retries after the first attempt."
-    ),
+        None, "--retries", envvar="DJOBS_ENQUEUE_RETRIES", metavar="N", min=0, max=common.INT32_MAX,
+        help="Retries after the first attempt.",
+    ),  # fmt: skip
     delay: str | None = typer.Option(
         None, "--delay", envvar="DJOBS_ENQUEUE_DELAY", metavar="DURATION", help="Run after 30s, 5m, 2h, ..."
     ),
@@ -124,9 +146,19 @@ def enqueue(
 
     import djobs
 
-    queue = common.open_queue(st)
+    queue = common.producer_queue(st, job_type)
     try:
-        job_id = queue.enqueue(job_type, value, **opts)
+        try:
+            job_id = queue.enqueue(job_type, value, **opts)
+        except djobs.UnknownJobType:
+            if st._handlers_loaded:
+                raise
+            common.load_handlers(st, queue)  # the config's modules may register it with @djobs.job
+            job_id = queue.enqueue(job_type, value, **opts)
+    except TypeError as exc:
+        if args is None:  # say what no --args means, not just "expected an object, got NoneType"
+            raise common.UsageProblem(f"job type {job_type!r} needs args: {exc} (without --args the args are null)") from None
+        raise
     except djobs.DuplicateJob as exc:
         if if_exists is IfExists.skip and exc.existing_id:
             job_id = exc.existing_id
@@ -151,10 +183,11 @@ def _wait(st: common.State, queue: Any, job_id: str, timeout: float | None) -> N
         with render.spinner(f"waiting for job {job_id}", enabled=not st.json):
             result = queue.result(job_id, timeout=timeout)
     except djobs.JobFailedError as exc:
+        error = getattr(exc.job, "last_error", None) or "no error recorded"
         if st.json:
-            common.print_json({"id": job_id, "status": "failed", "error": common.error_message(exc)})
+            common.print_json({"id": job_id, "status": "failed", "error": error})
             raise typer.Exit(code=common.EXIT_FAILURE) from None
-        raise common.fail(f"job {job_id} failed: {common.error_message(exc)}") from None
+        raise common.fail(f"job {job_id} failed: {common.one_line(error)}") from None
     except djobs.JobCancelledError:
         if st.json:
             common.print_json({"id": job_id, "status": "cancelled", "error": "cancelled"})
@@ -169,25 +202,25 @@ def _wait(st: common.State, queue: Any, job_id: str, timeout: float | None) -> N
 
 
 def cancel(
-    ctx: typer.Context, job_id: str = typer.Argument(..., metavar="ID", help="The job id.")
+    ctx: typer.Context, job_id: str = typer.Argument(..., metavar="ID", help="The job id.", autocompletion=complete.unfinished_job)
 ) -> None:
     """Cancel a job (and its sub-jobs)."""
     st = common.state(ctx)
-    queue = common.open_queue(st)
+    queue = common.open_queue(st, handlers=False)
     done = queue.cancel_job(job_id)
     job = queue.get_job(job_id)
     status = getattr(job.status, "value", job.status) if job is not None else "cancelled"
     if done is False:
         raise common.OperationFailed(f"job {job_id} is already {status}; nothing to cancel")
-    common.output(st, {"id": job_id, "status": status}, lambda: print(f"cancelled {job_id}"))
+    common.output(st, {"id": job_id, "status": status}, lambda: print(common.printable(f"cancelled {job_id}")))
 
 
 def retry(
-    ctx: typer.Context, job_id: str = typer.Argument(..., metavar="ID", help="The job id.")
+    ctx: typer.Context, job_id: str = typer.Argument(..., metavar="ID", help="The job id.", autocompletion=complete.finished_badly)
 ) -> None:
     """Requeue a failed or cancelled job."""
     st = common.state(ctx)
-    queue = common.open_queue(st)
+    queue = common.open_queue(st, handlers=False)
     job = queue.get_job(job_id)
     if job is not None:
         status = getattr(job.status, "value", job.status)
@@ -195,7 +228,7 @@ def retry(
             raise common.OperationFailed(f"job {job_id} is {status}; only failed or cancelled jobs can be retried")
     if queue.retry_job(job_id) is False:
         raise common.OperationFailed(f"job {job_id} could not be requeued")
-    common.output(st, {"id": job_id, "status": "pending"}, lambda: print(f"requeued {job_id}"))
+    common.output(st, {"id": job_id, "status": "pending"}, lambda: print(common.printable(f"requeued {job_id}")))
 
 
 def purge(
@@ -216,7 +249,7 @@ def purge(
     st = common.state(ctx)
     age = parse_duration_option("--older-than", older_than)
     statuses = tuple(s.value for s in status) if status else ("completed", "failed", "cancelled")
-    queue = common.open_queue(st)
+    queue = common.open_queue(st, handlers=False)
     with render.spinner(f"purging {', '.join(statuses)} jobs older than {older_than}", enabled=not st.json):
         count = queue.purge(statuses=statuses, older_than=age)
     common.output(

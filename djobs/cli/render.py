@@ -1,7 +1,8 @@
-"""Human output for the CLI: rich tables and panels (the `--json` path is `common.print_json`).
+"""Human output for the CLI: tables, a job's detail, reasons and event lines (the `--json` path is
+`common.print_json`).
 
-rich is imported inside the functions, never at module import, so `djobs --help` and Tab completion stay
-fast. Colours only appear on a terminal (rich decides). Times are shown in UTC with a relative hint.
+Drawn by `djobs/cli/textout.py`, not rich: commands must start quickly. Colours only on a terminal; in a
+pipe (or with `--wide`) nothing is cut. Times are shown in UTC with a relative hint.
 """
 
 from __future__ import annotations
@@ -10,12 +11,10 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from djobs import explain
-
-if TYPE_CHECKING:
-    from rich.console import Console
+from djobs.cli import textout
 
 _STATUS_STYLE = {
     "pending": "cyan",
@@ -27,36 +26,14 @@ _STATUS_STYLE = {
     "cancelled": "dim",
     "paused": "yellow",
 }
-_console: Console | None = None
-_err_console: Console | None = None
 
 
-def console() -> Console:
-    """The stdout console."""
-    global _console
-    from rich.console import Console
+def console() -> textout.Output:
+    """Standard output: as wide as the terminal, or unlimited (nothing cut) with `--wide` or when stdout is
+    a pipe or a file, where a reader wants whole values, not `Q…`."""
+    from djobs.cli import common
 
-    if _console is None or _console.file is not _stdout():
-        _console = Console(file=_stdout(), highlight=False, soft_wrap=False)
-    return _console
-
-
-def err_console() -> Console:
-    """The stderr console (spinners and progress)."""
-    global _err_console
-    import sys
-
-    from rich.console import Console
-
-    if _err_console is None or _err_console.file is not sys.stderr:
-        _err_console = Console(file=sys.stderr, highlight=False)
-    return _err_console
-
-
-def _stdout() -> Any:
-    import sys
-
-    return sys.stdout
+    return textout.Output.stdout(wide=common.WIDE)
 
 
 def value(v: Any) -> str:
@@ -73,7 +50,7 @@ def status(s: Any) -> str:
     """A job status with its colour markup."""
     text = value(s)
     style = _STATUS_STYLE.get(text)
-    return f"[{style}]{text}[/]" if style else text
+    return f"[{style}]{_esc(text)}[/]" if style else _esc(text)
 
 
 def short_json(v: Any, width: int = 60) -> str:
@@ -84,52 +61,24 @@ def short_json(v: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _esc(text: Any) -> str:
-    from rich.markup import escape
+def _esc(text: Any, keep_newlines: bool = False) -> str:
+    """Stored text as markup: control characters escaped (`common.printable`), brackets literal."""
+    from djobs.cli.common import printable
 
-    return escape(str(text))
+    return textout.escape(printable(str(text), keep_newlines))
 
 
 def _table(
-    title: str | None,
-    *columns: str,
-    keep: tuple[str, ...] = ("ID",),
-    fold: tuple[str, ...] = (),
-    min_widths: dict[str, int] | None = None,
-) -> Any:
-    """A compact table. Columns in `keep` are never cut (ids must stay copyable), those in `fold` wrap,
-    the others are cut with an ellipsis on a narrow terminal (`inspect ID` shows everything)."""
-    from rich import box
-    from rich.table import Table
-
-    table = Table(
-        title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
-        collapse_padding=True, show_edge=False, header_style="bold",
-    )  # fmt: skip
-    widths = {col: max(len(col), n) for col, n in (min_widths or {}).items()}
-    for col in columns:
-        if col in keep:
-            table.add_column(col, no_wrap=True, overflow="ignore", min_width=widths.get(col))
-        elif col in fold:
-            table.add_column(col, overflow="fold", min_width=widths.get(col))
-        else:
-            table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=widths.get(col))
-    return table
+    title: str | None, *columns: str, keep: tuple[str, ...] = ("ID",), fold: tuple[str, ...] = (), flex: str | None = None
+) -> textout.Table:
+    """A compact table: `keep` columns are never cut (ids must stay copyable), `fold` columns wrap, the
+    others are cut with an ellipsis on a narrow terminal, `flex` first. `inspect ID` shows every value
+    whole; so does any table with `--wide` or in a pipe."""
+    return textout.Table(title, list(columns), keep=keep, fold=fold, flex=flex)
 
 
-def _widest(values: Sequence[Any], cap: int = 40) -> int:
-    return min(cap, max((len(str(v)) for v in values), default=0))
-
-
-def _show(table: Any) -> None:
-    """Print a table made by `_table`, first sizing the never-cut columns to their widest cell."""
-    from rich.text import Text
-
-    for column in table.columns:
-        if column.overflow == "ignore":
-            cells = [Text.from_markup(c).cell_len if isinstance(c, str) else 0 for c in column.cells]
-            column.min_width = max([len(str(column.header)), *cells])
-    console().print(table)
+def _show(table: textout.Table) -> None:
+    console().table(table)
 
 
 def _empty(title: str | None, what: str) -> None:
@@ -146,25 +95,20 @@ def jobs_table(jobs: Sequence[Any], title: str | None = None) -> None:
     if not jobs:
         _empty(title, "no jobs")
         return
-    widths = {"TYPE": _widest([j.type for j in jobs], 16), "QUEUE": _widest([j.queue for j in jobs], 12), "RUN AT": 8}
+    runs = [ago(j.run_at) for j in jobs]
     table = _table(title, "ID", "TYPE", "QUEUE", "STATUS", "TRY", "RUN AT", "ERROR", keep=("ID", "STATUS", "TRY"),
-                   min_widths=widths)  # fmt: skip
-    for j in jobs:
+                   flex="ERROR")  # fmt: skip
+    for j, run_at in zip(jobs, runs, strict=True):
         table.add_row(
             _esc(j.id), _esc(j.type), _esc(j.queue), status(j.status), f"{j.attempt}/{j.max_retries + 1}",
-            ago(j.run_at), _esc(_first_line(j.last_error or "")),
+            run_at, _esc(_first_line(getattr(j, "last_error", None) or getattr(j, "error_preview", None) or "")),
         )  # fmt: skip
     _show(table)
 
 
 def job_detail(job: Any, checkpoints: Sequence[Any], subs: Sequence[Any], events: Sequence[Any]) -> None:
     """Everything about one job."""
-    from rich.table import Table
-
     out = console()
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column(overflow="fold")
     rows: list[tuple[str, str]] = [
         ("id", _esc(job.id)), ("type", _esc(job.type)), ("queue", _esc(job.queue)),
         ("status", status(job.status)), ("priority", str(job.priority)),
@@ -182,17 +126,15 @@ def job_detail(job: Any, checkpoints: Sequence[Any], subs: Sequence[Any], events
     if value(job.status) == "completed":
         rows.append(("result", _esc(short_json(job.result, 200))))
     if job.last_error:
-        rows.append(("error", f"[red]{_esc(job.last_error.strip())}[/]"))
-    for k, v in rows:
-        grid.add_row(k, v)
-    out.print(grid)
+        rows.append(("error", f"[red]{_esc(job.last_error.strip(), keep_newlines=True)}[/]"))
+    _grid(out, rows)
     if checkpoints:
-        table = _table("checkpoints", "#", "NAME", "VALUE", "ERROR", keep=("#", "NAME"))
+        table = _table("checkpoints", "#", "NAME", "VALUE", "ERROR", keep=("#", "NAME"), flex="VALUE")
         for c in checkpoints:
             idx = "" if c.call_index is None else str(c.call_index)
             table.add_row(idx, _esc(c.name), _esc(short_json(c.value)), _esc(c.error or ""))
         out.print()
-        _show(table)
+        out.table(table)
     if subs:
         out.print()
         jobs_table(subs, title="sub-jobs")
@@ -201,13 +143,28 @@ def job_detail(job: Any, checkpoints: Sequence[Any], subs: Sequence[Any], events
         events_table(events, title="recent events")
 
 
+def _grid(out: textout.Output, rows: Sequence[tuple[str, str]]) -> None:
+    """Key-value lines: bold keys in a column, values folded to the width left (and at their newlines)."""
+    keys = max(len(k) for k, _ in rows)
+    room = max(20, out.width - keys - textout.GAP)
+    lines: list[list[textout.Segment]] = []
+    for key, markup in rows:
+        pad = [(" " * (keys - len(key) + textout.GAP), "")]
+        first = True
+        for part in markup.split("\n"):
+            for chunk in textout.wrap(textout.parse(part), room) or [[]]:
+                lead = [(key, "bold"), *pad] if first else [(" " * (keys + textout.GAP), "")]
+                lines.append([*lead, *chunk] if chunk else lead[:1])
+                first = False
+    out.lines(lines)
+
+
 def events_table(events: Sequence[Any], title: str | None = None) -> None:
     """Stored events as a table."""
     if not events:
         _empty(title, "no events")
         return
-    widths = {"KIND": _widest([e.kind for e in events], 20)}
-    table = _table(title, "#", "TIME", "KIND", "JOB", "QUEUE", "DETAIL", keep=("#", "TIME", "JOB"), min_widths=widths)
+    table = _table(title, "#", "TIME", "KIND", "JOB", "QUEUE", "DETAIL", keep=("#", "TIME", "JOB"), flex="DETAIL")
     for e in events:
         table.add_row(*event_cells(e))
     _show(table)
@@ -240,7 +197,9 @@ def event_line(e: Any) -> None:
     console().print(" ".join(parts))
 
 
-def overview(stats: Sequence[Any], workers: Sequence[Any], schedules: Sequence[Any]) -> None:
+def overview(
+    stats: Sequence[Any], workers: Sequence[Any], schedules: Sequence[Any], unapplied: frozenset[str] = frozenset()
+) -> None:
     """`djobs inspect` without an id."""
     statuses = ["pending", "running", "waiting", "retrying", "paused", "completed", "failed", "cancelled"]
     if not stats:
@@ -256,7 +215,7 @@ def overview(stats: Sequence[Any], workers: Sequence[Any], schedules: Sequence[A
     console().print()
     workers_table(workers)
     console().print()
-    schedules_table(schedules)
+    schedules_table(schedules, unapplied)
 
 
 def workers_table(workers: Sequence[Any]) -> None:
@@ -276,18 +235,32 @@ def workers_table(workers: Sequence[Any]) -> None:
     _show(table)
 
 
-def schedules_table(schedules: Sequence[Any]) -> None:
-    """Schedules: job, spec, last and next fire."""
+def schedules_table(schedules: Sequence[Any], unapplied: frozenset[str] = frozenset()) -> None:
+    """Schedules: job, spec, last and next fire. A next fire in the past is overdue (no scheduler is
+    firing it); a config schedule not written yet says so."""
     if not schedules:
         _empty("schedules", "no schedules")
         return
-    table = _table("schedules", "NAME", "JOB", "SPEC", "QUEUE", "LAST FIRE", "NEXT FIRE", "PAUSED", keep=("NAME",))
+    table = _table("schedules", "NAME", "JOB", "SPEC", "QUEUE", "LAST FIRE", "NEXT FIRE", "PAUSED", keep=("NAME",),
+                   flex="LAST FIRE")  # fmt: skip
+    now = datetime.now(UTC)
     for s in schedules:
         table.add_row(
             _esc(s.name), _esc(s.job), _esc(s.spec), _esc(s.queue or ""), when(s.last_fire),
-            when(s.next_fire), "[yellow]yes[/]" if s.paused else "",
+            next_fire(s.next_fire, now) + (" [dim](not applied yet)[/]" if s.name in unapplied else ""),
+            "[yellow]yes[/]" if s.paused else "",
         )  # fmt: skip
     _show(table)
+
+
+def next_fire(t: datetime | None, now: datetime) -> str:
+    """A schedule's next fire; one in the past reads `overdue by 13m` (its scheduler is not running)."""
+    if t is None:
+        return ""
+    if t < now:
+        stamp = t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"{stamp} [yellow](overdue by {explain.span((now - t).total_seconds())})[/]"
+    return when(t)
 
 
 def reasons(job_id: str, items: Sequence[str]) -> None:
@@ -305,13 +278,18 @@ def message(text: str) -> None:
 
 @contextmanager
 def spinner(text: str, enabled: bool = True) -> Iterator[None]:
-    """A spinner on stderr while the block runs (only on a terminal)."""
+    """A spinner on stderr while the block runs (only on a terminal; rich is loaded only then)."""
     import sys
 
     if not enabled or not sys.stderr.isatty():
         yield
         return
-    with err_console().status(_esc(text)):
+    from rich.console import Console
+    from rich.markup import escape
+
+    from djobs.cli.common import printable
+
+    with Console(file=sys.stderr, highlight=False).status(escape(printable(text))):
         yield
 
 

@@ -20,9 +20,10 @@ from typing import Any
 
 import typer
 
-from djobs.cli import common
+from djobs.cli import common, complete
 
 DEFAULT_CONCURRENCY = 10
+MAX_CONCURRENCY = 10_000  # slots of one queue in one worker (each sync slot is a thread)
 DRAIN_TIMEOUT = 30.0  # seconds; the worker's own default (graceful stop)
 STALE_AFTER = 30.0  # seconds without a heartbeat before a worker's jobs return to pending
 
@@ -36,8 +37,10 @@ def parse_queue_specs(specs: list[str], concurrency: int | None) -> dict[str, in
         if not name:
             raise common.UsageProblem(f"--queue: bad spec {spec!r} (use NAME or NAME:CONCURRENCY)")
         if sep:
-            if not count.strip().isdigit() or int(count) < 1:
-                raise common.UsageProblem(f"--queue: bad concurrency in {spec!r} (a whole number of at least 1)")
+            if not count.strip().isdigit() or not 1 <= int(count) <= MAX_CONCURRENCY:
+                raise common.UsageProblem(
+                    f"--queue: bad concurrency in {spec!r} (a whole number from 1 to {MAX_CONCURRENCY})"
+                )
             queues[name] = int(count)
         else:
             queues[name] = concurrency or DEFAULT_CONCURRENCY
@@ -170,10 +173,11 @@ def worker(
     ctx: typer.Context,
     queue_specs: list[str] | None = typer.Option(
         None, "--queue", "-q", envvar="DJOBS_WORKER_QUEUE", metavar="NAME[:CONCURRENCY]",
+        autocompletion=complete.queue_names,
         help="Serve this queue (repeatable) [default: the config's [queues.*], else default].",
     ),  # fmt: skip
     concurrency: int | None = typer.Option(
-        None, "--concurrency", "-c", envvar="DJOBS_WORKER_CONCURRENCY", metavar="N", min=1,
+        None, "--concurrency", "-c", envvar="DJOBS_WORKER_CONCURRENCY", metavar="N", min=1, max=MAX_CONCURRENCY,
         help="Concurrency for queues without :N (overrides the config) [default: 10].",
     ),  # fmt: skip
     scheduler: bool | None = typer.Option(
@@ -224,6 +228,7 @@ def worker(
         return
 
     queue = common.open_queue(st)
+    common.apply_schedules(st, queue)  # the config is the truth for its schedules: every worker syncs them
     w = queue.worker(
         queues=queues, scheduler=use_scheduler, burst=burst, drain_timeout=drain, stale_lock_age=stale
     )

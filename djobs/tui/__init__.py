@@ -7,21 +7,24 @@
 
 Keys (the footer shows those of the focused panel): Tab or 1-4 move between the queues, workers,
 schedules and jobs panels; in the jobs table Enter opens the job, p/P pause it (graceful/aggressive),
-u resumes, c cancels (after a confirmation), t retries, ] and [ page to older/newer jobs; in the queues,
-workers and schedules panels p/P/u pause and resume the selected row; / filters the jobs
-(`status:failed queue:emails type:send-email`), n enqueues a job, F5 refreshes now, q quits.
+u resumes, c cancels (after a confirmation), t retries, ] and [ page to older/newer jobs, space marks a
+job and a marks every job shown (then c and t act on the marked jobs, after a confirmation; Escape
+clears the marks); in the queues, workers and schedules panels p/P/u pause and resume the selected row;
+/ filters the jobs (`failed mail`: a bare word is a status or part of a type or queue name;
+`status:failed queue:emails type:send-email` pick exactly), n enqueues a job, F5 refreshes now, q quits.
 
 Only this package imports Textual, and it reads the database through the public `djobs.Queue` API only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import djobs
+    from djobs.config import Config
 
     from .app import DjobsApp
 
@@ -40,35 +43,33 @@ def make_app(
 
     `clock` replaces "now" for ages and times shown (snapshot tests freeze it); `subtitle` goes in the
     header (the CLI shows the database there); `job_window` is the number of rows in the jobs table."""
-    from .data import JOB_WINDOW, FirstRead, Poller
+    from .data import JOB_WINDOW, Poller
+    from .reader import Start
 
     # Start reading before importing Textual: the first frame waits for whichever is slower, not both.
     window = job_window or JOB_WINDOW
-    first = FirstRead(Poller(queue, job_window=window, clock=clock))
+    start = Start(Poller(queue, job_window=window, clock=clock))
     from .app import DjobsApp
 
-    return DjobsApp(
-        queue, refresh=refresh, clock=clock, subtitle=subtitle, job_window=window, first_read=first
-    )
+    return DjobsApp(queue, refresh=refresh, clock=clock, subtitle=subtitle, job_window=window, start=start)
 
 
-def run(queue: djobs.Queue, config: Any = None, *, refresh: float | None = None) -> None:
+def run(queue: djobs.Queue, config: Config | None = None, *, refresh: float | None = None) -> None:
     """Run the dashboard in the terminal until the operator quits (what `djobs tui` calls)."""
     interval = refresh if refresh is not None else _config_refresh(config)
     make_app(queue, refresh=interval, subtitle=_describe_database(config)).run()
 
 
-def _config_refresh(config: Any) -> float:
-    for source in (getattr(config, "tui", None), config):
-        value = _lookup(source, "refresh")
-        if isinstance(value, (int, float)) and value > 0:
-            return float(value)
+def _config_refresh(config: Config | None) -> float:
+    value = config.tui.get("refresh") if config is not None else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
     return 1.0
 
 
-def _describe_database(config: Any) -> str | None:
-    url = _lookup(config, "database")
-    if not isinstance(url, str) or not url:
+def _describe_database(config: Config | None) -> str | None:
+    url = config.database if config is not None else None
+    if not url:
         return None
     # Never show a password in the header.
     scheme, sep, rest = url.partition("://")
@@ -77,11 +78,3 @@ def _describe_database(config: Any) -> str | None:
         user = creds.split(":", 1)[0]
         return f"{scheme}://{user}@{host}" if user else f"{scheme}://{host}"
     return url
-
-
-def _lookup(source: Any, key: str) -> Any:
-    if source is None:
-        return None
-    if isinstance(source, Mapping):
-        return source.get(key)
-    return getattr(source, key, None)

@@ -1,23 +1,27 @@
 """`DjobsApp`: the main screen, the polling loop and every operator action.
 
-Reads happen in `@work(thread=True)` workers, one poll at a time (a poll still running when the timer
-fires again is not doubled), and land in the widgets through `call_from_thread`. A poll that raises
-anything (`djobs.StorageUnavailable`, a driver error, a vanished file) marks the app disconnected, keeps
-the last data on screen and retries with backoff until a poll succeeds again.
+Reads run on the two reader threads of `reader.Reads`, one refresh at a time (a refresh still running
+when the timer fires again is not doubled); an async worker awaits each one and puts it on screen. The
+per-queue counts are read apart, as often as their cost allows, so neither the first frame nor a refresh
+waits for them. A refresh that raises anything (`djobs.StorageUnavailable`, a driver error, a vanished
+file) marks the app disconnected, keeps the last data on screen and retries with backoff until a
+refresh succeeds again.
 
 Actions run in thread workers too and end in a notification saying what happened; cancel asks first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -25,16 +29,23 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Header
 
 import djobs
+from djobs.jobs import QueueStats
 
-from .data import EVENT_WINDOW, JOB_WINDOW, FirstRead, JobFilter, Poller, Snapshot, forget_connection
+from .data import EVENT_WINDOW, JOB_WINDOW, JobFilter, Poller, Snapshot, forget_connection
 from .format import clock_time, short_id
+from .reader import Start
+from .screens import LiveScreen
 from .screens.dialogs import ConfirmScreen, EnqueueRequest, EnqueueScreen
 from .widgets.events import EventLog
 from .widgets.jobs import FilterBar, JobsTable
 from .widgets.overview import QueueSummary, SchedulesPanel, WorkersPanel
 from .widgets.status import StatusLine
 
+T = TypeVar("T")
+
 MAX_BACKOFF = 10.0
+#: Terminals with fewer lines than this hide the title bar (80x24 needs the line for the panels).
+SHORT = 30
 
 
 def _utcnow() -> datetime:
@@ -64,29 +75,33 @@ class DjobsApp(App[None]):
         job_window: int = JOB_WINDOW,
         event_window: int = EVENT_WINDOW,
         subtitle: str | None = None,
-        first_read: FirstRead | None = None,
+        start: Start | None = None,
     ) -> None:
         super().__init__()
         self.queue = queue
         self.refresh_interval = refresh
         self.clock = clock or _utcnow
         self.job_window = job_window
-        self._first_read = first_read
-        self.poller = (
-            first_read.poller
-            if first_read is not None
-            else Poller(queue, job_window=job_window, event_window=event_window, clock=self.clock)
+        self.start = start or Start(
+            Poller(queue, job_window=job_window, event_window=event_window, clock=self.clock)
         )
+        self.poller = self.start.poller
+        self.reads = self.start.reads
         self.job_filter = JobFilter()
         self.snapshot: Snapshot | None = None
+        #: The last per-queue counts read (empty until the first count answered).
+        self.stats: list[QueueStats] = []
         self.connected: bool | None = None  # None until the first poll answered
         self.polls = 0
+        self.counts_read = 0
         #: Every notification shown, newest last (the operator's action history; tests read it too).
         self.history: deque[str] = deque(maxlen=100)
         self._polling = False
-        self._force_next = False
+        self._counting = False
+        self._count_again = False
         self._failures = 0
         self._next_poll = 0.0
+        self._bad_data: set[str] = set()
         if subtitle:
             self.sub_title = subtitle
 
@@ -106,12 +121,23 @@ class DjobsApp(App[None]):
         yield StatusLine("connecting…", id="status")
         yield Footer()
 
+    def on_resize(self, event: events.Resize) -> None:
+        self.screen_stack[0].set_class(event.size.height < SHORT, "-short")
+
     def on_mount(self) -> None:
+        self.screen_stack[0].set_class(self.size.height < SHORT, "-short")
         self.query_one(FilterBar).display = False
         self.query_one(JobsTable).border_title = "jobs"
+        self.query_one(QueueSummary).border_title = "queues · counting…"
         self.query_one(JobsTable).focus()
-        self.poll_now()
+        # The first reads were started before Textual was imported (`make_app`): wait for those.
+        self._polling = self._counting = True
+        self._await_snapshot(self.start.snapshot)
+        self._await_counts(self.start.counts)
         self.set_interval(self.refresh_interval, self._tick)
+
+    def on_unmount(self) -> None:
+        self.reads.close()
 
     # ---- polling ----
 
@@ -120,36 +146,61 @@ class DjobsApp(App[None]):
             self.poll_now()
 
     def poll_now(self, *, force: bool = False) -> None:
-        """Start a poll unless one is running; `force` re-reads the queue counts too."""
-        force = force or self._force_next
+        """Start a refresh unless one is running; `force` re-reads the queue counts now too."""
+        self._count(force)
         if self._polling:
-            self._force_next = force  # the next poll re-reads the counts
             return
-        self._force_next = False
         self._polling = True
-        self._poll(self.job_filter, force)
+        self._await_snapshot(self.reads.main.submit(self.poller.snapshot, self.job_filter))
 
-    @work(thread=True, group="poll", exit_on_error=False)
-    def _poll(self, job_filter: JobFilter, force: bool) -> None:
+    def _count(self, force: bool) -> None:
+        if self._counting:
+            self._count_again = self._count_again or force  # counted again as soon as this one is done
+            return
+        if force or self.poller.counts_due():
+            self._counting = True
+            self._await_counts(self.reads.counts.submit(self.poller.counts))
+
+    @work(group="poll", exit_on_error=False)
+    async def _await_snapshot(self, future: Future[Snapshot]) -> None:
         try:
-            first, self._first_read = self._first_read, None
-            if first is not None and not job_filter:
-                snapshot = first.result()
-            else:
-                snapshot = self.poller.snapshot(job_filter, force=force)
+            snapshot = await asyncio.wrap_future(future)
         except Exception as exc:  # any failure at the poll boundary means "disconnected", never a crash
-            forget_connection(self.queue)
             self._polling = False
-            self._call(self._poll_failed, exc)
+            self._poll_failed(exc)
             return
         self._polling = False
-        self._call(self._apply, snapshot)
+        self.shown(self._apply, snapshot)
+
+    @work(group="counts", exit_on_error=False)
+    async def _await_counts(self, future: Future[list[QueueStats]]) -> None:
+        try:
+            stats = await asyncio.wrap_future(future)
+        except Exception:  # the refresh beside it reports the connection; the last counts stay shown
+            stats = None
+        self._counting = False
+        if stats is not None:
+            self.shown(self._apply_counts, stats)
+        if self._count_again:
+            self._count_again = False
+            self._count(True)
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> None:
         try:
             self.call_from_thread(fn, *args)
         except RuntimeError:  # the app is shutting down
             pass
+
+    def shown(self, show: Callable[[T], None], data: T) -> None:
+        """Put data on screen; a value no widget expected (a row written by hand, a newer writer) is
+        reported once and the rest of the app goes on, instead of taking the dashboard down."""
+        try:
+            show(data)
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+            if message not in self._bad_data:
+                self._bad_data.add(message)
+                self.notify(f"some data could not be shown: {message}", title="djobs", severity="error")
 
     def _apply(self, snap: Snapshot) -> None:
         self.snapshot = snap
@@ -160,15 +211,33 @@ class DjobsApp(App[None]):
         self._next_poll = 0.0
         self.polls += 1
         now = snap.taken_at
-        self.query_one(QueueSummary).update_from(snap.stats)
         self.query_one(WorkersPanel).update_from(snap.workers, now)
         self.query_one(SchedulesPanel).update_from(snap.schedules, now)
-        self.query_one(JobsTable).update_from(snap.jobs, snap.job_filter, self.job_window, now)
+        self.query_one(JobsTable).update_from(
+            snap.jobs, snap.job_filter, self.job_window, now, snap.filter_note
+        )
         self.query_one(EventLog).add(snap.events, now)
-        total = sum(sum((st.counts or {}).values()) for st in snap.stats)
+        self._show_status()
+
+    def _apply_counts(self, stats: list[QueueStats]) -> None:
+        self.stats = stats
+        self.counts_read += 1
+        summary = self.query_one(QueueSummary)
+        summary.update_from(stats)
+        summary.border_title = "queues"
+        self._show_status()
+
+    def _show_status(self) -> None:
+        if self.snapshot is None or self.connected is False:
+            return
+        now = self.snapshot.taken_at
+        if self.counts_read:
+            total = sum(sum(st.counts.values()) for st in self.stats)
+            counted = f"{total:,} jobs in {len(self.stats)} queues"
+        else:
+            counted = "counting jobs…"
         self.query_one(StatusLine).show_connected(
-            f"read at {clock_time(now, now)} · {total:,} jobs in {len(snap.stats)} queues · "
-            f"{len(snap.workers)} workers"
+            f"read at {clock_time(now, now)} · {counted} · {len(self.snapshot.workers)} workers"
         )
 
     def _poll_failed(self, exc: Exception) -> None:
@@ -204,9 +273,8 @@ class DjobsApp(App[None]):
             self.query_one(FilterBar).open()
 
     def on_filter_bar_applied(self, message: FilterBar.Applied) -> None:
-        known = [st.name for st in self.snapshot.stats] if self.snapshot else []
         try:
-            self.job_filter = JobFilter.parse(message.text, known)
+            self.job_filter = JobFilter.parse(message.text)
         except ValueError as exc:
             self.notify(str(exc), title="Filter", severity="error")
             return
@@ -257,9 +325,8 @@ class DjobsApp(App[None]):
         title = {"information": "Done", "warning": "No change", "error": "Failed"}.get(severity, "")
         self.notify(f"{what}: {outcome}", title=title, severity=severity)
         self.action_refresh_now()
-        poll_now = getattr(self.screen, "poll_now", None)  # the detail screen refreshes itself too
-        if callable(poll_now):
-            poll_now()
+        if isinstance(self.screen, LiveScreen):  # the detail screen refreshes itself too
+            self.screen.poll_now()
 
     def pause_job(self, job_id: str, *, aggressive: bool) -> None:
         mode = djobs.PauseMode.AGGRESSIVE if aggressive else djobs.PauseMode.GRACEFUL
@@ -284,6 +351,60 @@ class DjobsApp(App[None]):
             ),
             answered,
         )
+
+    def bulk(self, verb: str, job_ids: list[str], not_shown: int = 0) -> None:
+        """Retry or cancel many jobs (the marked ones) after a confirmation naming how many."""
+        what = {
+            "retry": "Failed and cancelled ones start again from their first attempt; the others are left as "
+            "they are.",
+            "cancel": "Cancelling cannot be undone (retry makes a new attempt); the sub-jobs of a cancelled "
+            "job are cancelled with it, and finished jobs are left as they are.",
+        }[verb]
+        n = len(job_ids)
+        hidden = f" ({not_shown:,} of them not shown now)" if not_shown else ""
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._bulk(verb, job_ids)
+
+        self.push_screen(
+            ConfirmScreen(
+                f"{verb.capitalize()} [b]{n:,}[/] marked job{'s' if n != 1 else ''}{hidden}?\n{what}"
+            ),
+            answered,
+        )
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _bulk(self, verb: str, job_ids: list[str]) -> None:
+        act = self.queue.retry_job if verb == "retry" else self.queue.cancel_job
+        changed = unchanged = 0
+        errors: Counter[str] = Counter()
+        for job_id in job_ids:
+            try:
+                if act(job_id):
+                    changed += 1
+                else:
+                    unchanged += 1
+            except Exception as exc:  # one job's refusal (gone, duplicate key) must not stop the rest
+                forget_connection(self.queue)  # in case it was the connection that broke
+                errors[type(exc).__name__] += 1
+        done = {"retry": "retried", "cancel": "cancelled"}[verb]
+        parts = [f"{changed:,} {done}"]
+        if unchanged:
+            parts.append(f"{unchanged:,} left as they were")
+        parts += [f"{count:,} failed ({name})" for name, count in errors.most_common()]
+        severity = "error" if errors and not changed else "warning" if errors or unchanged else "information"
+        self._call(
+            self._bulk_done,
+            set(job_ids),
+            f"{verb.capitalize()} {len(job_ids):,} jobs",
+            ", ".join(parts),
+            severity,
+        )
+
+    def _bulk_done(self, job_ids: set[str], what: str, outcome: str, severity: Any) -> None:
+        self.query_one(JobsTable).forget_marks(job_ids)
+        self._acted(what, outcome, severity)
 
     def pause_queue(self, name: str) -> None:
         self.act(f"Pause queue {name}", lambda: self.queue.pause_queue(name))
@@ -317,7 +438,7 @@ class DjobsApp(App[None]):
         except Exception:
             types = []
         known = sorted({*types, *(j.type for j in (self.snapshot.jobs if self.snapshot else []))})
-        queues = [st.name for st in self.snapshot.stats] if self.snapshot else []
+        queues = [st.name for st in self.stats]
         self._call(self._show_enqueue, types or known, queues)
 
     def _show_enqueue(self, types: list[str], queues: list[str]) -> None:

@@ -8,15 +8,23 @@ database the library can open, from any machine.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .format import STATUS_ORDER, status_value
+from djobs.errors import JobNotFound
+from djobs.jobs import (
+    STATUS_VALUES,
+    Job,
+    JobDetail,
+    JobStatus,
+    QueueStats,
+    ScheduleInfo,
+    StoredEvent,
+    WorkerInfo,
+)
 
 if TYPE_CHECKING:
     import djobs
@@ -34,19 +42,24 @@ EVENTS_PER_POLL = 100
 
 @dataclass(frozen=True)
 class JobFilter:
-    """Filter for the jobs table: `status:failed queue:emails type:send-email`, or bare words."""
+    """Filter for the jobs table: `status:failed queue:emails type:send-email` pick exactly; a bare word is a
+    status when it names one, otherwise it matches part of the job type or of the queue name (`mail`
+    finds type `send-email` and queue `emails`). Several words must all match."""
 
     status: str | None = None
     queue: str | None = None
     type: str | None = None
+    #: Bare words, lower case: each matches part of a job's type or queue.
+    words: tuple[str, ...] = ()
     #: Which window of `JOB_WINDOW` rows: 0 the newest, 1 the next older ones… (`]` and `[` in the table).
     page: int = 0
 
     @classmethod
-    def parse(cls, text: str, known_queues: Sequence[str] = ()) -> JobFilter:
-        """Read the filter bar: `key:value` (or `key=value`) words; a bare word is a status if it names
-        one, a queue if it names a known queue, else a job type. Raises ValueError on an unknown key."""
+    def parse(cls, text: str) -> JobFilter:
+        """Read the filter bar: `key:value` (or `key=value`) words and bare words. Raises ValueError on an
+        unknown key or status."""
         values: dict[str, str] = {}
+        words: list[str] = []
         for word in text.split():
             key, sep, value = word.partition(":")
             if not sep:
@@ -61,49 +74,97 @@ class JobFilter:
                     key = "type"
                 if key not in ("status", "queue", "type"):
                     raise ValueError(f"unknown filter {key!r}: use status:, queue: or type:")
-                if key == "status" and value.lower() not in STATUS_ORDER:
-                    raise ValueError(f"unknown status {value!r}: one of {', '.join(STATUS_ORDER)}")
+                if not value:
+                    raise ValueError(f"{key}: needs a value ({key}:NAME)")
+                if key == "status" and value.lower() not in STATUS_VALUES:
+                    raise ValueError(f"unknown status {value!r}: one of {', '.join(STATUS_VALUES)}")
                 values[key] = value.lower() if key == "status" else value
-            elif word.lower() in STATUS_ORDER:
+            elif word.lower() in STATUS_VALUES:
                 values["status"] = word.lower()
-            elif word in known_queues:
-                values["queue"] = word
-            else:
-                values["type"] = word
-        return cls(status=values.get("status"), queue=values.get("queue"), type=values.get("type"))
+            elif word.lower() not in words:
+                words.append(word.lower())
+        return cls(
+            status=values.get("status"),
+            queue=values.get("queue"),
+            type=values.get("type"),
+            words=tuple(words),
+        )
 
     def describe(self) -> str:
         parts = [
             f"{k}={v}" for k, v in (("status", self.status), ("queue", self.queue), ("type", self.type)) if v
         ]
-        return " ".join(parts)
+        return " ".join([*parts, *(f"~{w}" for w in self.words)])
+
+    def matches(self, job_type: str, queue: str) -> bool:
+        """Whether a job of this type in this queue passes the type, queue and word parts of the filter."""
+        if self.type is not None and job_type != self.type:
+            return False
+        if self.queue is not None and queue != self.queue:
+            return False
+        return all(w in job_type.lower() or w in queue.lower() for w in self.words)
+
+    def lookups(self, types: Iterable[str], queues: Iterable[str]) -> list[tuple[str | None, str | None]]:
+        """The (type, queue) pairs to list so that together they hold every matching job, for the given
+        known type and queue names: each word is met by the pair's type or its queue. [(type, queue)] with
+        the exact parts alone when there are no words; [] when no known name can meet the words."""
+        if not self.words:
+            return [(self.type, self.queue)]
+        type_options: list[str | None] = [self.type] if self.type is not None else [None, *sorted(set(types))]
+        queue_options: list[str | None] = (
+            [self.queue] if self.queue is not None else [None, *sorted(set(queues))]
+        )
+        pairs: list[tuple[str | None, str | None]] = []
+        for t in type_options:
+            for q in queue_options:
+                if all(
+                    (t is not None and w in t.lower()) or (q is not None and w in q.lower())
+                    for w in self.words
+                ):
+                    pairs.append((t, q))
+        # A pair that a broader one (the same type with any queue, or the same queue with any type) already
+        # covers would only list the same jobs again.
+        return [
+            (t, q)
+            for t, q in pairs
+            if not (
+                (t is not None and q is not None and self.queue is None and (t, None) in pairs)
+                or (t is not None and q is not None and self.type is None and (None, q) in pairs)
+            )
+        ]
 
     def __bool__(self) -> bool:
-        return bool(self.status or self.queue or self.type or self.page)
+        return bool(self.status or self.queue or self.type or self.words or self.page)
 
 
 @dataclass
 class EventBatch:
-    events: list[Any] = field(default_factory=list)
+    events: list[StoredEvent] = field(default_factory=list)
     skipped: int = 0
 
 
 @dataclass
 class Snapshot:
-    """One consistent-enough picture of the system for one refresh of the main screen."""
+    """One consistent-enough picture of the system for one refresh of the main screen (the per-queue
+    counts are read apart: `Poller.counts()`)."""
 
-    stats: list[Any]
-    workers: list[Any]
-    jobs: list[Any]
-    schedules: list[Any]
+    workers: list[WorkerInfo]
+    jobs: list[Job]
+    schedules: list[ScheduleInfo]
     events: EventBatch
     job_filter: JobFilter
     taken_at: datetime
+    #: Said beside the filter when its words match more names than one refresh lists.
+    filter_note: str = ""
 
 
-#: `queue_stats()` counts every job (about 40 ms of this process's CPU for 200,000 rows on SQLite; on
-#: PostgreSQL the server does the work, ~0.2-0.7 s), so it is re-read less often than the rest: at most
-#: STATS_DUTY of one core in this process, and at most DB_DUTY of the time waiting on the database.
+#: A filter word matching many names lists at most this many (type, queue) pairs per refresh.
+MAX_LOOKUPS = 20
+
+
+#: `queue_stats()` counts every job (about 0.1 s for 200,000 rows on SQLite, where this process does the
+#: work; on PostgreSQL the server does it), so it is re-read less often than the rest: at most STATS_DUTY
+#: of one core in this process, and at most DB_DUTY of the time waiting on the database.
 STATS_DUTY = 0.01
 DB_DUTY = 0.2
 
@@ -114,11 +175,12 @@ def next_due(started: float, cpu: float, wall: float) -> float:
 
 
 class Poller:
-    """Reads the main screen's data. Not thread-safe: the app runs one poll at a time.
+    """Reads the main screen's data. `snapshot()` and `counts()` may run at the same time on two threads;
+    each of them runs one call at a time.
 
-    Cheap reads (the newest jobs, new events, workers, schedules) happen on every poll. The per-queue
-    counts cost time proportional to the table, so they are spaced by `next_due()` (at most every
-    poll): the refresh stays cheap with a million jobs, the counts just lag a little."""
+    Cheap reads (the newest jobs, new events, workers, schedules) happen on every poll (`snapshot`). The
+    per-queue counts cost time proportional to the table, so `counts()` is read apart and spaced by
+    `next_due()`: the refresh stays cheap with a million jobs, the counts just lag a little."""
 
     def __init__(
         self,
@@ -133,31 +195,61 @@ class Poller:
         self.event_window = event_window
         self.clock = clock or (lambda: datetime.now(UTC))
         self._event_cursor: int | None = None
-        self._stats: list[Any] = []
+        #: The last counts read (replaced whole, never changed in place: the snapshot thread reads the
+        #: queue names from it).
+        self.stats: list[QueueStats] = []
         self._stats_due = 0.0
         self.stats_cost = 0.0
+        #: Job type names known so far (handlers here, jobs and schedules seen): what bare filter words
+        #: are matched against.
+        self.type_names: set[str] = set()
 
-    def snapshot(self, job_filter: JobFilter, *, force: bool = False) -> Snapshot:
+    def snapshot(self, job_filter: JobFilter) -> Snapshot:
+        """Everything of the main screen but the counts: a handful of bounded reads."""
         q = self.queue
-        started, cpu = time.monotonic(), time.thread_time()
-        if force or started >= self._stats_due:
-            self._stats = list(q.queue_stats())
-            self.stats_cost = time.monotonic() - started
-            self._stats_due = next_due(started, time.thread_time() - cpu, self.stats_cost)
-        stats = self._stats
         workers = list(q.workers())
-        jobs = list(
-            q.list_jobs(
-                status=job_filter.status,
-                queue=job_filter.queue,
-                type=job_filter.type,
-                limit=self.job_window,
-                offset=job_filter.page * self.job_window,
-            )
-        )
         schedules = list(q.schedules())
+        if not self.type_names:
+            self.type_names.update(q.job_types())
+        self.type_names.update(s.job for s in schedules)
+        lookups = job_filter.lookups(self.type_names, [st.name for st in self.stats])
+        jobs = self.jobs(job_filter, lookups[:MAX_LOOKUPS])
+        note = f"first {MAX_LOOKUPS} of {len(lookups)} matching names" if len(lookups) > MAX_LOOKUPS else ""
         events = self.new_events()
-        return Snapshot(stats, workers, jobs, schedules, events, job_filter, self.clock())
+        return Snapshot(workers, jobs, schedules, events, job_filter, self.clock(), note)
+
+    def counts_due(self) -> bool:
+        return time.monotonic() >= self._stats_due
+
+    def counts(self) -> list[QueueStats]:
+        """Per-queue counts by status; the next read is due once `next_due()` allows."""
+        started, cpu = time.monotonic(), time.thread_time()
+        stats = list(self.queue.queue_stats())
+        self.stats_cost = time.monotonic() - started
+        self._stats_due = next_due(started, time.thread_time() - cpu, self.stats_cost)
+        self.stats = stats
+        return stats
+
+    def jobs(self, job_filter: JobFilter, lookups: list[tuple[str | None, str | None]]) -> list[Job]:
+        """The window of newest jobs the filter selects: one listing per (type, queue) pair of
+        `JobFilter.lookups()`, merged newest first."""
+        window, page = self.job_window, job_filter.page
+        if len(lookups) == 1:
+            t, qn = lookups[0]
+            found = self.queue.list_jobs(
+                status=job_filter.status, queue=qn, type=t, limit=window, offset=page * window
+            )
+        else:
+            merged: dict[str, Job] = {}
+            for t, qn in lookups:
+                for job in self.queue.list_jobs(
+                    status=job_filter.status, queue=qn, type=t, limit=(page + 1) * window
+                ):
+                    merged[job.id] = job
+            newest = sorted(merged.values(), key=lambda j: (j.created_at, j.id), reverse=True)
+            found = newest[page * window : (page + 1) * window]
+        self.type_names.update(job.type for job in found)
+        return list(found)
 
     def new_events(self) -> EventBatch:
         """Events written since the last call (the last `event_window` of them on the first call)."""
@@ -175,91 +267,82 @@ class Poller:
             return batch
         batch.events = list(q.events_since(self._event_cursor, limit=EVENTS_PER_POLL))
         if batch.events:
-            self._event_cursor = max(int(getattr(ev, "id", 0) or 0) for ev in batch.events)
-            self._event_cursor = max(self._event_cursor, 0)
+            self._event_cursor = max(ev.id for ev in batch.events)
         return batch
 
 
 @dataclass
 class SubJobNode:
-    job: Any
+    job: Job
     children: list[SubJobNode]
     more: int = 0  # children not shown
 
 
 @dataclass
 class Detail:
-    job: Any
-    checkpoints: list[Any]
+    """What the detail screen shows: the library's `JobDetail`, the sub-job tree grown from its first
+    level, and (when the job is not running) why not."""
+
+    record: JobDetail
     sub_jobs: list[SubJobNode]
-    sub_jobs_more: int
-    events: list[Any]
     why: list[str]
     taken_at: datetime
 
+    @property
+    def job(self) -> Job:
+        return self.record.job
+
 
 class DetailPoller:
-    """Reads one job for the detail screen: the job, its checkpoints, its sub-job tree, its recent events
-    and, when it is not running, why not."""
+    """Reads one job for the detail screen through `queue.job_detail()`, then the sub-jobs of its sub-jobs
+    (a few levels, a bounded number of reads) and, when it is not running, why not."""
 
     SUB_JOBS_PER_LEVEL = 100
     SUB_JOB_DEPTH = 3
     RECENT_EVENTS = 30
-    #: sub_jobs() calls per refresh: a wide fan-out shows its first level and only some grandchildren.
+    #: sub_jobs() reads per refresh below the first level: a wide fan-out shows some grandchildren only.
     SUB_JOB_QUERIES = 40
 
     def __init__(self, queue: djobs.Queue, job_id: str, clock: Callable[[], datetime] | None = None) -> None:
         self.queue = queue
         self.job_id = job_id
         self.clock = clock or (lambda: datetime.now(UTC))
-        self._cursor = 0
         self._budget = 0
         self._why: list[str] = []
-        self._why_key: tuple[str, int] | None = None
+        self._why_key: tuple[JobStatus, int] | None = None
         self._why_due = 0.0
-        self._events: deque[Any] = deque(maxlen=self.RECENT_EVENTS)
 
     def detail(self) -> Detail | None:
+        """The job's detail, or None when there is no such job (any more)."""
         q = self.queue
-        job = q.get_job(self.job_id)
-        if job is None:
+        try:
+            record = q.job_detail(self.job_id, events=self.RECENT_EVENTS, sub_jobs=self.SUB_JOBS_PER_LEVEL)
+        except JobNotFound:
             return None
-        checkpoints = list(q.checkpoints(self.job_id))
         self._budget = self.SUB_JOB_QUERIES
-        children, more = self._children(self.job_id, depth=1)
-        for _ in range(20):  # page through a long history once, then only new events on later polls
-            page = list(q.events_since(self._cursor, limit=500, job_id=self.job_id))
-            if not page:
-                break
-            self._events.extend(page)
-            self._cursor = max(int(getattr(ev, "id", 0) or 0) for ev in page)
-            if len(page) < 500:
-                break
+        tree = [SubJobNode(sub, *self._children(sub.id, depth=2)) for sub in record.sub_jobs]
+        job = record.job
         why: list[str] = []
-        if status_value(job.status) != "running":
+        if job.status is not JobStatus.RUNNING:
             # The explanation counts the queues too; like the summary, re-read it only as often as its
             # cost allows, unless the job's status changed.
             started, cpu = time.monotonic(), time.thread_time()
-            key = (status_value(job.status), job.attempt)
+            key = (job.status, job.attempt)
             if key != self._why_key or started >= self._why_due:
                 self._why = _why(q, self.job_id, self.clock())
                 self._why_key = key
                 self._why_due = next_due(started, time.thread_time() - cpu, time.monotonic() - started)
             why = self._why
-        return Detail(job, checkpoints, children, more, list(self._events), why, self.clock())
+        return Detail(record, tree, why, self.clock())
 
     def _children(self, job_id: str, depth: int) -> tuple[list[SubJobNode], int]:
+        if depth > self.SUB_JOB_DEPTH or self._budget <= 0:
+            return [], 0
         self._budget -= 1
-        subs = list(self.queue.sub_jobs(job_id))
-        shown, more = subs[: self.SUB_JOBS_PER_LEVEL], max(0, len(subs) - self.SUB_JOBS_PER_LEVEL)
-        nodes = []
-        for sub in shown:
-            if depth < self.SUB_JOB_DEPTH and self._budget > 0:
-                grandchildren, gmore = self._children(sub.id, depth + 1)
-            else:
-                grandchildren, gmore = [], 0
-            nodes.append(SubJobNode(sub, grandchildren, gmore))
-        return nodes, more
+        limit = self.SUB_JOBS_PER_LEVEL
+        subs = self.queue.sub_jobs(job_id, limit=limit + 1)
+        more = self.queue.count_sub_jobs(job_id) - limit if len(subs) > limit else 0
+        return [SubJobNode(sub, *self._children(sub.id, depth + 1)) for sub in subs[:limit]], more
 
 
 def _why(queue: djobs.Queue, job_id: str, now: datetime) -> list[str]:
@@ -278,38 +361,7 @@ def forget_connection(queue: djobs.Queue) -> None:
 
     The library's `storage.run()` does this for writes it retries; its plain read methods leave a broken
     connection in place, so the dashboard resets it itself (call from the thread that saw the error)."""
-    reset = getattr(getattr(queue, "storage", None), "reset_connection", None)
-    if callable(reset):
-        try:
-            reset()
-        except Exception:  # resetting is best effort; the next poll reports whatever is still wrong
-            pass
-
-
-class FirstRead:
-    """The first snapshot, read on a plain thread started before Textual is imported, so the database
-    read (SQLite and psycopg release the GIL while a query runs) overlaps the UI's start-up. The app's
-    first poll worker waits for it instead of reading again."""
-
-    def __init__(self, poller: Poller) -> None:
-        self.poller = poller
-        self._done = threading.Event()
-        self._snapshot: Snapshot | None = None
-        self._error: BaseException | None = None
-        threading.Thread(target=self._run, name="djobs-tui-first-read", daemon=True).start()
-
-    def _run(self) -> None:
-        try:
-            self._snapshot = self.poller.snapshot(JobFilter(), force=True)
-        except BaseException as exc:  # handed to the poll worker, which reports it like any poll error
-            self._error = exc
-            forget_connection(self.poller.queue)
-        finally:
-            self._done.set()
-
-    def result(self) -> Snapshot:
-        self._done.wait()
-        if self._error is not None:
-            raise self._error
-        assert self._snapshot is not None
-        return self._snapshot
+    try:
+        queue.storage.reset_connection()
+    except Exception:  # resetting is best effort; the next poll reports whatever is still wrong
+        pass

@@ -13,32 +13,25 @@ from typing import Any
 
 from rich.text import Text
 
-STATUS_STYLES: dict[str, str] = {
-    "pending": "cyan",
-    "running": "bold yellow",
-    "completed": "green",
-    "failed": "bold red",
-    "retrying": "magenta",
-    "waiting": "blue",
-    "cancelled": "bright_black",
-    "paused": "bold dark_orange",
-}
+from djobs.codec import jsonable
+from djobs.jobs import JobStatus
 
-#: Column order for per-status counts in the queue summary.
-STATUS_ORDER = ("pending", "running", "waiting", "retrying", "paused", "failed", "completed", "cancelled")
+STATUS_STYLES: dict[JobStatus, str] = {
+    JobStatus.PENDING: "cyan",
+    JobStatus.RUNNING: "bold yellow",
+    JobStatus.COMPLETED: "green",
+    JobStatus.FAILED: "bold red",
+    JobStatus.RETRYING: "magenta",
+    JobStatus.WAITING: "blue",
+    JobStatus.CANCELLED: "bright_black",
+    JobStatus.PAUSED: "bold dark_orange",
+}
 
 DASH = "—"
 
 
-def status_value(status: object) -> str:
-    """`JobStatus.RUNNING` or "running" -> "running"."""
-    value = getattr(status, "value", status)
-    return str(value) if value is not None else ""
-
-
-def status_text(status: object) -> Text:
-    value = status_value(status)
-    return Text(value, style=STATUS_STYLES.get(value, ""))
+def status_text(status: JobStatus) -> Text:
+    return Text(status.value, style=STATUS_STYLES[status])
 
 
 def short_id(job_id: object, width: int = 12) -> str:
@@ -68,6 +61,23 @@ def age(then: datetime | None, now: datetime) -> str:
     return prefix + body
 
 
+#: A fire time this far in the past is only the scheduler's next tick away; later than that it is overdue
+#: (no worker runs the scheduler, or it is behind).
+DUE_GRACE = 5.0
+
+
+def next_fire(then: datetime | None, now: datetime) -> Text:
+    """A schedule's next fire time: "in 3m"; "due" just after it passed; "overdue 13m" once it is late."""
+    if then is None:
+        return Text(DASH)
+    late = (now - _aware(then)).total_seconds()
+    if late <= 0:
+        return Text(age(then, now))
+    if late <= DUE_GRACE:
+        return Text("due", style="yellow")
+    return Text(f"overdue {age(then, now)}", style="bold red")
+
+
 def clock_time(then: datetime | None, now: datetime) -> str:
     """HH:MM:SS for times today (UTC), otherwise YYYY-MM-DD HH:MM."""
     if then is None:
@@ -90,38 +100,26 @@ def full_time(then: datetime | None, now: datetime) -> str:
 
 
 def pretty_json(value: Any) -> str:
-    try:
-        return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return repr(value)
+    """Indented JSON of a stored value or record, through the library's one JSON conversion."""
+    return json.dumps(jsonable(value), indent=2, sort_keys=True, ensure_ascii=False)
 
 
 def one_line(value: Any, width: int = 60) -> str:
     if value is None:
         return ""
-    if isinstance(value, str):
-        text = value
-    else:
-        try:
-            text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-        except (TypeError, ValueError):
-            text = repr(value)
+    text = (
+        value if isinstance(value, str) else json.dumps(jsonable(value), sort_keys=True, ensure_ascii=False)
+    )
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def progress_parts(progress: Any) -> tuple[float | None, float | None, str]:
-    """(done, total, message) from a Job.progress value, whatever its shape (record, dict or number)."""
-    if progress is None:
+def progress_parts(progress: Mapping[str, Any] | None) -> tuple[float | None, float | None, str]:
+    """(done, total, message) from `Job.progress` (`ctx.progress(done, total, message)`); values of the
+    wrong type (the row is written by any process) read as absent."""
+    if not isinstance(progress, Mapping):  # nothing reported, or not what `ctx.progress` writes
         return None, None, ""
-    if isinstance(progress, (int, float)):
-        return float(progress), None, ""
-    if isinstance(progress, Mapping):
-        done, total, message = progress.get("done"), progress.get("total"), progress.get("message")
-    else:
-        done = getattr(progress, "done", None)
-        total = getattr(progress, "total", None)
-        message = getattr(progress, "message", None)
+    done, total, message = progress.get("done"), progress.get("total"), progress.get("message")
     return (
         float(done) if isinstance(done, (int, float)) else None,
         float(total) if isinstance(total, (int, float)) else None,
@@ -129,7 +127,7 @@ def progress_parts(progress: Any) -> tuple[float | None, float | None, str]:
     )
 
 
-def progress_cell(progress: Any) -> str:
+def progress_cell(progress: Mapping[str, Any] | None) -> str:
     done, total, message = progress_parts(progress)
     if done is None:
         return message

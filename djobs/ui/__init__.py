@@ -1,22 +1,26 @@
 """The embedded web dashboard: `djobs.ui.app(store, ...)` is a WSGI application to mount anywhere.
 
     import djobs, djobs.ui
-    from wsgiref.simple_server import make_server
 
     store = djobs.connect("sqlite:///djobs.db")
     queue = djobs.Queue(store)              # the queue your handlers are registered on
-    application = djobs.ui.app(store, queue=queue, middleware=[require_login])
-    make_server("127.0.0.1", 8080, application).serve_forever()
+    application = djobs.ui.app(store, queue=queue, authorizer=lambda environ: is_staff(environ))
 
-It serves one self-contained page (no CDN; it polls the JSON API every 2 s) and the API under `api/`:
-`overview`, `jobs`, `jobs/<id>`, `events`, `stats`, and POST actions to cancel, retry, pause and resume
-jobs, queues, workers and schedules, and to enqueue. Every link is relative and `SCRIPT_NAME` is honoured,
-so it works under any prefix (e.g. `/admin/jobs/`). It has no authentication of its own: put it behind
-your own through `middleware=[...]` or the server that mounts it.
+It serves nobody until told who may: `authorizer(environ) -> bool` is asked for every request
+(`djobs.ui.allow_all` when a login in front of it already decided) and/or a `token` is required
+(`Authorization: Bearer`, or the cookie that opening `?token=...` sets). `djobs ui` serves it with waitress
+and a random token.
+
+One self-contained page (no CDN) and a JSON API under `api/`: `overview`, `jobs` (summaries, paged),
+`jobs/<id>`, `jobs/<id>/workflow`, `events`, `stream` (server-sent events), `stats`, POST actions on
+jobs, queues, workers and schedules, bulk actions, purge and enqueue; `metrics` (Prometheus), `healthz`,
+`readyz`. Every link is relative and `SCRIPT_NAME` is honoured, so it works under any prefix.
 """
 
 from __future__ import annotations
 
-from djobs.ui.wsgi import Dashboard, HTTPError, Middleware, WSGIApp, app
+from djobs.ui.app import Dashboard, Middleware, app
+from djobs.ui.auth import Authorizer, allow_all
+from djobs.ui.http import HTTPError, WSGIApp
 
-__all__ = ["Dashboard", "HTTPError", "Middleware", "WSGIApp", "app"]
+__all__ = ["Authorizer", "Dashboard", "HTTPError", "Middleware", "WSGIApp", "allow_all", "app"]

@@ -1,5 +1,6 @@
-"""The job detail screen (Enter on a job): fields, args and result, error, progress, checkpoints, the
-sub-job tree with statuses, recent events and, when the job is not running, why not.
+"""The job detail screen (Enter on a job): fields, args and result, the error and the traceback of the
+last failed attempt, progress, checkpoints, the sub-job tree with statuses, recent events and, when the job
+is not running, why not. What it shows comes from the library's `queue.job_detail()`.
 
 It refreshes itself like the main screen: reads in a thread worker, one at a time, never blocking the UI.
 Its bindings act on the job shown; Enter on a sub-job opens that sub-job's own detail screen.
@@ -7,7 +8,9 @@ Its bindings act on the job shown; Enter on a sub-job opens that sub-job's own d
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +23,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar, Static, Tree
 
-from ..data import Detail, DetailPoller, SubJobNode, forget_connection
-from ..format import DASH, age, full_time, pretty_json, progress_parts, short_id, status_text, status_value
+from djobs.jobs import Checkpoint, Job, JobStatus
+
+from ..data import Detail, DetailPoller, SubJobNode
+from ..format import DASH, age, full_time, pretty_json, progress_parts, short_id, status_text
 from ..widgets.events import event_line
+from . import LiveScreen
 
 if TYPE_CHECKING:
     import djobs
@@ -33,7 +38,7 @@ if TYPE_CHECKING:
     from ..app import DjobsApp
 
 
-class JobDetailScreen(Screen[None]):
+class JobDetailScreen(LiveScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("p", "pause", "Pause"),
@@ -70,7 +75,9 @@ class JobDetailScreen(Screen[None]):
             with Horizontal(id="detail-payload"):
                 yield Static(id="detail-args", classes="panel")
                 yield Static(id="detail-result", classes="panel")
-            yield Static(id="detail-error", classes="panel")
+            with Vertical(id="detail-error", classes="panel"):
+                yield Static(id="detail-error-message")
+                yield Static(id="detail-traceback")
             yield Static(id="detail-why", classes="panel")
             yield Static(id="detail-checkpoints", classes="panel")
             with Vertical(id="detail-subjobs-box", classes="panel"):
@@ -101,19 +108,18 @@ class JobDetailScreen(Screen[None]):
         if self._polling:
             return
         self._polling = True
-        self._poll()
+        self._await_detail(self.djobs_app.reads.main.submit(self.poller.detail))
 
-    @work(thread=True, group="detail-poll", exit_on_error=False)
-    def _poll(self) -> None:
+    @work(group="detail-poll", exit_on_error=False)
+    async def _await_detail(self, future: Future[Detail | None]) -> None:
         try:
-            detail = self.poller.detail()
+            detail = await asyncio.wrap_future(future)
         except Exception as exc:  # the main screen's status line reports the connection; keep what we have
-            forget_connection(self.poller.queue)
             self._polling = False
-            self.djobs_app.call_from_thread(self._show_error, exc)
+            self._show_error(exc)
             return
         self._polling = False
-        self.djobs_app.call_from_thread(self._show, detail)
+        self.djobs_app.shown(self._show, detail)
 
     def _show_error(self, exc: Exception) -> None:
         self.sub_title = f"job {self.job_id} · disconnected: {exc}"
@@ -130,23 +136,35 @@ class JobDetailScreen(Screen[None]):
         self.query_one("#detail-fields", Static).update(_fields(job, now))
         self._show_progress(job)
         self.query_one("#detail-args", Static).update(_json(job.args))
-        result = job.result if job.result is not None or status_value(job.status) == "completed" else None
+        result = job.result if job.result is not None or job.status is JobStatus.COMPLETED else None
         self.query_one("#detail-result", Static).update(_json(result) if result is not None else Text(DASH))
-        self._toggle("#detail-error", bool(job.last_error))
-        if job.last_error:
-            self.query_one("#detail-error", Static).update(Text(_cap(str(job.last_error)), style="red"))
+        self._show_job_error(job)
         self._toggle("#detail-why", bool(detail.why))
         self.query_one("#detail-why", Static).update(Text("\n".join(f"• {line}" for line in detail.why)))
-        self.query_one("#detail-checkpoints", Static).update(_checkpoints(detail.checkpoints))
+        self.query_one("#detail-checkpoints", Static).update(_checkpoints(detail.record.checkpoints))
         self._show_tree(detail)
-        events = [event_line(ev, now) for ev in detail.events[-15:]]
+        events = [event_line(ev, now) for ev in detail.record.events[-15:]]
         self.query_one("#detail-events", Static).update(Group(*events) if events else Text(DASH))
 
     def _toggle(self, selector: str, visible: bool) -> None:
         self.query_one(selector).display = visible
 
-    def _show_progress(self, job: Any) -> None:
-        done, total, message = progress_parts(getattr(job, "progress", None))
+    def _show_job_error(self, job: Job) -> None:
+        """The last error, and below it the traceback of the attempt that raised it."""
+        traceback = last_traceback(job)
+        self._toggle("#detail-error", bool(job.last_error or traceback))
+        self.query_one("#detail-error").border_title = (
+            "error" if job.status is JobStatus.FAILED else f"last error (attempt {job.attempt})"
+        )
+        self.query_one("#detail-error-message", Static).update(Text(_cap(job.last_error or ""), style="red"))
+        self._toggle("#detail-traceback", bool(traceback))
+        if traceback:
+            self.query_one("#detail-traceback", Static).update(
+                Syntax(_cap(traceback), "pytb", theme="ansi_dark", word_wrap=True, background_color="default")
+            )
+
+    def _show_progress(self, job: Job) -> None:
+        done, total, message = progress_parts(job.progress)
         row = self.query_one("#detail-progress-row")
         row.display = done is not None or bool(message)
         bar = self.query_one("#detail-progress", ProgressBar)
@@ -160,7 +178,8 @@ class JobDetailScreen(Screen[None]):
         )
 
     def _show_tree(self, detail: Detail) -> None:
-        signature = _tree_signature(detail.sub_jobs), detail.sub_jobs_more
+        more = detail.record.more_sub_jobs
+        signature = _tree_signature(detail.sub_jobs), more
         if signature == self._tree_signature:
             return
         self._tree_signature = signature
@@ -168,9 +187,9 @@ class JobDetailScreen(Screen[None]):
         box.display = bool(detail.sub_jobs)
         tree: Tree[str] = self.query_one("#detail-subjobs", Tree)
         tree.clear()
-        box.border_title = f"sub-jobs ({_count_nodes(detail.sub_jobs) + detail.sub_jobs_more})"
+        box.border_title = f"sub-jobs ({len(detail.sub_jobs) + more})"
 
-        def add(parent: Any, nodes: list[SubJobNode], more: int) -> None:
+        def add(parent: Any, nodes: list[SubJobNode], hidden: int) -> None:
             for node in nodes:
                 label = Text.assemble(
                     status_text(node.job.status), " ", (short_id(node.job.id, 14), "bold"), " ", node.job.type
@@ -180,10 +199,10 @@ class JobDetailScreen(Screen[None]):
                     add(branch, node.children, node.more)
                 else:
                     parent.add_leaf(label, data=str(node.job.id))
-            if more:
-                parent.add_leaf(Text(f"… {more} more", style="dim"))
+            if hidden:
+                parent.add_leaf(Text(f"… {hidden} more", style="dim"))
 
-        add(tree.root, detail.sub_jobs, detail.sub_jobs_more)
+        add(tree.root, detail.sub_jobs, more)
         tree.root.expand()
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[str]) -> None:
@@ -210,13 +229,19 @@ class JobDetailScreen(Screen[None]):
         self.djobs_app.retry_job(self.job_id)
 
 
-def _fields(job: Any, now: datetime) -> Table:
+def last_traceback(job: Job) -> str | None:
+    """The traceback of the job's last failed attempt, once the library records one (`Job.last_traceback`);
+    None before that, and for a job that never failed."""
+    value = getattr(job, "last_traceback", None)  # the one field read by name: `Job` gains it later
+    return value if isinstance(value, str) and value else None
+
+
+def _fields(job: Job, now: datetime) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
     grid.add_column(style="bold")
     grid.add_column()
-    parent = getattr(job, "parent_id", None)
     pairs: list[tuple[str, Any]] = [
         ("id", str(job.id)),
         ("status", status_text(job.status)),
@@ -228,10 +253,10 @@ def _fields(job: Any, now: datetime) -> Table:
         ("run at", full_time(job.run_at, now)),
         ("started", full_time(job.started_at, now)),
         ("completed", full_time(job.completed_at, now)),
-        ("updated", full_time(getattr(job, "updated_at", None), now)),
+        ("updated", full_time(job.updated_at, now)),
         ("heartbeat", age(job.last_heartbeat_at, now) + " ago" if job.last_heartbeat_at else DASH),
-        ("unique key", str(getattr(job, "unique_key", None) or DASH)),
-        ("parent", str(parent) if parent else DASH),
+        ("unique key", job.unique_key or DASH),
+        ("parent", job.parent_id or DASH),
     ]
     for (k1, v1), (k2, v2) in zip(pairs[::2], pairs[1::2], strict=True):
         grid.add_row(k1, v1, k2, v2)
@@ -257,7 +282,7 @@ def _cap(text: str) -> str:
     )
 
 
-def _checkpoints(checkpoints: list[Any]) -> Any:
+def _checkpoints(checkpoints: list[Checkpoint]) -> Any:
     if not checkpoints:
         return Text(DASH)
     table = Table(box=None, padding=(0, 1), show_edge=False)
@@ -266,22 +291,15 @@ def _checkpoints(checkpoints: list[Any]) -> Any:
     table.add_column("value")
     table.add_column("error", style="red")
     for cp in checkpoints:
-        index = getattr(cp, "call_index", None)
-        error = getattr(cp, "error", None)
+        value = pretty_json(cp.value)
         table.add_row(
-            DASH if index is None else str(index),
-            str(cp.name),
-            pretty_json(cp.value) if len(pretty_json(cp.value)) < 200 else pretty_json(cp.value)[:199] + "…",
-            str(error) if error else "",
+            DASH if cp.call_index is None else str(cp.call_index),
+            cp.name,
+            value if len(value) < 200 else value[:199] + "…",
+            cp.error or "",
         )
     return table
 
 
 def _tree_signature(nodes: list[SubJobNode]) -> tuple[Any, ...]:
-    return tuple(
-        (str(n.job.id), status_value(n.job.status), _tree_signature(n.children), n.more) for n in nodes
-    )
-
-
-def _count_nodes(nodes: list[SubJobNode]) -> int:
-    return len(nodes)
+    return tuple((n.job.id, n.job.status, _tree_signature(n.children), n.more) for n in nodes)

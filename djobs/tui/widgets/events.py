@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from typing import Any
 
 from rich.text import Text
 from textual.widgets import RichLog
+
+from djobs.jobs import StoredEvent
 
 from ..data import EVENT_WINDOW, EventBatch
 from ..format import clock_time, one_line, short_id
@@ -25,31 +26,19 @@ KIND_STYLES = {
 }
 
 
-def event_kind(ev: Any) -> str:
-    for attr in ("kind", "type", "event", "name"):
-        value = getattr(ev, attr, None)
-        if value:
-            return str(getattr(value, "value", value))
-    return type(ev).__name__
-
-
-def event_line(ev: Any, now: datetime) -> Text:
-    kind = event_kind(ev)
+def event_line(ev: StoredEvent, now: datetime) -> Text:
+    kind = ev.kind
     style = next((s for k, s in KIND_STYLES.items() if k in kind.lower()), "")
-    line = Text.assemble(
-        (clock_time(getattr(ev, "timestamp", None), now), "dim"), " ", (f"{kind:<16}", style), " "
-    )
-    job_id = getattr(ev, "job_id", None)
-    if job_id:
-        line.append(short_id(job_id), "bold")
+    line = Text.assemble((clock_time(ev.timestamp, now), "dim"), " ", (f"{kind:<16}", style), " ")
+    if ev.job_id:
+        line.append(short_id(ev.job_id), "bold")
         line.append(" ")
-    for attr in ("job_type", "queue", "worker_id"):
-        value = getattr(ev, attr, None)
-        if value:
-            line.append(f"{attr.removesuffix('_id')}={value} ", "dim")
-    data = getattr(ev, "data", None)
-    if isinstance(data, dict):
-        data = {k: v for k, v in data.items() if v is not None}
+    if ev.queue:
+        line.append(f"queue={ev.queue} ", "dim")
+    if ev.worker_id:
+        line.append(f"worker={ev.worker_id} ", "dim")
+    # `data` is whatever JSON the writer stored (a custom event may hold a list or a number).
+    data = {k: v for k, v in ev.data.items() if v is not None} if isinstance(ev.data, dict) else ev.data
     if data:
         line.append(one_line(data, 80))
     return line
@@ -71,7 +60,7 @@ class EventLog(RichLog):
         hidden = events[:-LINES_PER_REFRESH] if len(events) > LINES_PER_REFRESH else []
         lines: list[Text] = []
         if batch.skipped or hidden:
-            kinds = Counter(event_kind(ev) for ev in hidden)
+            kinds = Counter(ev.kind for ev in hidden)
             detail = ", ".join(f"{n:,} {kind}" for kind, n in kinds.most_common(4))
             total = batch.skipped + len(hidden)
             lines.append(

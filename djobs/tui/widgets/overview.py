@@ -12,18 +12,20 @@ from typing import Any
 from rich.text import Text
 from textual.binding import Binding
 
-from ..format import DASH, STATUS_ORDER, age, status_value
-from .table import LiveTable, Row
+from djobs.jobs import STATUS_ORDER, JobStatus, PauseMode, QueueStats, ScheduleInfo, WorkerInfo
+
+from ..format import DASH, age, next_fire
+from .table import Column, LiveTable, Row
 
 _COUNT_HEADERS = {
-    "pending": "pend",
-    "running": "run",
-    "waiting": "wait",
-    "retrying": "retry",
-    "paused": "paus",
-    "failed": "fail",
-    "completed": "done",
-    "cancelled": "canc",
+    JobStatus.PENDING: "pend",
+    JobStatus.RUNNING: "run",
+    JobStatus.WAITING: "wait",
+    JobStatus.RETRYING: "retry",
+    JobStatus.PAUSED: "paus",
+    JobStatus.FAILED: "fail",
+    JobStatus.COMPLETED: "done",
+    JobStatus.CANCELLED: "canc",
 }
 
 PAUSED = Text("paused", style="bold dark_orange")
@@ -33,19 +35,23 @@ class QueueSummary(LiveTable):
     """Per queue: paused flag, counts by status, jobs completed in the last minute."""
 
     BORDER_TITLE = "queues"
-    COLUMNS = (("queue", 14), ("state", 6), *((_COUNT_HEADERS[s], 5) for s in STATUS_ORDER), ("/min", 5))
+    COLUMNS = (
+        Column("queue", 24, shrink_to=8),
+        Column("", 6),  # "paused", or nothing: the column takes no space while no queue is paused
+        *(Column(_COUNT_HEADERS[s], number=True) for s in STATUS_ORDER),
+        Column("/min", number=True),
+    )
     BINDINGS = [
         Binding("p", "pause", "Pause queue"),
         Binding("u", "resume", "Resume queue"),
     ]
 
-    def update_from(self, stats: list[Any]) -> None:
+    def update_from(self, stats: list[QueueStats]) -> None:
         rows: list[Row] = []
         for st in sorted(stats, key=lambda s: s.name):
-            counts = {status_value(k): v for k, v in (st.counts or {}).items()}
             cells: list[Any] = [st.name, PAUSED if st.paused else ""]
-            cells += [_count(counts.get(s, 0)) for s in STATUS_ORDER]
-            cells.append(_count(getattr(st, "completed_last_minute", 0) or 0))
+            cells += [_count(st.counts.get(s.value, 0)) for s in STATUS_ORDER]
+            cells.append(_count(st.completed_last_minute))
             rows.append((st.name, tuple(cells)))
         self.sync(rows)
 
@@ -64,31 +70,37 @@ class WorkersPanel(LiveTable):
     """Live workers: host and pid, queues with concurrency, running jobs, pause state, heartbeat age."""
 
     BORDER_TITLE = "workers"
-    COLUMNS = (("worker", 12), ("host:pid", 16), ("queues", 14), ("run", 3), ("state", 13), ("beat", 5))
+    COLUMNS = (
+        Column("worker", 12),
+        Column("host:pid", 24, shrink_to=10),
+        Column("queues", 30, shrink_to=8),
+        Column("run", number=True),
+        Column("state", 13),
+        Column("beat", 5),
+    )
     BINDINGS = [
         Binding("p", "pause", "Pause worker"),
         Binding("P", "pause_aggressive", "Pause worker (aggressive)"),
         Binding("u", "resume", "Resume worker"),
     ]
 
-    def update_from(self, workers: list[Any], now: datetime) -> None:
+    def update_from(self, workers: list[WorkerInfo], now: datetime) -> None:
         rows: list[Row] = []
-        for w in sorted(workers, key=lambda w: str(w.id)):
-            queues = ",".join(f"{name}:{n}" for name, n in sorted((w.queues or {}).items()))
+        for w in sorted(workers, key=lambda w: w.id):
+            queues = ",".join(f"{name}:{n}" for name, n in sorted(w.queues.items()))
             if w.paused:
-                mode = status_value(getattr(w, "pause_mode", None))
-                label = "paused (aggr)" if mode == "aggressive" else "paused"
+                label = "paused (aggr)" if w.pause_mode is PauseMode.AGGRESSIVE else "paused"
                 state: Any = Text(label, style="bold dark_orange")
             else:
                 state = "active"
             rows.append(
                 (
-                    str(w.id),
+                    w.id,
                     (
-                        _short_worker(str(w.id)),
+                        _short_worker(w.id),
                         f"{w.host}:{w.pid}",
                         queues,
-                        str(getattr(w, "running", 0) or 0),
+                        str(w.running),
                         state,
                         age(w.last_heartbeat_at, now),
                     ),
@@ -113,13 +125,19 @@ class SchedulesPanel(LiveTable):
     """Schedules: job, spec, next and last fire, paused."""
 
     BORDER_TITLE = "schedules"
-    COLUMNS = (("schedule", 20), ("spec", 14), ("next", 7), ("last", 8), ("state", 6))
+    COLUMNS = (
+        Column("schedule", 32, shrink_to=10),
+        Column("spec", 24, shrink_to=8),
+        Column("next", 11),
+        Column("last", 9),
+        Column("", 6),  # "paused", or nothing
+    )
     BINDINGS = [
         Binding("p", "pause", "Pause schedule"),
         Binding("u", "resume", "Resume schedule"),
     ]
 
-    def update_from(self, schedules: list[Any], now: datetime) -> None:
+    def update_from(self, schedules: list[ScheduleInfo], now: datetime) -> None:
         rows: list[Row] = []
         for s in sorted(schedules, key=lambda s: s.name):
             label = s.name if s.name == s.job else f"{s.name} ({s.job})"
@@ -129,7 +147,7 @@ class SchedulesPanel(LiveTable):
                     (
                         label,
                         str(s.spec),
-                        age(s.next_fire, now) if s.next_fire else DASH,
+                        next_fire(s.next_fire, now),
                         f"{age(s.last_fire, now)} ago" if s.last_fire else DASH,
                         PAUSED if s.paused else "",
                     ),

@@ -6,6 +6,11 @@ through a Rich console (about 8 % of a core for the jobs table alone). This tabl
 instead: columns have fixed widths, each row is rendered once into a `Strip` when its cells change, and
 scrolling, the zebra stripes and the cursor are applied to those cached strips when a line is painted.
 
+Column widths come from the data: a column is as wide as its widest cell (text columns up to their cap),
+numbers are never cut, and when the panel is narrower than the table, text columns that allow it shrink
+to their floor before the table scrolls sideways. Widths are measured again only when a refresh changes
+the widest cell of a column or the panel is resized, so a steady refresh still renders changed rows only.
+
 It keeps the logical row keys (job ids, queue names…) beside the rows, and the cursor stays on its row's
 key when rows shift (new jobs arrive at the top). Up/Down/PageUp/PageDown/Home/End and clicks move it.
 """
@@ -13,6 +18,7 @@ key when rows shift (new jobs arrive at the top). Up/Down/PageUp/PageDown/Home/E
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.cells import cell_len, set_cell_size
@@ -31,9 +37,21 @@ if TYPE_CHECKING:
 Row = tuple[str, Sequence[Any]]
 
 
+@dataclass(frozen=True)
+class Column:
+    """One column. Text columns are as wide as their widest cell, at most `width` (longer text is cut with
+    an ellipsis) and, when the panel is too narrow, at least `shrink_to` (None: never narrower than its
+    cells). Number columns are right-aligned and always as wide as their widest cell: a count is never cut.
+    """
+
+    label: str
+    width: int = 0
+    shrink_to: int | None = None
+    number: bool = False
+
+
 class LiveTable(ScrollView, can_focus=True):
-    #: (label, width) per column; fixed widths, so an update never re-measures the table.
-    COLUMNS: tuple[tuple[str, int], ...] = ()
+    COLUMNS: tuple[Column, ...] = ()
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "live-table--header",
@@ -84,7 +102,13 @@ class LiveTable(ScrollView, can_focus=True):
         self._strips: list[Strip | None] = []
         self._header: Strip | None = None
         self.cursor_row = 0
-        self._width = 1 + sum(width + 1 for _, width in self.COLUMNS)
+        #: Widest cell per column (labels included, text capped at the column's width): the table's wish.
+        self._natural = [
+            cell_len(c.label) if c.number else min(cell_len(c.label), c.width) for c in self.COLUMNS
+        ]
+        #: Widths in use: the wish, shrunk to fit the panel where the columns allow it.
+        self.widths = list(self._natural)
+        self._width = _total(self.widths)
 
     @property
     def djobs_app(self) -> DjobsApp:
@@ -125,10 +149,48 @@ class LiveTable(ScrollView, can_focus=True):
             for i, (_, cells) in enumerate(rows)
         ]
         self._rows = rows
+        natural = self._measure(rows)
+        grew_scrollbar = (len(rows) + 1 > self.size.height) != (len(old) + 1 > self.size.height)
+        if natural != self._natural or grew_scrollbar:
+            self._natural = natural
+            self.refresh(layout=True)  # a panel sized by its content (`width: auto`) follows the data
+            self._fit()
         self.virtual_size = Size(self._width, len(rows) + 1)
         if selected is None or not self.select_key(selected):
             self.move_cursor(self.cursor_row)
         self.refresh()
+
+    # ---- column widths ----
+
+    def _measure(self, rows: list[Row]) -> list[int]:
+        natural = []
+        for index, column in enumerate(self.COLUMNS):
+            widest = max((_cell_width(cells[index]) for _, cells in rows if index < len(cells)), default=0)
+            widest = max(widest, cell_len(column.label))
+            natural.append(widest if column.number else min(widest, column.width))
+        return natural
+
+    def _fit(self) -> None:
+        """Choose the widths for the space the panel has now; repaint everything when they change."""
+        space = self.size.width
+        if len(self._rows) + 1 > self.size.height:  # the vertical scrollbar takes its share
+            space -= self.styles.scrollbar_size_vertical
+        widths = shrink(self.COLUMNS, self._natural, space)
+        if widths != self.widths:
+            self.widths = widths
+            self._width = _total(widths)
+            self._header = None
+            self._strips = [None] * len(self._rows)
+            self.virtual_size = Size(self._width, len(self._rows) + 1)
+            self.refresh()
+
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        # What `width: auto` asks: the unshrunk table, plus the vertical scrollbar when the rows need one.
+        gutter = self.styles.scrollbar_size_vertical if len(self._rows) + 1 > container.height else 0
+        return _total(self._natural) + gutter
+
+    def on_resize(self) -> None:
+        self._fit()
 
     # ---- cursor ----
 
@@ -178,7 +240,7 @@ class LiveTable(ScrollView, can_focus=True):
         if y == 0:
             if self._header is None:
                 header = self.get_component_rich_style("live-table--header")
-                self._header = self._render_cells([label for label, _ in self.COLUMNS], header)
+                self._header = self._render_cells([c.label for c in self.COLUMNS], header)
             strip = self._header
             return strip.crop_extend(scroll_x, scroll_x + width, self._header_style())
         index = scroll_y + y - 1
@@ -206,9 +268,13 @@ class LiveTable(ScrollView, can_focus=True):
         # Segments are built directly (a cell is plain text, or a Text with one style for the whole
         # cell): going through Text.render for every row was most of a refresh's painting time.
         segments = [Segment(" ", style)]
-        for (_, width), cell in zip(self.COLUMNS, cells, strict=False):
+        for column, width, cell in zip(self.COLUMNS, self.widths, cells, strict=False):
+            if not width:
+                continue  # a column with nothing to show (no label, no cell) takes no space
             if isinstance(cell, Text) and cell.spans:
                 text = cell.copy()
+                if column.number:
+                    text.align("right", width)
                 text.truncate(width, overflow="ellipsis", pad=True)
                 segments += text.render(self.app.console)
             else:
@@ -217,18 +283,48 @@ class LiveTable(ScrollView, can_focus=True):
                     own = Style.parse(cell.style) if isinstance(cell.style, str) else cell.style
                     cell_style = own if style is None else style + own
                     cell = cell.plain
-                segments.append(Segment(_fit(str(cell), width), cell_style))
+                segments.append(Segment(fit(str(cell), width, right=column.number), cell_style))
             segments.append(Segment(" ", style))
         return Strip(segments, self._width)
 
 
-def _fit(text: str, width: int) -> str:
-    """Exactly `width` cells: padded, or cut with an ellipsis."""
+def shrink(columns: Sequence[Column], natural: Sequence[int], space: int) -> list[int]:
+    """Widths for `space` cells: the natural ones while they fit; otherwise the rightmost shrinkable text
+    columns give up width first, down to their floor. Whatever still does not fit scrolls sideways."""
+    widths = list(natural)
+    excess = _total(widths) - space
+    for index in reversed(range(len(columns))):
+        if excess <= 0:
+            break
+        floor = columns[index].shrink_to
+        if floor is None or columns[index].number or widths[index] <= floor:
+            continue
+        give = min(excess, widths[index] - floor)
+        widths[index] -= give
+        excess -= give
+    return widths
+
+
+def fit(text: str, width: int, *, right: bool = False) -> str:
+    """Exactly `width` cells: padded (on the left when `right`), or cut with an ellipsis."""
     if "\n" in text:
         text = text.replace("\n", " ")
-    if cell_len(text) <= width:
-        return set_cell_size(text, width)
+    length = cell_len(text)
+    if length <= width:
+        return " " * (width - length) + text if right else set_cell_size(text, width)
     return set_cell_size(text, width - 1) + "…"
+
+
+def _total(widths: Sequence[int]) -> int:
+    """The table's width: a leading space, then each shown column and the space after it."""
+    return 1 + sum(w + 1 for w in widths if w)
+
+
+def _cell_width(cell: Any) -> int:
+    if isinstance(cell, Text):
+        return cell.cell_len
+    text = str(cell)
+    return cell_len(text.replace("\n", " ") if "\n" in text else text)
 
 
 def _same(a: Sequence[Any], b: Sequence[Any]) -> bool:

@@ -1,0 +1,1 @@
+"""The web dashboard's test support and its real-browser tests."""
