@@ -57,7 +57,7 @@ FANOUT_CASES = (
 )
 NON_TERMINAL = ("pending", "running", "waiting", "retrying", "paused")
 STOP_TIMEOUT = 45.0  # a worker drains for at most 30 s by default, then exits
-PG_RESTART = ["pg_ctlcluster", "--skip-systemctl-redirect", "{version}", "main", "restart"]
+PG_RESTART = ["pg_ctlcluster", "--skip-systemctl-redirect", "{version}", "{cluster}", "restart"]
 
 
 def _epoch(dt: Any) -> float | None:
@@ -85,7 +85,9 @@ def job_row(job: Any) -> JobRow:
 
 def restart_postgres() -> None:
     version = sorted(os.listdir("/etc/postgresql"))[-1]
-    cmd = [part.format(version=version) for part in PG_RESTART]
+    # The Debian cluster to restart: DJOBS_PG_CLUSTER (default "main").
+    cluster = os.environ.get("DJOBS_PG_CLUSTER", "main")
+    cmd = [part.format(version=version, cluster=cluster) for part in PG_RESTART]
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
 
 

@@ -307,7 +307,7 @@ def test_sigterm_releases_a_job_longer_than_the_drain_timeout(db_url: str, queue
 
 def _pg_cluster() -> tuple[str, str]:
     versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
-    return (versions[-1] if versions else "15"), "main"
+    return (versions[-1] if versions else "15"), os.environ.get("DJOBS_PG_CLUSTER", "main")
 
 
 @pytest.mark.skipif(
