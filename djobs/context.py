@@ -27,7 +27,7 @@ _current: ContextVar[Context | None] = ContextVar("djobs_current", default=None)
 
 
 @dataclass
-class _Replay:
+class Replay:
     """Checkpoints of the running job, loaded once per execution so replay costs no queries."""
 
     rows: dict[str, tuple[str, str | None, str | None]]  # key -> (name, value json, error)
@@ -43,7 +43,7 @@ class Context:
         job: Job,
         worker_id: str,
         cancel: threading.Event,
-        replay: _Replay | None = None,
+        replay: Replay | None = None,
         path: str = "",
     ) -> None:
         self.queue = queue
@@ -75,21 +75,23 @@ class Context:
         return self._cancel.wait(timeout)
 
     # -- durable -------------------------------------------------------------------------------------
-    def _replay_state(self) -> _Replay:
+    def replay_state(self) -> Replay:
+        """The job's checkpoints, read once per execution (for djobs's durable primitives)."""
         if self._replay is None:
             from djobs.durable import storage_call
 
-            self._replay = _Replay(storage_call(self.queue.storage.load_checkpoints, self.job.id))
+            self._replay = Replay(storage_call(self.queue.storage.load_checkpoints, self.job.id))
         return self._replay
 
-    def _next_key(self) -> tuple[str, int]:
-        state = self._replay_state()
+    def next_step(self) -> tuple[str, int]:
+        """The checkpoint key and index of the next durable step (for djobs's durable primitives)."""
+        state = self.replay_state()
         n = state.counters.get(self._path, 0)
         state.counters[self._path] = n + 1
         return f"c:{self._path}{n}", n
 
     def child(self, key: str) -> Context:
-        return Context(self.queue, self.job, self.worker_id, self._cancel, self._replay_state(), key[2:] + ".")
+        return Context(self.queue, self.job, self.worker_id, self._cancel, self.replay_state(), key[2:] + ".")
 
     def call(self, name: str, args: Any = None) -> Any:
         """Run handler `name` in-process as a durable step; its JSON result is checkpointed."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from djobs.jobs import StoredEvent
 
 if TYPE_CHECKING:
-    from djobs.queue import Queue
+    from djobs.api.events import EventAPI as Queue
 
 #: Ids allocated before a commit may appear late: re-read this many ids behind the cursor.
 WINDOW = 200

@@ -16,25 +16,20 @@ listeners.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from djobs import codec, validate
+from djobs.api.control import ControlAPI
+from djobs.api.events import EventAPI
+from djobs.api.flow import FlowAPI
+from djobs.api.schedules import ScheduleAPI
+from djobs.api.signals import SignalAPI
 from djobs.errors import DuplicateJob, JobCancelledError, JobFailedError, JobNotFound, UnknownJobType
 from djobs.events import (
-    CustomEvent,
-    Event,
     EventHub,
-    JobPaused,
-    JobResumed,
-    QueuePaused,
-    QueueResumed,
-    Subscription,
-    WorkerPaused,
-    WorkerResumed,
 )
 from djobs.jobs import (
     Checkpoint,
@@ -45,18 +40,13 @@ from djobs.jobs import (
     JobSummary,
     JobTypeInfo,
     NewJob,
-    PauseMode,
     QueueStats,
-    ScheduleInfo,
     StoredEvent,
     Sub,
-    WorkerInfo,
-    decide,
     new_id,
 )
 from djobs.registry import Handler, JobOptions, encode_args, module_jobs
 from djobs.retry import Backoff, to_seconds
-from djobs.schedule import Schedule, parse_spec
 
 if TYPE_CHECKING:
     from djobs.storage import PeeweeStorage
@@ -67,7 +57,7 @@ TYPE_CACHE_SECONDS = 30.0
 IF_EXISTS = ("raise", "return")
 
 
-class Queue:
+class Queue(ControlAPI, ScheduleAPI, EventAPI, FlowAPI, SignalAPI):
     """Handlers, jobs and controls over one storage. Cheap to create; thread-safe.
 
     `strict=True` (the default) accepts job types this process has a handler for and types any worker
@@ -271,6 +261,12 @@ class Queue:
             self.storage.insert_jobs(jobs)
         return [j.id for j in jobs]
 
+    # -- workers -----------------------------------------------------------------------------------------
+    def worker(self, **options: Any) -> Worker:
+        from djobs.worker import Worker
+
+        return Worker(self, **options)
+
     # -- look up -----------------------------------------------------------------------------------------
     def get_job(self, job_id: str) -> Job | None:
         return self.storage.get_job(job_id)
@@ -379,195 +375,6 @@ class Queue:
     def delete_jobs(self, job_ids: list[str]) -> int:
         """Delete finished jobs by id (unfinished ones are skipped: cancel them first); how many."""
         return self.storage.delete_jobs(list(job_ids))
-
-    # -- cancel and retry --------------------------------------------------------------------------------
-    def cancel_job(self, job_id: str, reason: str | None = None) -> bool:
-        """Cancel a job that is not finished, and its whole subtree. A running handler is cancelled
-        cooperatively wherever it runs. False if the job had already finished."""
-        self._must(job_id)
-        rows = self.storage.cancel_tree(job_id, reason or "cancelled")
-        self.decide_fanouts({f for _, _, f in rows if f})
-        return any(jid == job_id for jid, _, _ in rows)
-
-    def decide_fanouts(self, fanout_ids: set[str]) -> None:
-        """Evaluate these fan-outs now (their sub-jobs changed): a decided one wakes its parent."""
-        for fid in sorted(fanout_ids):
-            self.storage.evaluate_fanout(fid, decide)
-
-    def retry_job(self, job_id: str) -> bool:
-        """Requeue a failed or cancelled job (attempts start again; its old error is cleared). False if it
-        is in another state."""
-        self._must(job_id)
-        return self.storage.retry_job(job_id)
-
-    # -- pause and resume: jobs --------------------------------------------------------------------------
-    def pause_job(self, job_id: str, mode: PauseMode = PauseMode.GRACEFUL, reason: str | None = None) -> bool:
-        """Pending/retrying/waiting jobs become paused. A running job: graceful lets it finish (a retry it
-        needs then waits paused); aggressive cancels its handler and pauses it with its attempt refunded."""
-        self._must(job_id)
-        changed, _ = self.storage.pause_job(job_id, PauseMode(mode), reason)
-        if changed:
-            self.emit(JobPaused(job_id=job_id, job=self.get_job(job_id)))
-            return True
-        return self.is_job_paused(job_id)
-
-    def resume_job(self, job_id: str) -> bool:
-        self._must(job_id)
-        if not self.storage.resume_job(job_id):
-            return False
-        self.emit(JobResumed(job_id=job_id, job=self.get_job(job_id)))
-        return True
-
-    def is_job_paused(self, job_id: str) -> bool:
-        state = self.storage.job_pause_state(job_id)
-        if state is None:
-            raise JobNotFound(job_id)
-        return state
-
-    def paused_jobs(self, queue: str | None = None) -> list[Job]:
-        return self.storage.paused_jobs(queue)
-
-    # -- pause and resume: queues ------------------------------------------------------------------------
-    def pause_queue(self, name: str, reason: str | None = None) -> None:
-        """Stored in the database and honoured inside every worker's claim; running jobs finish."""
-        self.storage.set_queue_paused(name, True, reason)
-        self.emit(QueuePaused(queue=name))
-
-    def resume_queue(self, name: str) -> None:
-        self.storage.set_queue_paused(name, False)
-        self.emit(QueueResumed(queue=name))
-
-    def is_queue_paused(self, name: str) -> bool:
-        return self.storage.queue_paused(name)
-
-    def paused_queues(self) -> list[str]:
-        return self.storage.paused_queues()
-
-    # -- workers -----------------------------------------------------------------------------------------
-    def worker(self, **options: Any) -> Worker:
-        from djobs.worker import Worker
-
-        return Worker(self, **options)
-
-    def workers(self, include_dead: bool = False, stale_age: float = 30.0) -> list[WorkerInfo]:
-        return self.storage.workers(include_dead, stale_age)
-
-    def pause_worker(self, worker_id: str, mode: PauseMode = PauseMode.GRACEFUL, reason: str | None = None) -> bool:
-        """Pause any worker by id, from any process; it stops claiming at once (the claim checks its row)."""
-        mode = PauseMode(mode)
-        found, _ = self.storage.set_worker_pause(worker_id, True, mode.value, reason)
-        if found:
-            self.emit(WorkerPaused(worker_id=worker_id, mode=mode))
-        return found
-
-    def resume_worker(self, worker_id: str) -> bool:
-        found, _ = self.storage.set_worker_pause(worker_id, False, None, None)
-        if found:
-            self.emit(WorkerResumed(worker_id=worker_id))
-        return found
-
-    # -- schedules ---------------------------------------------------------------------------------------
-    def schedule(
-        self,
-        job: str,
-        schedule: Schedule,
-        args: Any = None,
-        queue: str | None = None,
-        priority: int | None = None,
-        name: str | None = None,
-        retries: int | None = None,
-        timezone: str | None = None,
-        source: str = "api",
-    ) -> str:
-        """Register (or update) a recurring schedule; stored in the database so any worker running the
-        scheduler fires it, exactly once per fire time. A new schedule does not fire at start-up."""
-        h, opts = self._options(job)
-        if timezone is not None:
-            schedule = schedule.with_timezone(timezone)
-        args_json = h.check_args(args) if h is not None else encode_args(args)
-        name = name or job
-        self.storage.upsert_schedule(
-            name, job, schedule.spec, args_json, queue or opts.queue, opts.priority if priority is None else priority,
-            opts.retries if retries is None else retries, schedule.next_after, source,
-        )  # fmt: skip
-        return name
-
-    def unschedule(self, name: str) -> bool:
-        """Delete a schedule; False if there was none."""
-        return self.storage.delete_schedule(name)
-
-    def schedules(self) -> list[ScheduleInfo]:
-        return self.storage.schedules()
-
-    def pause_schedule(self, name: str, reason: str | None = None) -> bool:
-        return self.storage.set_schedule_paused(name, True, reason)
-
-    def resume_schedule(self, name: str) -> bool:
-        """Resume a schedule; it fires next at its next fire time from now (paused fires are skipped)."""
-        return self.storage.set_schedule_paused(name, False, None, lambda spec, now: parse_spec(spec).next_after(now))
-
-    # -- events ------------------------------------------------------------------------------------------
-    def events(self, buffer: int | None = None) -> Subscription:
-        """Subscribe to this process's events (bounded; drops the oldest when full, counting drops)."""
-        return self.hub.bus.subscribe(buffer)
-
-    def unsubscribe(self, sub: Subscription) -> None:
-        sub.close()
-
-    def emit(self, event: Event) -> None:
-        self.hub.publish(event)
-
-    def emit_custom(self, job_id: str | None, kind: str, data: Any = None, persist: bool = False) -> None:
-        validate.name("event kind", kind)
-        self.hub.publish(CustomEvent(job_id=job_id, kind=kind, data=data))
-        if persist:
-            self.storage.insert_events([(f"custom:{kind}", job_id, None, None, encode_args(data))])
-
-    def latest_event_id(self) -> int:
-        return self.storage.latest_event_id()
-
-    def events_since(
-        self,
-        cursor: int = 0,
-        limit: int = 100,
-        job_id: str | None = None,
-        queue: str | None = None,
-        since: datetime | None = None,
-    ) -> list[StoredEvent]:
-        """Events from the database log with id > cursor, oldest first."""
-        return self.storage.events_since(cursor, limit, job_id, queue, None if since is None else since.timestamp())
-
-    def follow_events(
-        self,
-        cursor: int | None = None,
-        job_id: str | None = None,
-        queue: str | None = None,
-        stop: threading.Event | None = None,
-        poll: float = 0.1,
-    ) -> Iterator[StoredEvent]:
-        """Yield events as they are written (by any process) until `stop` is set. cursor=None starts at
-        the newest event as of this call (not of the first `next()`), so nothing written after the call
-        is missed."""
-        from djobs.follow import follow
-
-        return follow(self, cursor, job_id, queue, stop or threading.Event(), poll)
-
-    # -- hooks ---------------------------------------------------------------------------------------------
-    def on_job_start(self, fn: Callable[[Job], Any]) -> Callable[[Job], Any]:
-        self.hub.add_hook("start", fn)
-        return fn
-
-    def on_job_complete(self, fn: Callable[[Job, Any], Any]) -> Callable[[Job, Any], Any]:
-        self.hub.add_hook("complete", fn)
-        return fn
-
-    def on_job_fail(self, fn: Callable[[Job, BaseException], Any]) -> Callable[[Job, BaseException], Any]:
-        self.hub.add_hook("fail", fn)
-        return fn
-
-    def on_retry(self, fn: Callable[[Job, int, BaseException], Any]) -> Callable[[Job, int, BaseException], Any]:
-        self.hub.add_hook("retry", fn)
-        return fn
 
 
 def _status(status: str | JobStatus | None) -> str | None:

@@ -58,6 +58,7 @@ class StorageBase:
         self._schema_lock = threading.Lock()
         self._wakers: list[Callable[[], None]] = []
         self._taken_listeners: list[Callable[[list[str]], None]] = []
+        self._control_listeners: list[Callable[[], None]] = []
         self._group_lock = threading.Lock()
         self._group_pending: list[_GroupItem] = []
         self._group_leading = False
@@ -242,6 +243,17 @@ class StorageBase:
         if job_ids:
             for fn in list(self._taken_listeners):
                 fn(job_ids)
+
+    def on_control(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """Call fn() after this process changes something workers plan around (a fan-out deadline, a
+        schedule, a limit): workers in this process re-read at once, others hear NOTIFY (PostgreSQL) or poll.
+        Returns the unsubscribe function."""
+        self._control_listeners.append(fn)
+        return lambda: self._control_listeners.remove(fn) if fn in self._control_listeners else None
+
+    def control_local(self) -> None:
+        for fn in list(self._control_listeners):
+            fn()
 
     def wake_local(self) -> None:
         """Same-process enqueue wakes this process's workers at once."""

@@ -81,8 +81,13 @@ class FanOutOps(StorageBase):
                 self._many(self._q(_INSERT), [insert_params(j) for j in sub_jobs])
             if event is not None:
                 self._event(event[0], owner.job_id, queue, owner.worker_id, event[1])
+            timed = fanout is not None and fanout[5] is not None
+            if timed:
+                self._notify("djobs_control")
         if sub_jobs:
             self.wake_local()
+        if timed:
+            self.control_local()
 
     @operation(read=True)
     def fanout_state(self, fanout_id: str) -> tuple[str | None, str] | None:

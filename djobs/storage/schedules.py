@@ -55,6 +55,7 @@ class ScheduleOps(StorageBase):
                     (job, spec, args_json, queue, priority, retries, source, *fire, name),
                 )
             self._notify("djobs_control")
+        self.control_local()
 
     @operation
     def delete_schedule(self, name: str) -> bool:

@@ -23,11 +23,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from djobs import codec
-from djobs.errors import NotPaused, StorageUnavailable
-from djobs.events import JobStarted, WorkerPaused, WorkerResumed
+from djobs.errors import StorageUnavailable
+from djobs.events import JobStarted
 from djobs.jobs import PauseMode
 from djobs.retry import RetryConfig, to_seconds
 from djobs.worker.classify import Ended
+from djobs.worker.control import WorkerControl
 from djobs.worker.dispatcher import Dispatcher, announce_events
 from djobs.worker.executor import Executor
 from djobs.worker.heartbeat import ControlSync, Heartbeat, NewHandlers, Ownership, TimeLimits, identity
@@ -50,7 +51,7 @@ IDLE_BACKSTOP = 30.0
 _VERBS = {"completed": "completed", "failed": "failed", "retried": "retrying"}
 
 
-class Worker:
+class Worker(WorkerControl):
     """Runs jobs of the queues it serves. See `Queue.worker()`."""
 
     def __init__(
@@ -154,6 +155,7 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._listener: Any = None
         self._untaken: Any = lambda: None
+        self._uncontrol: Any = lambda: None
         self._waker = self._wake.set
 
     # -- public state --------------------------------------------------------------------------------------
@@ -286,6 +288,7 @@ class Worker:
         self.storage.run(self.register, self.storage_retry, "register worker")
         self.storage.add_waker(self._waker)
         self._untaken = self.storage.on_taken(self._on_taken)
+        self._uncontrol = self.storage.on_control(self._on_control)
         # Hooks and observers run on one thread of their own (in order, never blocking the dispatcher).
         self._hook_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="djobs-hooks")
         if self.storage.is_pg:
@@ -301,8 +304,13 @@ class Worker:
         if channel == "djobs_control":
             self.keeper.poke("control")
             self.keeper.poke("ownership")
-            self.maintainer.poke("scheduler")
+            self._on_control()
         self._wake.set()
+
+    def _on_control(self) -> None:
+        """Something workers plan around changed (a fan-out deadline, a schedule, a limit): look again."""
+        self.maintainer.poke("scheduler")
+        self.maintainer.poke("deadlines")
 
     def _elected(self, name: str) -> None:
         self.maintainer.poke()
@@ -316,6 +324,7 @@ class Worker:
             self.keeper.stop()
             self.storage.remove_waker(self._waker)
             self._untaken()
+            self._uncontrol()
             if self._listener is not None:
                 self._listener.stop()
             self.executor.close()
@@ -466,124 +475,3 @@ class Worker:
                 self.storage.cancel_tree(sub_id, "parent failed")
         except StorageUnavailable as exc:
             log.warning("could not cancel sub-jobs of failed job %s: %s", job_id, exc)
-
-    # -- pause, resume, cancel ----------------------------------------------------------------------------------
-    def pause(self, mode: PauseMode = PauseMode.GRACEFUL, reason: str | None = None) -> None:
-        """Graceful: stop claiming, running jobs finish. Aggressive: running handlers are cancelled and
-        their jobs released to pending (attempt refunded). Stored in the database."""
-        mode = PauseMode(mode)
-        with self._control_lock:
-            self._paused = True
-            self._pause_mode = mode
-            self.storage.run(
-                lambda: self.storage.set_worker_pause(self.id, True, mode.value, reason), self.storage_retry, "pause"
-            )
-            self._db_paused = True
-        if mode == PauseMode.AGGRESSIVE:
-            self.reconcile()
-        self.hub.publish(WorkerPaused(worker_id=self.id, mode=mode))
-
-    def resume(self) -> None:
-        with self._control_lock:
-            self.storage.run(lambda: self.storage.set_worker_pause(self.id, False, None, None), self.storage_retry, "resume")
-            self._db_paused = False
-            mode = self._pause_mode
-            self._paused = False
-            self._pause_mode = None
-        self.hub.publish(WorkerResumed(worker_id=self.id, mode=mode))
-        self._wake.set()
-
-    def wait_for_pause(self, timeout: timedelta | float = 5.0) -> None:
-        """Block until a paused worker has no running jobs; TimeoutError, or NotPaused if not paused."""
-        if not self._paused:
-            raise NotPaused(f"worker {self.id} is not paused")
-        deadline = time.monotonic() + to_seconds(timeout)
-        self._wake.set()
-        while self._holds_jobs():
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"worker {self.id} still runs {len(self.executor.running)} job(s)")
-            time.sleep(0.01)
-
-    def _holds_jobs(self) -> bool:
-        """Anything of ours still running in the database: handlers, claims in flight or not yet started,
-        outcomes (releases included) not yet written."""
-        return bool(self.executor.running or self.dispatcher.busy or any(self.executor.ready.values()))
-
-    def cancel_job(self, job_id: str) -> bool:
-        """Cancel a job running on this worker (as queue.cancel_job); False if it is not running here."""
-        entries = [e for e in list(self.executor.running.values()) if e.job.id == job_id]
-        if not entries:
-            return False
-        self.queue.cancel_job(job_id)
-        for entry in entries:
-            self.executor.cancel(entry)
-        return True
-
-    def _on_taken(self, job_ids: list[str]) -> None:
-        """This process just took these jobs from their workers: if any run here, cancel them now."""
-        ids = set(job_ids)
-        ex = self.executor
-        for entry in list(ex.running.values()):
-            if entry.job.id in ids and not entry.cancel.is_set():
-                ex.cancel(entry)
-        with ex.lock:
-            for line in ex.ready.values():
-                for entry in [e for e in line if e.job.id in ids]:
-                    entry.cancel.set()
-                    line.remove(entry)
-
-    def sync_control(self) -> bool:
-        """Follow a pause or resume of this worker made by another process. True if it changed."""
-        with self._control_lock:
-            state = self.storage.worker_control(self.id)
-            # Only a change in the database (made by another process) moves the local state; comparing with
-            # the local flag would undo a local pause whose write raced this read.
-            changed = state is not None and state[0] != self._db_paused
-            if state is not None:
-                self._db_paused = state[0]
-        if state is None or not changed or state[0] == self._paused:
-            return False
-        paused, mode = state
-        self._paused = paused
-        self._pause_mode = PauseMode(mode) if paused and mode else None
-        if paused:
-            self.hub.publish(WorkerPaused(worker_id=self.id, mode=self._pause_mode or PauseMode.GRACEFUL))
-            self.reconcile()
-        else:
-            self.hub.publish(WorkerResumed(worker_id=self.id))
-            self._wake.set()
-        return True
-
-    def reconcile(self) -> int:
-        """Reconcile this worker's view with the database, both ways. Handlers of jobs it no longer owns
-        (cancelled, paused, reclaimed elsewhere) are cancelled. Claims the database says it holds but it
-        does not know of (a round whose commit reached the server while the client saw the connection
-        drop) are released, attempt refunded; else they would stay running, heartbeated, forever."""
-        ex = self.executor
-        held = [e for line in ex.ready.values() for e in list(line)]
-        rounds = self.dispatcher.rounds
-        # Snapshot first: a job claimed after the query below must not look "lost".
-        candidates = list(ex.running.items())
-        owned = self.storage.owned_running(self.id)
-        for entry in held:
-            if entry.key not in owned:
-                entry.cancel.set()  # prefetched but taken away before it started: never launch it
-        with ex.lock:
-            for line in ex.ready.values():
-                for entry in [e for e in line if e.cancel.is_set()]:
-                    line.remove(entry)
-            known = set(ex.running) | {e.key for line in ex.ready.values() for e in line}
-        lost = 0
-        for key, entry in candidates:
-            if key not in owned and not entry.cancel.is_set():
-                log.info("job %s (attempt %d) was taken from worker %s; cancelling its handler", key[0], key[1], self.id)
-                ex.cancel(entry)
-                lost += 1
-        if self.dispatcher.busy or self.dispatcher.rounds != rounds:
-            return lost  # a round may be between its commit and taking its claims in: look again next time
-        self.reconcile_needed = False
-        orphans = list(owned - known)
-        if orphans:
-            log.warning("worker %s: %d claim(s) it did not know of; releasing them", self.id, len(orphans))
-            self.storage.release_claims(self.id, orphans)
-        return lost + len(orphans)

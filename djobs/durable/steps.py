@@ -1,4 +1,4 @@
-"""Durable primitives: checkpointed calls, named checkpoints, and fan-out/fan-in.
+"""Durable steps: checkpointed calls and named checkpoints.
 
 A call's checkpoint is keyed by (job id, call path): top-level calls are numbered 0, 1, 2 … in execution
 order and a call made inside call 1 is "1.0", so replaying a finished outer call (which skips its inner
@@ -15,33 +15,25 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
-import uuid
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from djobs import codec, validate
 from djobs.context import Context, _current
 from djobs.errors import (
     DeterminismError,
-    FanOutFailed,
     NoRetry,
     OwnershipLost,
     StorageLost,
     StorageUnavailable,
-    SubJobError,
     Suspend,
     has_no_retry,
 )
 from djobs.events import CheckpointSaved
-from djobs.jobs import FAIL_FAST, Result, Strategy, Sub
 from djobs.registry import encode_args
-from djobs.retry import to_seconds
 
 if TYPE_CHECKING:
     from djobs.registry import Handler
 
-FAN_OUT = "fan_out"
 #: Prefix of the note a failing durable step adds to its exception, so the job's error names the step.
 STEP_NOTE = "in durable step "
 #: Durable calls nest at most this deep (their checkpoint keys grow with the depth).
@@ -83,7 +75,7 @@ def storage_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 def _write_call_checkpoint(ctx: Context, key: str, index: int, name: str, value: str | None, error: str | None) -> None:
     data = codec.dumps({"call_index": index, "name": name, "key": key})
     storage_call(ctx.queue.storage.write_call_checkpoint, ctx.owner, ctx.job.queue, key, index, name, value, error, data)
-    ctx._replay_state().rows[key] = (name, value, error)
+    ctx.replay_state().rows[key] = (name, value, error)
     ctx.queue.emit(CheckpointSaved(job_id=ctx.job.id, call_index=index, name=name))
 
 
@@ -98,8 +90,8 @@ def check_name(key: str, stored: str, name: str) -> None:
 def call(ctx: Context, name: str, args: Any) -> Any:
     if ctx.depth >= MAX_CALL_DEPTH:
         raise NoRetry(f"durable calls nest more than {MAX_CALL_DEPTH} deep (at {name!r})")
-    key, index = ctx._next_key()
-    stored = ctx._replay_state().rows.get(key)
+    key, index = ctx.next_step()
+    stored = ctx.replay_state().rows.get(key)
     if stored is not None:
         check_name(key, stored[0], name)
         if stored[2] is not None:
@@ -132,76 +124,12 @@ def save_checkpoint(ctx: Context, name: str, value: Any) -> None:
     text = encode_args(value)
     data = codec.dumps({"call_index": None, "name": name})
     storage_call(ctx.queue.storage.save_named_checkpoint, ctx.owner, ctx.job.queue, name, text, data)
-    ctx._replay_state().rows[f"p:{name}"] = (name, text, None)
+    ctx.replay_state().rows[f"p:{name}"] = (name, text, None)
     ctx.queue.emit(CheckpointSaved(job_id=ctx.job.id, call_index=None, name=name))
 
 
 def load_checkpoint(ctx: Context, name: str) -> tuple[Any, bool]:
-    stored = ctx._replay_state().rows.get(f"p:{name}")
+    stored = ctx.replay_state().rows.get(f"p:{name}")
     if stored is None:
         return None, False
     return codec.loads(stored[1]), True
-
-
-def _results(ctx: Context, fanout_id: str) -> list[Result]:
-    out = []
-    for job_id, status, result, last_error, pos in storage_call(ctx.queue.storage.fanout_results, fanout_id):
-        if status == "completed":
-            out.append(Result(index=pos, job_id=job_id, value=codec.loads(result)))
-        else:
-            out.append(Result(index=pos, job_id=job_id, error=SubJobError(job_id, status, last_error)))
-    return out
-
-
-def fan_out(
-    ctx: Context,
-    subs: list[Sub],
-    strategy: Strategy | None,
-    queue: str | None,
-    retries: int | None,
-    timeout: timedelta | float | None,
-    cancel_on_parent_failure: bool,
-) -> list[Result]:
-    strategy = strategy or FAIL_FAST
-    key, index = ctx._next_key()
-    stored = ctx._replay_state().rows.get(key)
-    store = ctx.queue.storage
-    if stored is not None:
-        check_name(key, stored[0], FAN_OUT)
-        fanout_id = json.loads(stored[1] or "{}")["fanout_id"]
-        state = storage_call(store.fanout_state, fanout_id)
-        if state is None:
-            raise NoRetry(f"fan-out {fanout_id} of step #{key[2:]} is missing (purged?)")
-        if state[0] is None:
-            storage_call(store.suspend, ctx.owner, ctx.job.queue, "fanout")  # woken early (resumed by hand)
-            raise Suspend(ctx.job.id)
-        results = _results(ctx, fanout_id)
-        if state[0] == "failed":
-            n_ok = sum(1 for r in results if r.ok)
-            failed = next((r for r in results if not r.ok), None)
-            first = f"; first failure: {failed.error}" if failed is not None else ""
-            raise FanOutFailed(
-                f"fan-out at step #{key[2:]} ({state[1]}) failed: {n_ok} of {len(results)} sub-jobs succeeded{first}",
-                results,
-            )
-        return results
-    if not subs:
-        return []
-    timeout_s = None if timeout is None else validate.seconds("fan-out timeout", to_seconds(timeout))
-    fanout_id = "f" + uuid.uuid4().hex
-    jobs = [
-        ctx.queue.new_job(
-            s.type, s.args, priority=s.priority, retries=s.retries if s.retries is not None else retries,
-            delay=s.delay, queue=s.queue or queue, unique=s.unique, parent_id=ctx.job.id, fanout_id=fanout_id,
-            fanout_pos=i,
-        )
-        for i, s in enumerate(subs)
-    ]  # fmt: skip
-    fan_row = (fanout_id, ctx.job.id, key, str(strategy), len(subs), timeout_s, int(cancel_on_parent_failure))
-    storage_call(
-        store.suspend, ctx.owner, ctx.job.queue, "fanout", None, None,
-        (key, index, FAN_OUT, json.dumps({"fanout_id": fanout_id, "n": len(subs)})),
-        ("job_waiting", codec.dumps({"fanout_id": fanout_id, "sub_jobs": len(subs)})), fan_row, jobs,
-    )  # fmt: skip
-    ctx.queue.emit(CheckpointSaved(job_id=ctx.job.id, call_index=index, name=FAN_OUT))
-    raise Suspend(ctx.job.id)
