@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
+    "Limits": "djobs.jobs",
+    "Rate": "djobs.jobs",
     "Health": "djobs.jobs",
     "JobTypeInfo": "djobs.jobs",
     "JobSummary": "djobs.jobs",

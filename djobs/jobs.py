@@ -397,3 +397,62 @@ class Owner:
     job_id: str
     worker_id: str
     attempt: int
+
+
+_PERIODS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0}
+
+
+@dataclass(frozen=True)
+class Rate:
+    """At most `n` starts per `per` seconds (a token bucket holding at most n): `Rate(100, 60)`, or parse
+    "100/m" with `Rate.parse`. `per` takes a timedelta or seconds."""
+
+    n: float
+    per: float = 1.0
+
+    def __post_init__(self) -> None:
+        per = self.per.total_seconds() if isinstance(self.per, timedelta) else self.per
+        if isinstance(self.n, bool) or not isinstance(self.n, int | float) or not math.isfinite(self.n) or self.n <= 0:
+            raise ValueError(f"a rate needs a positive number of starts, got {self.n!r}")
+        if isinstance(per, bool) or not isinstance(per, int | float) or not math.isfinite(per) or per <= 0:
+            raise ValueError(f"a rate needs a positive period, got {self.per!r}")
+        if self.n > 1e9 or per > 366 * 86400:
+            raise ValueError("rate out of range")
+        object.__setattr__(self, "n", float(self.n))
+        object.__setattr__(self, "per", float(per))
+
+    @classmethod
+    def parse(cls, value: str | Rate) -> Rate:
+        """"10/s", "100/m", "5000/h", "2.5/s" (s, m, h; also sec, min, hour)."""
+        if isinstance(value, Rate):
+            return value
+        if not isinstance(value, str) or "/" not in value:
+            raise ValueError(f"bad rate {value!r}: expected N/s, N/m or N/h")
+        n, _, unit = value.strip().partition("/")
+        period = _PERIODS.get(unit.strip().lower())
+        if period is None:
+            raise ValueError(f"bad rate {value!r}: the period is s, m or h")
+        try:
+            count = float(n)
+        except ValueError:
+            raise ValueError(f"bad rate {value!r}: {n.strip()!r} is not a number") from None
+        return cls(count, period)
+
+    def __str__(self) -> str:
+        unit = {1.0: "s", 60.0: "m", 3600.0: "h"}.get(self.per)
+        n = f"{self.n:g}"
+        return f"{n}/{unit}" if unit else f"{n}/{self.per:g}s"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A queue's fleet-wide limits (None: no such limit): `running` caps the queue's running jobs across
+    all workers, `key_running` per key; `rate`/`key_rate` cap how many start per period."""
+
+    rate: Rate | None = None
+    running: int | None = None
+    key_rate: Rate | None = None
+    key_running: int | None = None
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.rate, self.running, self.key_rate, self.key_running))

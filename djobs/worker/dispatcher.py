@@ -136,19 +136,23 @@ class Dispatcher:
         outcomes = [e.outcome for e in writes]
         if not self.w.persist_events:
             outcomes = [dataclasses.replace(o, event=None) for o in outcomes]  # type: ignore[type-var]
+        def attempt() -> RoundResult:
+            try:
+                return self.storage.cycle(self.w.id, outcomes, claims, (), started, self.w.persist_events, self.storage.is_pg)  # type: ignore[arg-type]
+            except StorageUnavailable:
+                # The commit may have reached the database although we saw an error (claims we never got):
+                # reconcile once things settle, even if a retry of this round succeeds.
+                self.w.reconcile_needed = True
+                raise
+
         try:
             result: RoundResult = self.storage.run(
-                lambda: self.storage.cycle(
-                    self.w.id, outcomes, claims, (), started, self.w.persist_events, self.storage.is_pg  # type: ignore[arg-type]
-                ),
-                self.w.storage_retry if batch else self.w.dequeue_retry,
-                "write outcomes and claim",
+                attempt, self.w.storage_retry if batch else self.w.dequeue_retry, "write outcomes and claim"
             )
         except StorageUnavailable as exc:
             log.warning("worker %s: database unavailable (%s); %d outcome(s) kept for retry", self.w.id, exc, len(writes))
             self.retry_outcomes = batch
             self.ex.started_held.extendleft(reversed(started))
-            self.w.reconcile_needed = True
             self.w.pause_for(min(5.0, max(self.w.poll_interval, 1.0)))
             return False, 0
         owned = dict(zip((id(e) for e in writes), result.owned, strict=True))

@@ -48,6 +48,8 @@ log = logging.getLogger("djobs.worker")
 #: With LISTEN/NOTIFY connected, an idle PostgreSQL worker looks for work on its own only this often (and
 #: at the due time of its earliest delayed job): wake-ups come by NOTIFY.
 IDLE_BACKSTOP = 30.0
+#: How often a sleeping dispatcher looks at the flag the signal handler sets (SIGTERM, SIGINT).
+SIGNAL_LOOK = 0.25
 _VERBS = {"completed": "completed", "failed": "failed", "retried": "retrying"}
 
 
@@ -401,7 +403,12 @@ class Worker(WorkerControl):
                 wait = max(self.poll_interval, min(IDLE_BACKSTOP, until_due))
                 if wait >= 1.0:
                     self.storage.release_connection()
-            self._wake.wait(wait)
+            # In slices: a signal handler may not set the event (see _install_signals), so look at its flag.
+            deadline = time.monotonic() + wait
+            while not self._signalled:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._wake.wait(min(left, SIGNAL_LOOK)):
+                    return
             return
         if self.wake_poll <= 0:
             self._wake.wait(self.poll_interval)
