@@ -62,6 +62,7 @@ def test_health_exit_codes_and_one_line_per_problem(db_url: str, queue: djobs.Qu
     try:
         wait_for(lambda: any(x.id == w.id for x in queue.workers()), "the worker registered")
         queue.pause_worker(w.id)
+        queue.enqueue("work", None)  # due now; the paused worker claims nothing
         time.sleep(1.5)
         lagging = health(db_url, "--queue", "default", "--max-lag", "1s")
         assert lagging.returncode == 1 and "waited" in lagging.stdout and "'default'" in lagging.stdout, lagging
