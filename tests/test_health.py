@@ -136,7 +136,7 @@ def test_worker_metrics_port_counts_what_it_ran(project: Path, db_url: str, queu
         # They match the database: every run the worker recorded.
         assert [queue.get_job(i).status.value for i in ids] == ["completed"] * 3 + ["failed"]  # type: ignore[union-attr]
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=TIMEOUT) == 0
+        assert proc.wait(timeout=60) == 0  # drains and exits
     finally:
         if proc.poll() is None:
             proc.kill()
