@@ -31,7 +31,7 @@ from textual.widgets import Footer, Header
 import djobs
 from djobs.jobs import QueueStats
 
-from .data import EVENT_WINDOW, JOB_WINDOW, JobFilter, Poller, Snapshot, forget_connection
+from .data import EVENT_WINDOW, JOB_WINDOW, JobFilter, Poller, Snapshot
 from .format import clock_time, short_id
 from .reader import Start
 from .screens import LiveScreen
@@ -313,7 +313,6 @@ class DjobsApp(App[None]):
         try:
             result = fn()
         except Exception as exc:
-            forget_connection(self.queue)
             self._call(self._acted, what, f"{type(exc).__name__}: {exc}", "error")
             return
         if result is False:
@@ -386,7 +385,6 @@ class DjobsApp(App[None]):
                 changed = self.queue.delete_jobs(job_ids)
                 unchanged = len(job_ids) - changed
             except Exception as exc:
-                forget_connection(self.queue)
                 errors[type(exc).__name__] += len(job_ids)
         else:
             act = self.queue.retry_job if verb == "retry" else self.queue.cancel_job
@@ -397,7 +395,6 @@ class DjobsApp(App[None]):
                     else:
                         unchanged += 1
                 except Exception as exc:  # one job's refusal (gone, duplicate key) must not stop the rest
-                    forget_connection(self.queue)  # in case it was the connection that broke
                     errors[type(exc).__name__] += 1
         done = {"retry": "retried", "cancel": "cancelled", "delete": "deleted"}[verb]
         parts = [f"{changed:,} {done}"]
@@ -446,7 +443,6 @@ class DjobsApp(App[None]):
         try:
             types = sorted({*self.queue.job_types(), *(t.name for t in self.queue.known_types())})
         except Exception:
-            forget_connection(self.queue)
             types = []
         known = sorted({*types, *(j.type for j in (self.snapshot.jobs if self.snapshot else []))})
         queues = [st.name for st in self.stats]
@@ -469,7 +465,6 @@ class DjobsApp(App[None]):
         try:
             job_id = self.queue.enqueue(request.type, request.args, **options)
         except Exception as exc:
-            forget_connection(self.queue)
             self._call(self._acted, f"Enqueue {request.type}", f"{type(exc).__name__}: {exc}", "error")
             return
         self._call(self._acted, f"Enqueue {request.type}", f"job {job_id}", "information")

@@ -360,12 +360,10 @@ def _why(queue: djobs.Queue, job_id: str, now: datetime) -> list[str]:
         return [f"(could not explain: {exc})"]
 
 
-def forget_connection(queue: djobs.Queue) -> None:
-    """After a failed read, drop this thread's database connection so the next read opens a new one.
-
-    The library's `storage.run()` does this for writes it retries; its plain read methods leave a broken
-    connection in place, so the dashboard resets it itself (call from the thread that saw the error)."""
+def close_connection(queue: djobs.Queue) -> None:
+    """Close the calling thread's database connection before the thread ends (on PostgreSQL the pool
+    would otherwise count it as in use for good)."""
     try:
         queue.storage.reset_connection()
-    except Exception:  # resetting is best effort; the next poll reports whatever is still wrong
+    except Exception:  # best effort on the way out
         pass
