@@ -132,8 +132,7 @@ class DatabaseCollector:
 
     def _read(self) -> tuple[Any, dict[str, float], Any]:
         q = self._queue()
-        lag_of = getattr(q, "queue_lag", None)
-        return q.queue_stats(), (lag_of() if lag_of is not None else {}), q.workers()
+        return q.queue_stats(), q.queue_lag(), q.workers()
 
 
 def registry(collectors: Iterable[Any]) -> CollectorRegistry:

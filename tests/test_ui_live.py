@@ -275,3 +275,40 @@ def test_many_pages_share_one_reader_of_the_log(dash: Any, queue: djobs.Queue) -
         assert len([t for t in threading.enumerate() if t.name == "djobs-ui-events"]) == 1
     finally:
         again.close()
+
+
+def test_bulk_delete_and_purge_a_queue(dash: Any, queue: djobs.Queue) -> None:
+    @queue.handler("noop")
+    def noop(args: Any) -> None:
+        pass
+
+    @queue.handler("mail", queue="emails")
+    def mail(args: Any) -> None:
+        pass
+
+    done = [queue.enqueue("noop", {"i": i}) for i in range(3)]
+    mails = [queue.enqueue("mail", {"i": i}) for i in range(2)]
+    waiting = queue.enqueue("noop", None, delay=3600)
+    w = queue.worker(queues={"default": 2, "emails": 1}, poll_interval=0.05)
+    w.start()
+    try:
+        wait_for(lambda: all(queue.get_job(i).status.terminal for i in done + mails), "the jobs run")  # type: ignore[union-attr]
+    finally:
+        w.stop(timeout=5)
+    _, c = dash()
+    r = c.post("/api/jobs/bulk", {"action": "delete", "ids": [done[0], done[1], waiting, "ghost"]})
+    assert r.status == 200 and r.json["deleted"] == 2 and r.json["skipped"] == 2 and "cancel" in r.json["note"]
+    assert queue.get_job(done[0]) is None and queue.get_job(waiting) is not None
+    assert c.get(f"/api/jobs/{done[0]}").status == 404
+    for body in ({"statuses": ["pending"]}, {"statuses": []}, {"older_than": -1}, {"extra": 1}, [1], {"statuses": "completed"}):
+        assert c.post("/api/queues/emails/purge", body).status == 400, body
+    assert c.call("POST", "/api/queues/emails/purge", raw=b'{"older_than": 1e400}').status == 400
+    assert c.post("/api/queues/emails/purge", {"older_than": 3600}).json["deleted"] == 0  # finished just now
+    assert c.post("/api/queues/emails/purge", {"statuses": ["failed"]}).json["deleted"] == 0
+    r = c.post("/api/queues/emails/purge")
+    assert r.status == 200 and r.json["deleted"] == 2 and all(queue.get_job(m) is None for m in mails)
+    assert queue.get_job(done[2]) is not None  # another queue's jobs stay
+    assert c.post("/api/queues/default/purge").json["deleted"] == 1
+    assert queue.get_job(waiting) is not None  # unfinished jobs are never purged
+    page = c.get("/api/jobs").json
+    assert page["total"] == 1 and [j["id"] for j in page["jobs"]] == [waiting]

@@ -162,9 +162,9 @@ def root(
 
 
 def _register_all() -> None:
-    from djobs.cli import completion_cmd, config_cmd, control, events, jobs, status, tui, ui_cmd, worker
+    from djobs.cli import completion_cmd, config_cmd, control, events, jobs, ops, status, tui, ui_cmd, worker
 
-    for module in (config_cmd, jobs, worker, control, status, events, tui, ui_cmd, completion_cmd):
+    for module in (config_cmd, jobs, worker, control, status, events, tui, ui_cmd, completion_cmd, ops):
         module.register(app)
     # bench and selftest come from djobs/cli/proof.py (the proof commands); the CLI works without them.
     if importlib.util.find_spec("djobs.cli.proof") is None:

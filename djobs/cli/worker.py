@@ -198,6 +198,11 @@ def worker(
         None, "--stale-after", envvar="DJOBS_WORKER_STALE_AFTER", metavar="DURATION",
         help="Requeue jobs of workers silent this long [default: [worker] stale_after, else 30s].",
     ),  # fmt: skip
+    metrics_port: str | None = typer.Option(
+        None, "--metrics-port", envvar="DJOBS_WORKER_METRICS_PORT", metavar="[HOST:]PORT",
+        help="Serve Prometheus /metrics, /healthz and /readyz on this port (loopback; HOST:PORT, e.g. "
+        "0.0.0.0:9100, to listen elsewhere).",
+    ),  # fmt: skip
 ) -> None:
     """Run a worker until SIGTERM/SIGINT.
 
@@ -211,10 +216,19 @@ def worker(
     stale = _seconds("--stale-after", stale_after, conf.stale_after if conf else STALE_AFTER)
     if stale <= 0:
         raise common.UsageProblem("--stale-after: must be more than zero")
+    if metrics_port is not None:
+        from djobs.metrics import parse_address
+
+        try:
+            parse_address(metrics_port)
+        except ValueError as exc:
+            raise common.UsageProblem(f"--metrics-port: {exc}") from None
 
     if reload:
         from watchfiles import PythonFilter, run_process
 
+        if metrics_port is not None:  # the child serves them (it inherits the environment)
+            os.environ["DJOBS_WORKER_METRICS_PORT"] = metrics_port
         paths = watch_paths(conf)
         print(f"djobs: watching {', '.join(map(str, paths))} for changes", file=sys.stderr)
         run_process(
@@ -229,9 +243,15 @@ def worker(
 
     queue = common.open_queue(st)
     common.apply_schedules(st, queue)  # the config is the truth for its schedules: every worker syncs them
+    extra: dict[str, Any] = {}
+    if metrics_port is not None:
+        from djobs.metrics import run_metrics
+
+        extra["observers"] = [run_metrics()]
     w = queue.worker(
-        queues=queues, scheduler=use_scheduler, burst=burst, drain_timeout=drain, stale_lock_age=stale
+        queues=queues, scheduler=use_scheduler, burst=burst, drain_timeout=drain, stale_lock_age=stale, **extra
     )
+    metrics_server = _serve_metrics(queue, w, metrics_port) if metrics_port is not None else None
     notifier = _Notifier(w)
     notifier.start(queues)
     if not st.json:
@@ -242,12 +262,32 @@ def worker(
         w.run()
     finally:
         notifier.finish()
+        if metrics_server is not None:
+            metrics_server.close()
     if w.abandoned_handlers:
         # Handlers that outlived the drain were released and cancelled but a thread cannot be killed:
         # leave now rather than let interpreter shutdown wait for them forever.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+def _serve_metrics(queue: Any, w: Any, address: str) -> Any:
+    """Start `--metrics-port` (djobs.metrics.WorkerEndpoints) and say where it listens."""
+    import socket as _socket
+
+    from djobs.metrics import run_metrics, serve_worker_metrics
+
+    try:
+        server = serve_worker_metrics(queue, w, run_metrics(), address)
+    except _socket.gaierror as exc:
+        raise common.UsageProblem(f"--metrics-port: cannot listen on {address}: {exc}") from None
+    except OSError as exc:
+        raise common.OperationFailed(f"--metrics-port: cannot listen on {address}: {exc.strerror or exc}") from None
+    host = address.rpartition(":")[0].strip("[]") or "127.0.0.1"
+    shown = f"[{host}]" if ":" in host else host
+    print(f"djobs: metrics on http://{shown}:{server.port}/metrics (also /healthz, /readyz)", file=sys.stderr, flush=True)
+    return server
 
 
 def _log_to_stderr() -> None:

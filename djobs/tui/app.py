@@ -31,7 +31,7 @@ from textual.widgets import Footer, Header
 import djobs
 from djobs.jobs import QueueStats
 
-from .data import EVENT_WINDOW, JOB_WINDOW, JobFilter, Poller, Snapshot, forget_connection
+from .data import EVENT_WINDOW, JOB_WINDOW, JobFilter, Poller, Snapshot
 from .format import clock_time, short_id
 from .reader import Start
 from .screens import LiveScreen
@@ -313,7 +313,6 @@ class DjobsApp(App[None]):
         try:
             result = fn()
         except Exception as exc:
-            forget_connection(self.queue)
             self._call(self._acted, what, f"{type(exc).__name__}: {exc}", "error")
             return
         if result is False:
@@ -353,54 +352,62 @@ class DjobsApp(App[None]):
         )
 
     def bulk(self, verb: str, job_ids: list[str], not_shown: int = 0) -> None:
-        """Retry or cancel many jobs (the marked ones) after a confirmation naming how many."""
+        """Retry, cancel or delete many jobs (the marked ones; delete also one) after a confirmation naming
+        how many."""
         what = {
             "retry": "Failed and cancelled ones start again from their first attempt; the others are left as "
             "they are.",
             "cancel": "Cancelling cannot be undone (retry makes a new attempt); the sub-jobs of a cancelled "
             "job are cancelled with it, and finished jobs are left as they are.",
+            "delete": "Deleting cannot be undone: finished jobs go with their checkpoints and events; jobs "
+            "not finished are left as they are (cancel them first).",
         }[verb]
         n = len(job_ids)
         hidden = f" ({not_shown:,} of them not shown now)" if not_shown else ""
+        which = (
+            f"job [b]{job_ids[0]}[/]"
+            if n == 1 and not not_shown
+            else f"[b]{n:,}[/] marked job{'s' if n != 1 else ''}"
+        )
 
         def answered(yes: bool | None) -> None:
             if yes:
                 self._bulk(verb, job_ids)
 
-        self.push_screen(
-            ConfirmScreen(
-                f"{verb.capitalize()} [b]{n:,}[/] marked job{'s' if n != 1 else ''}{hidden}?\n{what}"
-            ),
-            answered,
-        )
+        self.push_screen(ConfirmScreen(f"{verb.capitalize()} {which}{hidden}?\n{what}"), answered)
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _bulk(self, verb: str, job_ids: list[str]) -> None:
-        act = self.queue.retry_job if verb == "retry" else self.queue.cancel_job
         changed = unchanged = 0
         errors: Counter[str] = Counter()
-        for job_id in job_ids:
+        if verb == "delete":  # one call for the lot: the library skips what is not finished
             try:
-                if act(job_id):
-                    changed += 1
-                else:
-                    unchanged += 1
-            except Exception as exc:  # one job's refusal (gone, duplicate key) must not stop the rest
-                forget_connection(self.queue)  # in case it was the connection that broke
-                errors[type(exc).__name__] += 1
-        done = {"retry": "retried", "cancel": "cancelled"}[verb]
+                changed = self.queue.delete_jobs(job_ids)
+                unchanged = len(job_ids) - changed
+            except Exception as exc:
+                errors[type(exc).__name__] += len(job_ids)
+        else:
+            act = self.queue.retry_job if verb == "retry" else self.queue.cancel_job
+            for job_id in job_ids:
+                try:
+                    if act(job_id):
+                        changed += 1
+                    else:
+                        unchanged += 1
+                except Exception as exc:  # one job's refusal (gone, duplicate key) must not stop the rest
+                    errors[type(exc).__name__] += 1
+        done = {"retry": "retried", "cancel": "cancelled", "delete": "deleted"}[verb]
         parts = [f"{changed:,} {done}"]
         if unchanged:
-            parts.append(f"{unchanged:,} left as they were")
+            parts.append(
+                f"{unchanged:,} left as they were"
+                if verb != "delete"
+                else f"{unchanged:,} not finished (kept)"
+            )
         parts += [f"{count:,} failed ({name})" for name, count in errors.most_common()]
         severity = "error" if errors and not changed else "warning" if errors or unchanged else "information"
-        self._call(
-            self._bulk_done,
-            set(job_ids),
-            f"{verb.capitalize()} {len(job_ids):,} jobs",
-            ", ".join(parts),
-            severity,
-        )
+        what = f"{verb.capitalize()} {len(job_ids):,} job{'s' if len(job_ids) != 1 else ''}"
+        self._call(self._bulk_done, set(job_ids), what, ", ".join(parts), severity)
 
     def _bulk_done(self, job_ids: set[str], what: str, outcome: str, severity: Any) -> None:
         self.query_one(JobsTable).forget_marks(job_ids)
@@ -434,7 +441,7 @@ class DjobsApp(App[None]):
     def _open_enqueue(self) -> None:
         # The registered types come from the library; read them off the UI thread like everything else.
         try:
-            types = sorted(self.queue.job_types())
+            types = sorted({*self.queue.job_types(), *(t.name for t in self.queue.known_types())})
         except Exception:
             types = []
         known = sorted({*types, *(j.type for j in (self.snapshot.jobs if self.snapshot else []))})
@@ -458,7 +465,6 @@ class DjobsApp(App[None]):
         try:
             job_id = self.queue.enqueue(request.type, request.args, **options)
         except Exception as exc:
-            forget_connection(self.queue)
             self._call(self._acted, f"Enqueue {request.type}", f"{type(exc).__name__}: {exc}", "error")
             return
         self._call(self._acted, f"Enqueue {request.type}", f"job {job_id}", "information")

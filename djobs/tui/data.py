@@ -200,9 +200,11 @@ class Poller:
         self.stats: list[QueueStats] = []
         self._stats_due = 0.0
         self.stats_cost = 0.0
-        #: Job type names known so far (handlers here, jobs and schedules seen): what bare filter words
-        #: are matched against.
+        #: Job type names known so far (handlers here, jobs and schedules seen): with the types workers
+        #: registered in the database, what bare filter words are matched against.
         self.type_names: set[str] = set()
+        #: Types workers registered (`queue.known_types()`), read with the counts (replaced whole).
+        self.registered_types: frozenset[str] = frozenset()
 
     def snapshot(self, job_filter: JobFilter) -> Snapshot:
         """Everything of the main screen but the counts: a handful of bounded reads."""
@@ -212,7 +214,7 @@ class Poller:
         if not self.type_names:
             self.type_names.update(q.job_types())
         self.type_names.update(s.job for s in schedules)
-        lookups = job_filter.lookups(self.type_names, [st.name for st in self.stats])
+        lookups = job_filter.lookups(self.type_names | self.registered_types, [st.name for st in self.stats])
         jobs = self.jobs(job_filter, lookups[:MAX_LOOKUPS])
         note = f"first {MAX_LOOKUPS} of {len(lookups)} matching names" if len(lookups) > MAX_LOOKUPS else ""
         events = self.new_events()
@@ -222,9 +224,11 @@ class Poller:
         return time.monotonic() >= self._stats_due
 
     def counts(self) -> list[QueueStats]:
-        """Per-queue counts by status; the next read is due once `next_due()` allows."""
+        """Per-queue counts by status (and the job types workers registered, which change as rarely); the
+        next read is due once `next_due()` allows."""
         started, cpu = time.monotonic(), time.thread_time()
         stats = list(self.queue.queue_stats())
+        self.registered_types = frozenset(t.name for t in self.queue.known_types())
         self.stats_cost = time.monotonic() - started
         self._stats_due = next_due(started, time.thread_time() - cpu, self.stats_cost)
         self.stats = stats
@@ -356,12 +360,10 @@ def _why(queue: djobs.Queue, job_id: str, now: datetime) -> list[str]:
         return [f"(could not explain: {exc})"]
 
 
-def forget_connection(queue: djobs.Queue) -> None:
-    """After a failed read, drop this thread's database connection so the next read opens a new one.
-
-    The library's `storage.run()` does this for writes it retries; its plain read methods leave a broken
-    connection in place, so the dashboard resets it itself (call from the thread that saw the error)."""
+def close_connection(queue: djobs.Queue) -> None:
+    """Close the calling thread's database connection before the thread ends (on PostgreSQL the pool
+    would otherwise count it as in use for good)."""
     try:
         queue.storage.reset_connection()
-    except Exception:  # resetting is best effort; the next poll reports whatever is still wrong
+    except Exception:  # best effort on the way out
         pass

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .data import JobFilter, Poller, forget_connection
+from .data import JobFilter, Poller, close_connection
 
 if TYPE_CHECKING:
     import djobs
@@ -31,9 +31,8 @@ _STOP = object()
 
 
 class Reader:
-    """A daemon thread running submitted reads in order. A read that raises resets the thread's database
-    connection (from the thread that saw the error, where the connection lives) before the error reaches
-    the caller's future."""
+    """A daemon thread running submitted reads in order; what they raise reaches the caller's future (the
+    library has already thrown away a connection that failed)."""
 
     def __init__(self, queue: djobs.Queue, name: str) -> None:
         self.queue = queue
@@ -58,11 +57,10 @@ class Reader:
             try:
                 result = fn(*args)
             except BaseException as exc:  # handed to whoever waits on the future
-                forget_connection(self.queue)
                 future.set_exception(exc)
             else:
                 future.set_result(result)
-        forget_connection(self.queue)
+        close_connection(self.queue)  # not left counted as in use by the pool
 
 
 class Reads:

@@ -4,7 +4,6 @@ called, so a bad request is a 4xx with nothing written."""
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -111,11 +110,7 @@ def bulk(d: Dashboard, req: Request) -> tuple[int, Any]:
 
 
 def _delete(d: Dashboard, ids: list[str]) -> dict[str, Any]:
-    q = d.queue
-    delete_jobs = getattr(q, "delete_jobs", None)
-    if delete_jobs is None:
-        raise HTTPError(501, "deleting jobs needs a newer djobs library")
-    deleted = int(delete_jobs(ids))
+    deleted = int(d.queue.delete_jobs(ids))
     return {
         "ok": True, "action": "delete", "deleted": deleted, "skipped": len(ids) - deleted,
         "note": "unfinished jobs are skipped: cancel them first" if deleted < len(ids) else None,
@@ -141,10 +136,7 @@ def purge_queue(d: Dashboard, req: Request, name: str) -> tuple[int, Any]:
         raise HTTPError(400, f"older_than must be a number of seconds between 0 and {MAX_AGE:g}")
 
     def act() -> int:
-        q = d.queue
-        if "queue" not in inspect.signature(q.purge).parameters:
-            raise HTTPError(501, "purging one queue needs a newer djobs library")
-        return int(q.purge(statuses=tuple(statuses), older_than=float(older), queue=name))  # type: ignore[call-arg]
+        return int(d.queue.purge(statuses=tuple(statuses), older_than=float(older), queue=name))
 
     return 200, {"ok": True, "action": "purge", "queue": name, "deleted": d.db(act)}
 

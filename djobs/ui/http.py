@@ -232,7 +232,7 @@ class Request:
         """The reason stored with a pause or cancel: the caller's, else who did it from where."""
         given = self.option("reason")
         if given:
-            problem = validate.text_problem(given, validate.MAX_REASON)
+            problem = validate.text_problem(given)
             if problem:
                 raise HTTPError(400, f"reason {problem}")
             return given

@@ -89,22 +89,13 @@ def list_jobs(d: Dashboard, req: Request) -> tuple[int, Any]:
 
     def read() -> dict[str, Any]:
         q = d.queue
-        rows = _summaries(q, status, queue_name, job_type, limit + 1, offset)
-        page: dict[str, Any] = {"jobs": rows[:limit], "limit": limit, "offset": offset, "has_more": len(rows) > limit}
-        if hasattr(q, "count_jobs"):
-            page["total"] = q.count_jobs(status=status, queue=queue_name, type=job_type)
-        return page
+        rows = q.job_summaries(status=status, queue=queue_name, type=job_type, limit=limit + 1, offset=offset, preview=PREVIEW)
+        return {
+            "jobs": [summary(r) for r in rows[:limit]], "limit": limit, "offset": offset, "has_more": len(rows) > limit,
+            "total": q.count_jobs(status=status, queue=queue_name, type=job_type),
+        }  # fmt: skip
 
     return 200, d.db(read)
-
-
-def _summaries(q: Queue, status: str | None, queue: str | None, type_: str | None, limit: int, offset: int) -> list[Any]:
-    reader = getattr(q, "job_summaries", None)
-    if reader is not None:  # the library's summaries read only the preview from the database
-        rows = reader(status=status, queue=queue, type=type_, limit=limit, offset=offset, preview=PREVIEW)
-    else:
-        rows = q.list_jobs(status=status, queue=queue, type=type_, limit=limit, offset=offset)
-    return [summary(r) for r in rows]
 
 
 def job_detail(d: Dashboard, req: Request, job_id: str) -> tuple[int, Any]:

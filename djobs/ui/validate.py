@@ -1,26 +1,23 @@
-"""The limits of what the web API accepts, the same the library enforces at its storage boundary.
-
-Checked before anything is written, so a request out of range is a 400 and the database never holds a
-row that a reader cannot show: priority and retries fit a signed 32-bit integer, times fall within years
-1970..9999, names are 1..255 characters of printable text, args nest at most 100 deep, a body is at most
-1 MiB. The library checks again (it is the boundary for every caller); the API checks first so that its
-answer names the field.
+"""What the web API accepts: the library's own limits (`djobs.validate`), checked before anything is
+written so that a request out of range is a 400 naming the field, and the database never holds a row that
+a reader cannot show. The library checks again at its storage boundary, for every caller; the API adds
+what only HTTP has: a body of at most 1 MiB, times as ISO-8601 text with their UTC offset, and bulk
+requests of at most 500 ids.
 """
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime, timedelta
+import time
+from datetime import datetime, timedelta
 from typing import Any
 
+from djobs import validate as lib
+
 MAX_BODY = 1 << 20
-MAX_NESTING = 100
-MAX_NAME = 255
-MAX_REASON = 1000
+MAX_NESTING = lib.MAX_DEPTH
+MAX_NAME = lib.MAX_NAME
 MAX_BULK = 500
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+INT32_MIN, INT32_MAX = lib.INT32_MIN, lib.INT32_MAX
 
 ENQUEUE_FIELDS = frozenset({"type", "args", "queue", "priority", "delay", "unique", "retries", "at"})
 
@@ -29,23 +26,28 @@ class Invalid(ValueError):
     """A request field out of range; answered as 400 with this message."""
 
 
+def _check(fn: Any, *args: Any, **kw: Any) -> Any:
+    try:
+        return fn(*args, **kw)
+    except (TypeError, ValueError) as exc:
+        raise Invalid(str(exc)) from None
+
+
 def name_problem(value: Any) -> str | None:
-    """Why `value` cannot be a stored name (type, queue, unique key, id), or None."""
-    if not isinstance(value, str):
-        return "must be a string"
-    if not 1 <= len(value) <= MAX_NAME:
-        return f"must be 1 to {MAX_NAME} characters, got {len(value)}"
-    if not value.isprintable():
-        return "must be printable text (no control characters, no lone surrogates)"
+    """Why `value` cannot be a stored name (type, queue, unique key, id), or None: "must ..." words."""
+    try:
+        lib.name("", value)
+    except (TypeError, ValueError) as exc:
+        return str(exc).strip()
     return None
 
 
-def text_problem(value: str, max_len: int) -> str | None:
+def text_problem(value: str) -> str | None:
     """Why free text (a pause or cancel reason) cannot be stored, or None."""
-    if len(value) > max_len:
-        return f"must be at most {max_len} characters, got {len(value)}"
-    if not value.isprintable():
-        return "must be printable text (no control characters, no lone surrogates)"
+    try:
+        lib.text("", value)
+    except (TypeError, ValueError) as exc:
+        return str(exc).strip()
     return None
 
 
@@ -87,31 +89,17 @@ def unencodable(value: Any) -> str | None:
     return None
 
 
-def _int(body: dict[str, Any], key: str, low: int, high: int) -> int | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise Invalid(f"{key} must be an integer")
-    if not low <= value <= high:
-        raise Invalid(f"{key} must be between {low} and {high}, got {value}")
-    return value
-
-
 def _name(body: dict[str, Any], key: str, required: bool = False) -> str | None:
     value = body.get(key)
     if value is None or (value == "" and not required):
         if required:
             raise Invalid(f"{key} is required")
         return None
-    problem = name_problem(value)
-    if problem:
-        raise Invalid(f"{key} {problem}")
-    return str(value)
+    return str(_check(lib.name, key, value))
 
 
 def parse_time(text: Any, field: str = "at") -> datetime:
-    """An ISO-8601 time with its UTC offset, within 1970..9999."""
+    """An ISO-8601 time with its UTC offset, within the library's years."""
     if not isinstance(text, str) or len(text) > 64:
         raise Invalid(f"{field} must be an ISO-8601 time string like 2030-01-02T03:04:05Z")
     try:
@@ -120,25 +108,17 @@ def parse_time(text: Any, field: str = "at") -> datetime:
         raise Invalid(f"{field} must be an ISO-8601 time, got {text!r}") from None
     if when.tzinfo is None:
         raise Invalid(f"{field} needs a UTC offset (…Z or …+02:00), got {text!r}")
-    try:
-        utc = when.astimezone(UTC)
-    except OverflowError:
-        utc = None
-    if utc is None or not EARLIEST <= utc <= LATEST:
-        raise Invalid(f"{field} must fall within 1970-01-01 and 9999-12-31 UTC, got {text!r}")
-    return utc
+    _check(lib.when, field, when)
+    return when
 
 
-def parse_delay(value: Any, now: datetime | None = None) -> float:
-    """Seconds from now, finite, >= 0, and landing before the end of year 9999."""
+def parse_delay(value: Any) -> float:
+    """Seconds from now, finite, >= 0, landing within the library's years."""
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise Invalid("delay must be a number of seconds")
-    delay = float(value) if abs(value) < 1e300 else math.inf
-    if not math.isfinite(delay) or delay < 0:
-        raise Invalid(f"delay must be a finite number of seconds >= 0, got {value!r}")
-    room = (LATEST - (now or datetime.now(UTC))).total_seconds()
-    if delay > room:
-        raise Invalid(f"delay {value!r} s lands after 9999-12-31 UTC")
+    delay = float(value) if abs(value) < 1e300 else float("inf")
+    _check(lib.seconds, "delay", delay)
+    _check(lib.epoch, "the time delay gives", time.time() + delay)
     return delay
 
 
@@ -152,12 +132,11 @@ def enqueue_request(body: Any) -> tuple[str, Any, dict[str, Any]]:
     job_type = _name(body, "type", required=True)
     assert job_type is not None
     opts: dict[str, Any] = {}
-    priority = _int(body, "priority", INT32_MIN, INT32_MAX)
-    if priority is not None:
-        opts["priority"] = priority
-    retries = _int(body, "retries", 0, INT32_MAX)
-    if retries is not None:
-        opts["retries"] = retries
+    for key, low in (("priority", INT32_MIN), ("retries", 0)):
+        if body.get(key) is not None:
+            if not isinstance(body[key], int) or isinstance(body[key], bool):
+                raise Invalid(f"{key} must be an integer")
+            opts[key] = _check(lib.int32, key, body[key], minimum=low)
     if body.get("delay") is not None and body.get("at") is not None:
         raise Invalid("give delay or at, not both")
     if body.get("delay") is not None:
@@ -169,9 +148,7 @@ def enqueue_request(body: Any) -> tuple[str, Any, dict[str, Any]]:
         if value is not None:
             opts[key] = value
     args = body.get("args")
-    depth = nesting(args)
-    if depth > MAX_NESTING:
-        raise Invalid(f"args nest deeper than {MAX_NESTING} levels")
+    _check(lib.depth, "args", args)
     return job_type, args, opts
 
 
@@ -185,5 +162,5 @@ def id_list(body: Any) -> list[str]:
     for job_id in ids:
         problem = name_problem(job_id)
         if problem:
-            raise Invalid(f"id {str(job_id)[:40]!r} {problem}")
+            raise Invalid(f"id {str(job_id)[:40]!r}: {problem}")
     return list(dict.fromkeys(ids))

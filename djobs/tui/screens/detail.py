@@ -151,7 +151,7 @@ class JobDetailScreen(LiveScreen):
 
     def _show_job_error(self, job: Job) -> None:
         """The last error, and below it the traceback of the attempt that raised it."""
-        traceback = last_traceback(job)
+        traceback = job.last_traceback
         self._toggle("#detail-error", bool(job.last_error or traceback))
         self.query_one("#detail-error").border_title = (
             "error" if job.status is JobStatus.FAILED else f"last error (attempt {job.attempt})"
@@ -227,13 +227,6 @@ class JobDetailScreen(LiveScreen):
 
     def action_retry(self) -> None:
         self.djobs_app.retry_job(self.job_id)
-
-
-def last_traceback(job: Job) -> str | None:
-    """The traceback of the job's last failed attempt, once the library records one (`Job.last_traceback`);
-    None before that, and for a job that never failed."""
-    value = getattr(job, "last_traceback", None)  # the one field read by name: `Job` gains it later
-    return value if isinstance(value, str) and value else None
 
 
 def _fields(job: Job, now: datetime) -> Table:

@@ -2,7 +2,7 @@
 
 The table shows a bounded window (the newest `JOB_WINDOW` jobs matching the filter), so it costs the same
 with a million jobs in the database. Its bindings act on the job under the cursor, or, once jobs are
-marked (space marks one, `a` every job shown), retry and cancel act on the marked jobs after a
+marked (space marks one, `a` every job shown), retry, cancel and delete act on the marked jobs after a
 confirmation naming how many. Marks are kept across refreshes, pages and filters until acted on or
 cleared (Escape).
 """
@@ -75,6 +75,7 @@ class JobsTable(LiveTable):
         Binding("u", "resume", "Resume job"),
         Binding("c", "cancel", "Cancel job"),
         Binding("t", "retry", "Retry job"),
+        Binding("d", "delete", "Delete job"),
         Binding("space", "mark", "Mark"),
         Binding("a", "mark_all", "Mark all shown"),
         Binding("escape", "clear_marks", "Clear marks", show=False),
@@ -185,6 +186,12 @@ class JobsTable(LiveTable):
             self.djobs_app.bulk("cancel", sorted(self.marked), self.marked_not_shown())
         elif (job_id := self.selected_key()) is not None:
             self.djobs_app.cancel_job(job_id)
+
+    def action_delete(self) -> None:
+        if self.marked:
+            self.djobs_app.bulk("delete", sorted(self.marked), self.marked_not_shown())
+        elif (job_id := self.selected_key()) is not None:
+            self.djobs_app.bulk("delete", [job_id])
 
     def action_retry(self) -> None:
         if self.marked:
