@@ -151,6 +151,8 @@ def why(queue: Queue, job_id: str, now: datetime | None = None, stale_after: flo
             ids = ", ".join(w.id for w in handling)
             reasons.append(f"every worker that could run it is paused ({ids})")
 
+    if status in ("pending", "retrying") and (due is None or due <= now):
+        reasons.extend(queue.limit_reasons(job))
     if not reasons and status in ("pending", "retrying"):
         reasons.append(f"nothing holds it back: the next free worker on queue {job.queue!r} will claim it")
     return reasons

@@ -48,6 +48,8 @@ class ClaimRequest:
     types: tuple[str, ...]
     limit: int
     held: bool = False
+    #: The queue has fleet-wide limits: claimed under its row lock, within them.
+    limited: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,3 +67,5 @@ class RoundResult:
     failed: list[tuple[str, str | None]]
     #: When asked and nothing was claimable: when the earliest job of the queues becomes due (epoch seconds).
     next_due: float | None = None
+    #: When a limit held due jobs back: when it will let one start (epoch seconds; None: when one finishes).
+    limit_retry: float | None = None

@@ -25,6 +25,7 @@ from djobs import codec, validate
 from djobs.api.control import ControlAPI
 from djobs.api.events import EventAPI
 from djobs.api.flow import FlowAPI
+from djobs.api.limits import LimitAPI
 from djobs.api.schedules import ScheduleAPI
 from djobs.api.signals import SignalAPI
 from djobs.errors import DuplicateJob, JobCancelledError, JobFailedError, JobNotFound, UnknownJobType
@@ -57,7 +58,7 @@ TYPE_CACHE_SECONDS = 30.0
 IF_EXISTS = ("raise", "return")
 
 
-class Queue(ControlAPI, ScheduleAPI, EventAPI, FlowAPI, SignalAPI):
+class Queue(ControlAPI, ScheduleAPI, EventAPI, LimitAPI, FlowAPI, SignalAPI):
     """Handlers, jobs and controls over one storage. Cheap to create; thread-safe.
 
     `strict=True` (the default) accepts job types this process has a handler for and types any worker

@@ -148,6 +148,8 @@ class ClaimOps(StorageBase):
         started: Sequence[tuple[str, int]] = (),
         started_events: bool = True,
         due_if_idle: bool = False,
+        turn: int = 0,
+        limited_done: bool = False,
     ) -> RoundResult:
         """One round in one transaction: record the start of prefetched claims, write outcomes (each
         guarded by ownership; completions in one statement) with the event rows of those that matched,
@@ -165,9 +167,18 @@ class ClaimOps(StorageBase):
                 owned[i] = o.job_id in completed if o.kind is OutcomeKind.COMPLETE else self._write_outcome(o, worker_id, failed)
                 if owned[i] and o.event is not None:
                     rows.append((o.event[0], o.job_id, o.queue, worker_id, o.event[1]))
+            retry: float | None = None
             for k, req in enumerate(claims):
-                for r in self._claim(worker_id, req):
+                if req.limited:
+                    got, again = self._claim_limited(worker_id, req, turn)  # type: ignore[attr-defined]
+                    if again is not None:
+                        retry = again if retry is None else min(retry, again)
+                else:
+                    got = self._claim(worker_id, req)
+                for r in got:
                     won.append(Claim(records.job(r), r[COL["fanout_id"]], k))
+            if limited_done:
+                self._notify()  # places under a running limit came free: workers waiting on it look again
             if started_events:
                 # Written with the claim, prefetched or not, so it precedes anything the handler logs.
                 rows.extend(
@@ -177,7 +188,10 @@ class ClaimOps(StorageBase):
             due = None
             if due_if_idle and claims and not won and not outcomes:
                 due = self._next_due([c.queue for c in claims])
-        return RoundResult(owned, won, failed, due)
+                # A job held back by a limit is due now but not claimable: try again when the limit allows.
+                if retry is not None or any(c.limited for c in claims):
+                    due = retry if retry is not None else None
+        return RoundResult(owned, won, failed, due, retry)
 
     @operation
     def release_all(self, worker_id: str) -> list[tuple[str, str, str | None]]:

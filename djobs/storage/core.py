@@ -18,12 +18,13 @@ from djobs.storage.control import ControlOps
 from djobs.storage.events import EventOps
 from djobs.storage.fanouts import FanOutOps
 from djobs.storage.jobs import JobOps
+from djobs.storage.limits import LimitOps
 from djobs.storage.schedules import ScheduleOps
 from djobs.storage.stats import StatsOps
 from djobs.storage.workers import WorkerOps
 
 
 class PeeweeStorage(
-    JobOps, ClaimOps, CheckpointOps, FanOutOps, ControlOps, WorkerOps, ScheduleOps, EventOps, StatsOps
+    JobOps, ClaimOps, LimitOps, CheckpointOps, FanOutOps, ControlOps, WorkerOps, ScheduleOps, EventOps, StatsOps
 ):
     """djobs state in one Peewee database (SQLite or PostgreSQL)."""

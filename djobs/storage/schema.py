@@ -18,7 +18,7 @@ import peewee as pw
 
 from djobs.storage.dialect import CLAIMABLE, TERMINAL
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def make_models(db: pw.Database) -> SimpleNamespace:
@@ -267,6 +267,9 @@ def extra_ddl(is_pg: bool) -> list[str]:
         "CREATE INDEX IF NOT EXISTS djobs_jobs_running ON djobs_jobs (locked_by) WHERE status = 'running'",
         # Fleet-wide `running` and `key_running` caps count these.
         "CREATE INDEX IF NOT EXISTS djobs_jobs_running_queue ON djobs_jobs (queue, job_key) WHERE status = 'running'",
+        # Per-key limits pick each key's next jobs; jobs without a key cost this index nothing.
+        "CREATE INDEX IF NOT EXISTS djobs_jobs_keyed ON djobs_jobs (queue, job_key, priority DESC, run_at, id) "
+        f"WHERE job_key IS NOT NULL AND status IN {CLAIMABLE}",
         # Dead letters, newest first; retention of finished jobs.
         "CREATE INDEX IF NOT EXISTS djobs_jobs_finished ON djobs_jobs (status, completed_at) "
         f"WHERE status IN {TERMINAL}",

@@ -89,10 +89,11 @@ class Dispatcher:
             # A claim for a free slot counts its attempt at once (a job that kills its worker the moment it
             # starts must still run out of attempts); a prefetched claim is held until its start is
             # recorded, so a worker lost before then gives the attempt back (see the rescuer).
+            limited = name in self.w.limited_queues
             if free > 0:
-                claims.append(ClaimRequest(name, types, free, False))
+                claims.append(ClaimRequest(name, types, free, False, limited))
                 prefetch.append(False)
-            if extra > 0:
+            if extra > 0 and not limited:  # a limited queue's places are not hoarded in a prefetch
                 claims.append(ClaimRequest(name, types, extra, True))
                 prefetch.append(True)
         return claims, prefetch
@@ -136,9 +137,14 @@ class Dispatcher:
         outcomes = [e.outcome for e in writes]
         if not self.w.persist_events:
             outcomes = [dataclasses.replace(o, event=None) for o in outcomes]  # type: ignore[type-var]
+        limited_done = bool(self.w.limited_queues) and any((o.queue or "") in self.w.limited_queues for o in outcomes if o)
+
         def attempt() -> RoundResult:
             try:
-                return self.storage.cycle(self.w.id, outcomes, claims, (), started, self.w.persist_events, self.storage.is_pg)  # type: ignore[arg-type]
+                return self.storage.cycle(
+                    self.w.id, outcomes, claims, (), started, self.w.persist_events, self.storage.is_pg,  # type: ignore[arg-type]
+                    self.rounds, limited_done,
+                )
             except StorageUnavailable:
                 # The commit may have reached the database although we saw an error (claims we never got):
                 # reconcile once things settle, even if a retry of this round succeeds.

@@ -51,7 +51,9 @@ class Heartbeat(Service):
 
 
 class ControlSync(Service):
-    """Remote pause and resume of this worker (`djobs pause worker ID` from any process)."""
+    """Remote pause and resume of this worker (`djobs pause worker ID` from any process), and which of its
+    queues have fleet-wide limits (a limit set anywhere is obeyed within this service's period, at once
+    on PostgreSQL by NOTIFY)."""
 
     name = "control"
 
@@ -64,7 +66,13 @@ class ControlSync(Service):
         return self.backstop if self.w.notified else self.poll
 
     def run_once(self) -> int:
-        return int(self.w.sync_control())
+        changed = int(self.w.sync_control())
+        limited = self.w.storage.limited_queues() & set(self.w.queues)
+        if limited != self.w.limited_queues:
+            self.w.limited_queues = limited
+            self.w.wake()
+            changed += 1
+        return changed
 
 
 class Ownership(Service):

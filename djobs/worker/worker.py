@@ -121,6 +121,8 @@ class Worker(WorkerControl):
         self.elector = Elector(self.id, names, self.stale_lock_age - self.heartbeat_interval, self._elected)
         #: Set after a round failed on the database: the commit may have reached it (claims we never saw).
         self.reconcile_needed = False
+        #: Queues with fleet-wide limits, claimed under their limits (refreshed with the control state).
+        self.limited_queues: set[str] = set()
         sqlite_poll = 0.25
         turns = threading.Lock()
         self.keeper = ServiceLoop(
@@ -311,6 +313,7 @@ class Worker(WorkerControl):
 
     def _on_control(self) -> None:
         """Something workers plan around changed (a fan-out deadline, a schedule, a limit): look again."""
+        self.keeper.poke("control")
         self.maintainer.poke("scheduler")
         self.maintainer.poke("deadlines")
 

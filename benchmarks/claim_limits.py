@@ -1,0 +1,113 @@
+"""What fleet-wide limits cost the claim: the same claim+complete rounds with and without limits.
+
+    .venv/bin/python benchmarks/claim_limits.py                  # SQLite and PostgreSQL, 5,000 jobs
+    .venv/bin/python benchmarks/claim_limits.py --backend sqlite --jobs 20000 --batch 10
+
+One process drives storage directly, the way a worker's dispatcher does: each round completes the jobs of
+the previous one and claims `--batch` more, in one transaction (`storage.cycle`). Three variants run
+interleaved, each on a fresh database, `--repeat` times (medians): no limits (the baseline), queue limits
+that never bind (`running` and `rate` far above the load: the cost of the row lock, the count and the
+bucket), and per-key limits that never bind (jobs spread over 20 keys). Reported as jobs/s and as the
+time ratio to the baseline measured in the same run, with the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def run_once(url: str, variant: str, jobs: int, batch: int) -> float:
+    import djobs
+    from djobs.jobs import NewJob, new_id
+    from djobs.outcomes import ClaimRequest, Outcome, OutcomeKind
+
+    store = djobs.connect(url)
+    try:
+        limited = variant != "none"
+        if variant == "queue":
+            store.set_limits("default", djobs.Rate(1e8, 1), 1_000_000, None, None)
+        elif variant == "keys":
+            store.set_limits("default", None, None, djobs.Rate(1e8, 1), 1_000_000)
+        rows = [
+            NewJob(new_id(), "noop", "default", "{}", 0, 3, key=f"k{i % 20}" if variant == "keys" else None)
+            for i in range(jobs)
+        ]
+        for i in range(0, jobs, 500):
+            store.insert_jobs(rows[i : i + 500])
+        req = ClaimRequest("default", ("noop",), batch, False, limited)
+        done: list[Any] = []
+        t0 = time.perf_counter()
+        turn = 0
+        while True:
+            outs = [Outcome(OutcomeKind.COMPLETE, c.job.id, c.job.attempt, result_json="null") for c in done]
+            result = store.cycle("bench-worker", outs, [req], (), (), False, False, turn)
+            turn += 1
+            done = result.claims
+            if not done:
+                break
+        elapsed = time.perf_counter() - t0
+        assert store.count_jobs(status="completed") == jobs, "not every job completed"
+        return jobs / elapsed
+    finally:
+        store.close()
+
+
+def fresh_url(backend: str, pg_url: str, tmp: Path) -> tuple[str, Any]:
+    if backend == "sqlite":
+        path = tmp / f"{uuid.uuid4().hex}.db"
+        return f"sqlite:///{path}", None
+    from djobs.proof.dbutil import split_schema, with_schema
+    from djobs.storage.admin import create_pg_schema, drop_pg_schema
+
+    dsn, _ = split_schema(pg_url)
+    schema = f"bench_limits_{uuid.uuid4().hex[:8]}"
+    create_pg_schema(dsn, schema)
+    return with_schema(pg_url, schema), (lambda: drop_pg_schema(dsn, schema))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    p.add_argument("--pg-url", default=os.environ.get("DJOBS_BENCH_PG_URL") or os.environ.get("DJOBS_TEST_PG_URL") or DEFAULT_PG)
+    p.add_argument("--jobs", type=int, default=5000)
+    p.add_argument("--batch", type=int, default=10)
+    p.add_argument("--repeat", type=int, default=3)
+    opts = p.parse_args(argv)
+    import tempfile
+
+    backends = ["sqlite", "postgres"] if opts.backend == "both" else [opts.backend]
+    load0 = os.getloadavg()[0]
+    print(f"{'backend':<9} {'variant':<26} {'jobs/s':>9} {'time ×':>7}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in backends:
+            rates: dict[str, list[float]] = {"none": [], "queue": [], "keys": []}
+            for _ in range(opts.repeat):
+                for variant in rates:
+                    url, cleanup = fresh_url(backend, opts.pg_url, Path(tmp))
+                    try:
+                        rates[variant].append(run_once(url, variant, opts.jobs, opts.batch))
+                    finally:
+                        if cleanup:
+                            cleanup()
+            base = statistics.median(rates["none"])
+            names = {"none": "no limits", "queue": "queue running + rate", "keys": "key_running + key_rate, 20 keys"}
+            for variant, values in rates.items():
+                m = statistics.median(values)
+                print(f"{backend:<9} {names[variant]:<26} {m:>9,.0f} {base / m:>6.2f}×")
+    print(f"load average {load0:.2f} → {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

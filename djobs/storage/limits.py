@@ -1,0 +1,345 @@
+"""Fleet-wide limits, stored with the queue and enforced inside the claim.
+
+`running` caps a queue's running jobs across every worker, `key_running` caps them per key; `rate` and
+`key_rate` are token buckets holding at most N, refilled continuously at N per period. A limited queue is
+claimed under its row lock (PostgreSQL `FOR UPDATE`; SQLite's write transaction serialises anyway), so two
+workers never both see the last free place. The unlimited claim skips a limited queue outright (its row says
+`limited = 1`), so a worker that has not yet heard of a new limit claims nothing there rather than too much.
+
+Per-key limits are fair across keys: each claim hands out its places one key at a time, starting from a
+different key each round, so one busy key cannot starve the others. Jobs without a key are one more turn
+in that rotation, bound only by the queue's own limits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+from djobs import validate
+from djobs.jobs import Limits, Rate
+from djobs.outcomes import ClaimRequest
+from djobs.storage.base import Row, StorageBase
+from djobs.storage.dialect import CLAIMABLE, COL
+from djobs.storage.errors import operation
+
+_D = "DOUBLE PRECISION"
+_QUEUE = (
+    "SELECT paused, limited, running_cap, rate_n, rate_per, key_running_cap, key_rate_n, key_rate_per, tokens, "
+    "refilled_at, {now}, CASE WHEN running_cap IS NOT NULL THEN (SELECT COUNT(*) FROM djobs_jobs r "
+    "WHERE r.queue = djobs_queues.name AND r.status = 'running') END FROM djobs_queues WHERE name = ?"
+)
+# Due keys of a queue (NULL for jobs without one), each with its running count and its bucket.
+_KEYS = (
+    "SELECT k.job_key, (SELECT COUNT(*) FROM djobs_jobs r WHERE r.queue = ? AND r.status = 'running' "
+    "AND r.job_key = k.job_key), b.tokens, b.refilled_at FROM (SELECT DISTINCT job_key FROM djobs_jobs "
+    f"WHERE queue = ? AND status IN {CLAIMABLE} AND run_at <= {{now}} LIMIT {{max_keys}}) k "
+    "LEFT JOIN djobs_key_buckets b ON b.queue = ? AND b.job_key = k.job_key"
+)
+# The pick of a limited claim: as the unlimited one, without skipping limited queues, optionally one key.
+_PICK = (
+    f"SELECT id FROM djobs_jobs WHERE queue = ? AND status IN {CLAIMABLE} AND run_at <= {{now}} AND type IN ({{types}}) "
+    "{key}AND NOT EXISTS (SELECT 1 FROM djobs_workers w WHERE w.id = ? AND w.paused = 1) "
+    "ORDER BY priority DESC, run_at, id LIMIT ?"
+)
+#: A claim looks at most this many distinct keys per round.
+MAX_KEYS = 500
+
+
+def _refill(tokens: Any, refilled_at: Any, n: float, per: float, now: float) -> float:
+    if tokens is None or refilled_at is None:
+        return n
+    return min(n, float(tokens) + max(0.0, now - float(refilled_at)) * n / per)
+
+
+def _limits(row: Any) -> Limits:
+    """Limits from (running_cap, rate_n, rate_per, key_running_cap, key_rate_n, key_rate_per)."""
+    running, rn, rp, key_running, kn, kp = row
+    return Limits(
+        rate=Rate(rn, rp) if rn else None, running=int(running) if running is not None else None,
+        key_rate=Rate(kn, kp) if kn else None, key_running=int(key_running) if key_running is not None else None,
+    )  # fmt: skip
+
+
+class LimitOps(StorageBase):
+    # -- settings ------------------------------------------------------------------------------------------
+    @operation
+    def set_limits(
+        self, queue: str, rate: Rate | None, running: int | None, key_rate: Rate | None, key_running: int | None
+    ) -> None:
+        """Replace the queue's limits (all None: no limits). A new or changed rate starts with a full bucket."""
+        validate.name("queue name", queue)
+        for what, cap in (("running", running), ("key_running", key_running)):
+            if cap is not None and validate.int32(what, cap) < 0:
+                raise ValueError(f"{what} must be >= 0, got {cap}")
+        for what, r in (("rate", rate), ("key_rate", key_rate)):
+            if r is not None and not isinstance(r, Rate):
+                raise TypeError(f"{what} must be a djobs.Rate, got {type(r).__name__}")
+        limited = int(any(v is not None for v in (rate, running, key_rate, key_running)))
+        params = (
+            limited, running, rate.n if rate else None, rate.per if rate else None, key_running,
+            key_rate.n if key_rate else None, key_rate.per if key_rate else None, rate.n if rate else None,
+        )  # fmt: skip
+        with self.tx():
+            self._ex(
+                "INSERT INTO djobs_queues (name, paused, limited) VALUES (?, 0, 0) ON CONFLICT (name) DO NOTHING",
+                (queue,),
+            )
+            self._ex(
+                "UPDATE djobs_queues SET limited = ?, running_cap = ?, rate_n = ?, rate_per = ?, key_running_cap = ?, "
+                "key_rate_n = ?, key_rate_per = ?, tokens = ?, refilled_at = {now} WHERE name = ?",
+                (*params, queue),
+            )
+            if key_rate is None:
+                self._ex("DELETE FROM djobs_key_buckets WHERE queue = ?", (queue,))
+            self._event("queue_limits", None, queue, None, None)
+            self._notify("djobs_control")
+            self._notify()
+        self.control_local()
+        self.wake_local()
+
+    @operation(read=True)
+    def limits(self, queue: str) -> Limits:
+        row = self._ex(
+            "SELECT running_cap, rate_n, rate_per, key_running_cap, key_rate_n, key_rate_per FROM djobs_queues "
+            "WHERE name = ? AND limited = 1",
+            (queue,),
+        ).fetchone()
+        return _limits(row) if row else Limits()
+
+    @operation(read=True)
+    def all_limits(self) -> dict[str, Limits]:
+        rows = self._ex(
+            "SELECT name, running_cap, rate_n, rate_per, key_running_cap, key_rate_n, key_rate_per FROM djobs_queues "
+            "WHERE limited = 1 ORDER BY name"
+        ).fetchall()
+        return {r[0]: _limits(r[1:]) for r in rows}
+
+    @operation(read=True)
+    def limited_queues(self) -> set[str]:
+        return {r[0] for r in self._ex("SELECT name FROM djobs_queues WHERE limited = 1").fetchall()}
+
+    # -- the claim -----------------------------------------------------------------------------------------
+    def _pick_sql(self, n_types: int, keyed: bool, is_null: bool = False) -> str:
+        name = f"limited-pick:{n_types}:{keyed}:{is_null}"
+        sql = self._statements.get(name)
+        if sql is None:
+            key = "AND job_key IS NULL " if is_null else "AND job_key = ? " if keyed else ""
+            pick = _PICK.replace("{types}", self.dialect.marks(n_types)).replace("{key}", key)
+            take = (
+                "status = 'running', attempt = {a}attempt + 1, locked_by = ?, held = ?, started_at = {{now}}, "
+                "last_heartbeat_at = {{now}}, updated_at = {{now}}, wait_kind = NULL, wait_signal = NULL"
+            )
+            if self.is_pg:
+                sql = (
+                    f"WITH c AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED) UPDATE djobs_jobs j SET "
+                    f"{take.format(a='j.')} FROM c WHERE j.id = c.id RETURNING {{jcols}}"
+                )
+            else:
+                sql = f"UPDATE djobs_jobs SET {take.format(a='')} WHERE id IN ({pick}) RETURNING {{cols}}"
+            sql = self._statements[name] = self.dialect.render(sql)
+        return sql
+
+    def _take(self, worker_id: str, req: ClaimRequest, n: int, key: str | None = None, keyed: bool = False) -> list[Row]:
+        if n <= 0:
+            return []
+        pick: tuple[Any, ...] = (req.queue, *req.types)
+        if keyed and key is not None:
+            pick += (key,)
+        pick += (worker_id, n)
+        take = (worker_id, int(req.held))
+        params = (*pick, *take) if self.is_pg else (*take, *pick)
+        sql = self._pick_sql(len(req.types), keyed and key is not None, keyed and key is None)
+        return list(self.db.execute_sql(sql, params).fetchall())
+
+    def _claim_limited(self, worker_id: str, req: ClaimRequest, turn: int) -> tuple[list[Row], float | None]:
+        """Claim under the queue's limits (inside the caller's transaction). Returns the rows and, when
+        limits held jobs back, the epoch time worth trying again (None: when something finishes)."""
+        row = self._ex(_QUEUE + self.dialect.for_update, (req.queue,)).fetchone()
+        if row is None or not row[1]:
+            return self._take(worker_id, req, req.limit), None
+        paused, _, running_cap, rate_n, rate_per, key_cap, key_n, key_per, tokens, refilled_at, now, running = row
+        now = float(now)
+        if paused:
+            return [], None
+        n = req.limit
+        if running_cap is not None:
+            n = min(n, int(running_cap) - int(running))
+        bucket = None
+        if rate_n:
+            bucket = _refill(tokens, refilled_at, float(rate_n), float(rate_per), now)
+            n = min(n, math.floor(bucket + 1e-9))
+        retry: float | None = None
+        if n <= 0:
+            if bucket is not None and bucket < 1:
+                retry = now + (1 - bucket) * float(rate_per) / float(rate_n)
+            return [], retry
+        if key_cap is None and not key_n:
+            rows = self._take(worker_id, req, n)
+        else:
+            rows, retry = self._claim_keys(worker_id, req, n, key_cap, key_n, key_per, now, turn)
+        if bucket is not None:
+            self._ex(
+                "UPDATE djobs_queues SET tokens = ?, refilled_at = ? WHERE name = ?", (bucket - len(rows), now, req.queue)
+            )
+        return rows, retry
+
+    def _claim_keys(
+        self, worker_id: str, req: ClaimRequest, n: int, key_cap: Any, key_n: Any, key_per: Any, now: float, turn: int
+    ) -> tuple[list[Row], float | None]:
+        q = req.queue
+        found = self._ex(_KEYS.replace("{max_keys}", str(MAX_KEYS)), (q, q, q)).fetchall()
+        if not found:
+            return [], None
+        found.sort(key=lambda r: (r[0] is None, r[0] or ""))
+        keys: list[str | None] = [r[0] for r in found]
+        allow: dict[str | None, float] = dict.fromkeys(keys, float("inf"))
+        buckets: dict[str, float] = {}
+        retry: float | None = None
+        for k, running, tokens, at in found:
+            if k is None:
+                continue  # jobs without a key: only the queue's own limits bind them
+            if key_cap is not None:
+                allow[k] = int(key_cap) - int(running)
+            if key_n:
+                buckets[k] = b = _refill(tokens, at, float(key_n), float(key_per), now)
+                allow[k] = min(allow[k], math.floor(b + 1e-9))
+                if b < 1:
+                    wait = now + (1 - b) * float(key_per) / float(key_n)
+                    retry = wait if retry is None else min(retry, wait)
+        # Hand out the places one key at a time, starting from a different key each round.
+        start = turn % len(keys)
+        order = keys[start:] + keys[:start]
+        share: dict[str | None, int] = dict.fromkeys(order, 0)
+        left = n
+        while left > 0:
+            gave = False
+            for k in order:
+                if left > 0 and share[k] < allow[k]:
+                    share[k] += 1
+                    left -= 1
+                    gave = True
+            if not gave:
+                break
+        rows: list[Row] = []
+        spent: Counter[str] = Counter()
+        keyed = [(k, share[k]) for k in order if k is not None and share[k]]
+        if self.is_pg and keyed:
+            # One statement for every key (a LATERAL pick per key) instead of a round trip per key.
+            for r in self._take_keys_pg(worker_id, req, keyed):
+                rows.append(r)
+                spent[r[COL["job_key"]]] += 1
+        else:
+            for k, m in keyed:
+                got = self._take(worker_id, req, m, k, keyed=True)
+                rows.extend(got)
+                spent[k] = len(got)  # type: ignore[index]
+        if share.get(None):
+            rows.extend(self._take(worker_id, req, share[None], None, keyed=True))
+        if key_n and spent:
+            src = self.dialect.batch_source(("k", "t"))
+            self._ex(
+                "INSERT INTO djobs_key_buckets (queue, job_key, tokens, refilled_at) "
+                f"SELECT ?, v.k, CAST(v.t AS {_D}), ? FROM {src} WHERE true ON CONFLICT (queue, job_key) "
+                "DO UPDATE SET tokens = excluded.tokens, refilled_at = excluded.refilled_at",
+                (q, now, *self._batch_params([(k, str(buckets[k] - m)) for k, m in spent.items()], 2)),
+            )
+        return rows, retry
+
+    def _take_keys_pg(self, worker_id: str, req: ClaimRequest, shares: list[tuple[str, int]]) -> list[Row]:
+        name = f"limited-keys:{len(req.types)}"
+        sql = self._statements.get(name)
+        if sql is None:
+            sql = self._statements[name] = self.dialect.render(
+                "WITH c AS MATERIALIZED (SELECT p.id FROM unnest(?::text[], ?::int[]) AS v(k, n) CROSS JOIN LATERAL "
+                f"(SELECT id FROM djobs_jobs WHERE queue = ? AND job_key = v.k AND status IN {CLAIMABLE} "
+                f"AND run_at <= {{now}} AND type IN ({self.dialect.marks(len(req.types))}) AND NOT EXISTS "
+                "(SELECT 1 FROM djobs_workers w WHERE w.id = ? AND w.paused = 1) ORDER BY priority DESC, run_at, id "
+                "LIMIT v.n FOR UPDATE SKIP LOCKED) p) UPDATE djobs_jobs j SET status = 'running', attempt = j.attempt + 1, "
+                "locked_by = ?, held = ?, started_at = {now}, last_heartbeat_at = {now}, updated_at = {now}, "
+                "wait_kind = NULL, wait_signal = NULL FROM c WHERE j.id = c.id RETURNING {jcols}"
+            )
+        params = ([k for k, _ in shares], [n for _, n in shares], req.queue, *req.types, worker_id, worker_id, int(req.held))
+        return list(self.db.execute_sql(sql, params).fetchall())
+
+    # -- explaining ----------------------------------------------------------------------------------------
+    @operation(read=True)
+    def limit_state(self, queue: str, key: str | None = None) -> dict[str, Any]:
+        """What the queue's limits (and the key's) look like now: caps, running counts, tokens, due jobs."""
+        row = self._ex(_QUEUE, (queue,)).fetchone()
+        if row is None or not row[1]:
+            return {}
+        _, _, running_cap, rate_n, rate_per, key_cap, key_n, key_per, tokens, refilled_at, now, _ = row
+        now = float(now)
+        out: dict[str, Any] = {"limits": _limits((running_cap, rate_n, rate_per, key_cap, key_n, key_per))}
+        out["running"] = int(
+            self._ex("SELECT COUNT(*) FROM djobs_jobs WHERE queue = ? AND status = 'running'", (queue,)).fetchone()[0]
+        )
+        out["due"] = int(
+            self._ex(
+                f"SELECT COUNT(*) FROM djobs_jobs WHERE queue = ? AND status IN {CLAIMABLE} AND run_at <= {{now}}",
+                (queue,),
+            ).fetchone()[0]
+        )
+        if rate_n:
+            out["tokens"] = _refill(tokens, refilled_at, float(rate_n), float(rate_per), now)
+        if key is not None:
+            out["key_running"] = int(
+                self._ex(
+                    "SELECT COUNT(*) FROM djobs_jobs WHERE queue = ? AND status = 'running' AND job_key = ?", (queue, key)
+                ).fetchone()[0]
+            )
+            out["key_due"] = int(
+                self._ex(
+                    f"SELECT COUNT(*) FROM djobs_jobs WHERE queue = ? AND job_key = ? AND status IN {CLAIMABLE} "
+                    "AND run_at <= {now}",
+                    (queue, key),
+                ).fetchone()[0]
+            )
+            if key_n:
+                b = self._ex(
+                    "SELECT tokens, refilled_at FROM djobs_key_buckets WHERE queue = ? AND job_key = ?", (queue, key)
+                ).fetchone()
+                out["key_tokens"] = _refill(b[0] if b else None, b[1] if b else None, float(key_n), float(key_per), now)
+        return out
+
+    @operation(read=True)
+    def held_back(self, queue: str) -> dict[str, int]:
+        """How many due jobs each limit of the queue holds back now (0 for a limit that holds none)."""
+        state = self.limit_state(queue)
+        if not state:
+            return {}
+        lim: Limits = state["limits"]
+        due = state["due"]
+        out = {"running": 0, "rate": 0, "key_running": 0, "key_rate": 0}
+        if lim.running is not None and state["running"] >= lim.running:
+            out["running"] = due
+        elif lim.rate is not None and state.get("tokens", 1) < 1:
+            out["rate"] = due
+        if lim.key_running is not None or lim.key_rate is not None:
+            rows = self._ex(
+                f"SELECT job_key, COUNT(*) FROM djobs_jobs WHERE queue = ? AND status IN {CLAIMABLE} AND run_at <= {{now}} "
+                f"AND job_key IS NOT NULL GROUP BY job_key LIMIT {MAX_KEYS}",
+                (queue,),
+            ).fetchall()
+            running = dict(
+                self._ex(
+                    "SELECT job_key, COUNT(*) FROM djobs_jobs WHERE queue = ? AND status = 'running' "
+                    "AND job_key IS NOT NULL GROUP BY job_key",
+                    (queue,),
+                ).fetchall()
+            )
+            buckets = {}
+            if lim.key_rate is not None:
+                now = float(self._ex("SELECT {now}").fetchone()[0])
+                for k, tokens, at in self._ex(
+                    "SELECT job_key, tokens, refilled_at FROM djobs_key_buckets WHERE queue = ?", (queue,)
+                ).fetchall():
+                    buckets[k] = _refill(tokens, at, lim.key_rate.n, lim.key_rate.per, now)
+            for key, n_due in rows:
+                if lim.key_running is not None and int(running.get(key, 0)) >= lim.key_running:
+                    out["key_running"] += int(n_due)
+                elif buckets.get(key, 1.0) < 1:
+                    out["key_rate"] += int(n_due)
+        return out

@@ -1,0 +1,172 @@
+"""Fleet-wide limits, enforced inside the claim, on SQLite and PostgreSQL: `running` never exceeded at any
+instant however many worker processes serve the queue, `rate` a token bucket, `key_running` serialising a
+key while other keys run side by side, fairness across keys, changes obeyed within 2 s, and `why`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from dbsql import sql
+from durable_handlers import WorkerProcs, entries, in_process_worker, wait_until
+
+import djobs
+from djobs.explain import why
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def running_now(q: djobs.Queue, queue: str = "default") -> int:
+    return int(sql(q.storage, "SELECT COUNT(*) FROM djobs_jobs WHERE queue = ? AND status = 'running'", (queue,)).fetchone()[0])
+
+
+def sample_max(q: djobs.Queue, until: threading.Event, queue: str = "default") -> list[int]:
+    """Sample the queue's running count in the database every 20 ms until `until` is set."""
+    seen: list[int] = []
+
+    def loop() -> None:
+        while not until.is_set():
+            seen.append(running_now(q, queue))
+            time.sleep(0.02)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    return seen
+
+
+def test_limits_round_trip_and_validation(q: djobs.Queue) -> None:
+    assert q.limits("api") == djobs.Limits() and not q.limits("api")
+    q.set_limits("api", rate="10/s", running=5, key_rate=djobs.Rate(1, 2), key_running=1)
+    lim = q.limits("api")
+    assert (lim.rate, lim.running, lim.key_rate, lim.key_running) == (djobs.Rate(10, 1), 5, djobs.Rate(1, 2), 1)
+    assert str(lim.rate) == "10/s" and str(lim.key_rate) == "1/2s"
+    assert q.all_limits() == {"api": lim}
+    q.set_limits("api")
+    assert q.all_limits() == {} and not q.limits("api")
+    for bad in ({"rate": "ten/s"}, {"rate": "5/fortnight"}, {"rate": "0/s"}, {"running": -1}, {"running": 2**31}):
+        with pytest.raises((ValueError, TypeError)):
+            q.set_limits("api", **bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        q.set_limits("bad\x00queue", running=1)
+    assert q.all_limits() == {}
+
+
+def test_running_cap_holds_across_worker_processes(q: djobs.Queue, led: Path, procs: WorkerProcs) -> None:
+    q.set_limits("default", running=3)
+    ids = [q.enqueue("rec", {"tag": f"r{i}", "sleep": 0.3}) for i in range(24)]
+    for _ in range(3):
+        procs.start("default=4")  # 12 slots against a cap of 3
+    stop = threading.Event()
+    seen = sample_max(q, stop)
+    wait_until(lambda: len(entries(led, "rec-done")) >= len(ids), 120, "every job done")
+    stop.set()
+    assert max(seen) <= 3, f"more than 3 running at once: {max(seen)}"
+    assert max(seen) == 3, "the cap was never reached: the test proves nothing"
+    # Counted in the handlers too: start/end intervals never overlap more than 3 deep.
+    runs = entries(led, "rec")
+    assert len(runs) == len(ids)
+
+
+def test_rate_is_a_token_bucket(q: djobs.Queue, led: Path) -> None:
+    q.set_limits("default", rate="5/s")
+    for i in range(20):
+        q.enqueue("rec", {"tag": f"t{i}"})
+    w = in_process_worker(q, queues={"default": 8})
+    w.start()
+    try:
+        wait_until(lambda: len(entries(led, "rec-done")) >= 20, 60, "twenty jobs")
+    finally:
+        w.stop(timeout=5)
+    starts = sorted(
+        j.started_at.timestamp() for j in q.list_jobs(limit=100) if j.started_at is not None  # type: ignore[union-attr]
+    )
+    assert len(starts) == 20
+    # A bucket of 5 refilled at 5/s: in any span T, at most 5 * (1 + T) starts (plus scheduling slack).
+    for i in range(len(starts)):
+        for j in range(i, len(starts)):
+            span = starts[j] - starts[i]
+            assert j - i + 1 <= 5 * (1 + span) + 1, (i, j, span)
+    total = starts[-1] - starts[0]
+    assert 2.0 <= total <= 8.0, f"20 starts at 5/s from a full bucket of 5 take about 3 s, took {total:.1f}s"
+
+
+def test_key_running_serialises_a_key_and_other_keys_run_side_by_side(q: djobs.Queue, led: Path) -> None:
+    q.set_limits("default", key_running=1)
+    for k in ("a", "b", "c"):
+        for i in range(3):
+            q.enqueue("rec", {"tag": f"{k}{i}", "sleep": 0.3}, key=f"tenant:{k}")
+    stop = threading.Event()
+    per_key: list[Counter[str]] = []
+
+    def sample() -> None:
+        while not stop.is_set():
+            rows = sql(q.storage, "SELECT job_key FROM djobs_jobs WHERE status = 'running'").fetchall()
+            per_key.append(Counter(r[0] for r in rows))
+            time.sleep(0.02)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    w = in_process_worker(q, queues={"default": 6})
+    w.start()
+    try:
+        wait_until(lambda: len(entries(led, "rec-done")) >= 9, 60, "nine jobs")
+    finally:
+        stop.set()
+        w.stop(timeout=5)
+    assert all(max(c.values(), default=0) <= 1 for c in per_key), "a key ran twice at once"
+    assert any(len(c) >= 2 for c in per_key), "keys never ran side by side"
+
+
+def test_a_busy_key_does_not_starve_the_others(q: djobs.Queue, led: Path) -> None:
+    q.set_limits("default", running=2, key_running=1)
+    for i in range(300):
+        q.enqueue("rec", {"tag": f"big{i}"}, key="big")
+    for k in ("x", "y"):
+        for i in range(10):
+            q.enqueue("rec", {"tag": f"{k}{i}"}, key=k)
+    w = in_process_worker(q, queues={"default": 4})
+    w.start()
+    try:
+        wait_until(lambda: sum(1 for e in entries(led, "rec-done") if not e[1].startswith("big")) >= 20, 60,
+                   "the small keys' jobs")  # fmt: skip
+    finally:
+        w.stop(timeout=5)
+    big_done = sum(1 for e in entries(led, "rec-done") if e[1].startswith("big"))
+    assert big_done < 100, f"the small keys waited behind {big_done} jobs of the busy key"
+
+
+def test_a_limit_set_elsewhere_is_obeyed_within_two_seconds(q: djobs.Queue, led: Path, procs: WorkerProcs) -> None:
+    for i in range(40):
+        q.enqueue("rec", {"tag": f"c{i}", "sleep": 0.4})
+    procs.start("default=4")
+    procs.start("default=4")
+    wait_until(lambda: running_now(q) >= 4, 60, "the workers busy")
+    q.set_limits("default", running=1)  # from this process, not the workers'
+    time.sleep(2.5)  # obeyed within 2 s; the 0.4 s jobs that ran when it was set have ended
+    stop = threading.Event()
+    seen = sample_max(q, stop)
+    time.sleep(2.0)
+    stop.set()
+    assert max(seen) <= 1, f"{max(seen)} running after the limit was set"
+    assert 1 in seen, "the queue stopped altogether"
+
+
+def test_why_names_the_limit_and_held_back_counts(q: djobs.Queue, led: Path) -> None:
+    q.set_limits("default", running=1)
+    first = q.enqueue("rec", {"tag": "hold", "gate": "g1"})
+    second = q.enqueue("rec", {"tag": "wait"})
+    w = in_process_worker(q, queues={"default": 4})
+    w.start()
+    try:
+        wait_until(lambda: q.get_job(first).status.value == "running", 30, "the first job running")  # type: ignore[union-attr]
+        text = " ".join(why(q, second))
+        assert "running limit (1 of 1 running)" in text, text
+        assert q.held_back("default")["running"] == 1
+    finally:
+        from durable_handlers import open_gate
+
+        open_gate(led, "g1")
+        w.stop(timeout=5)
