@@ -935,3 +935,11 @@ def test_a_cancelled_retrying_job_never_runs_again(queue: djobs.Queue) -> None:
         time.sleep(1.0)  # past its run_at: a claim would have happened by now
     assert len(calls.of(jid)) == 1
     assert _status(queue, jid) == djobs.JobStatus.CANCELLED
+
+
+def test_ids_sort_in_creation_order_within_a_millisecond() -> None:
+    """Claims break priority and due-time ties by id: one process's ids must sort as they were made."""
+    from djobs.jobs import new_id
+
+    ids = [new_id() for _ in range(10_000)]  # many per millisecond
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
