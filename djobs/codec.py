@@ -28,10 +28,16 @@ def _default(o: Any) -> Any:
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
 
+# One encoder for every call: json.dumps with options builds a new JSONEncoder each time.
+_encode = json.JSONEncoder(default=_default, separators=(",", ":"), allow_nan=False).encode
+
+
 def dumps(value: Any) -> str:
     """Encode to compact JSON; raises TypeError for values JSON cannot hold."""
+    if value is None:
+        return "null"
     try:
-        return json.dumps(value, default=_default, separators=(",", ":"), allow_nan=False)
+        return _encode(value)
     except ValueError as exc:  # NaN/inf
         raise TypeError(str(exc)) from None
 

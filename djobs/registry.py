@@ -140,11 +140,8 @@ def module_jobs() -> dict[str, Handler]:
 
 
 def encode_args(args: Any) -> str:
-    """Args (or any stored JSON value) as JSON text: TypeError if JSON cannot hold them, ValueError if
-    they nest deeper than storage allows (checked on the value, before a deep structure can exhaust the
-    encoder's stack)."""
-    if isinstance(args, dict | list | tuple):
-        validate.depth("args", args)
+    """Args (or any stored JSON value) as JSON text: TypeError if JSON cannot hold them, ValueError if they
+    nest too deep for the encoder (storage checks the nesting limit itself, on the text)."""
     try:
         return codec.dumps(args)
     except RecursionError:

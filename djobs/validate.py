@@ -37,8 +37,20 @@ def int32(what: str, value: Any, minimum: int = INT32_MIN) -> int:
     return value
 
 
+_good_names: set[str] = set()
+
+
 def name(what: str, value: Any) -> str:
     """A name: 1..255 characters, printable (no control characters, no lone surrogates, no NUL)."""
+    if type(value) is str and value in _good_names:
+        return value  # names repeat (job types, queues): checked once per process
+    _check_name(what, value)
+    if len(_good_names) < 10_000:
+        _good_names.add(value)
+    return value
+
+
+def _check_name(what: str, value: Any) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a string, got {type(value).__name__}")
     if not value:
@@ -52,7 +64,6 @@ def name(what: str, value: Any) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError(f"{what} must be valid Unicode text (it contains a lone surrogate)") from None
-    return value
 
 
 def optional_name(what: str, value: Any) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from djobs import codec, validate
@@ -26,11 +27,25 @@ _SUMMARY = (
 )
 
 
+# Many jobs in one statement: the rows travel as one JSON document (SQLite) or typed arrays (PostgreSQL),
+# so a batch costs one statement instead of one bound statement per row.
+_MANY_COLS = (
+    ("id", "text"), ("type", "text"), ("queue", "text"), ("args", "text"), ("priority", "int"), ("retries", "int"),
+    ("at", "float8"), ("delay", "float8"), ("ukey", "text"), ("parent", "text"), ("fanout", "text"), ("pos", "int"),
+    ("timeout", "float8"), ("jkey", "text"), ("meta", "text"), ("ufor", "float8"), ("backoff", "text"),
+    ("trace", "text"),
+)  # fmt: skip
+_MANY = (
+    "INSERT INTO djobs_jobs (id, type, queue, args, priority, status, attempt, max_retries, run_at, created_at, "
+    "updated_at, unique_key, parent_id, fanout_id, fanout_pos, pause_requested, timeout, job_key, meta, "
+    "unique_until, backoff, trace) SELECT v.id, v.type, v.queue, v.args, v.priority, 'pending', 0, v.retries, "
+    "COALESCE(v.at, {now} + v.delay), {now}, {now}, v.ukey, v.parent, v.fanout, v.pos, 0, v.timeout, v.jkey, "
+    "v.meta, {now} + v.ufor, v.backoff, v.trace FROM {src}"
+)
+
+
 def insert_params(j: NewJob) -> tuple[Any, ...]:
-    return (
-        j.id, j.type, j.queue, j.args_json, j.priority, j.max_retries, j.at, j.delay, j.unique_key, j.parent_id,
-        j.fanout_id, j.fanout_pos, j.timeout, j.key, j.meta_json, j.unique_for, j.backoff_json, j.trace,
-    )  # fmt: skip
+    return tuple(j)  # NewJob's fields are in the insert statement's order
 
 
 class JobOps(StorageBase):
@@ -82,7 +97,27 @@ class JobOps(StorageBase):
             if len(rows) == 1:
                 self.db.execute_sql(sql, rows[0])
             else:
-                self._many(sql, rows)
+                self._insert_many(rows)
+
+    def _insert_many(self, rows: list[tuple[Any, ...]]) -> None:
+        sql = self._statements.get("insert-many")
+        if sql is None:
+            if self.is_pg:
+                arrays = ", ".join(f"?::{t}[]" for _, t in _MANY_COLS)
+                src = f"unnest({arrays}) AS v({', '.join(c for c, _ in _MANY_COLS)})"
+            else:
+                picks = ", ".join(f"value ->> {i} AS {c}" for i, (c, _) in enumerate(_MANY_COLS))
+                src = f"(SELECT {picks} FROM json_each(?)) AS v"
+            sql = self._statements["insert-many"] = self.dialect.render(_MANY.replace("{src}", src))
+        if self.is_pg:
+            # One type per array: psycopg refuses a list mixing ints and floats.
+            cast = [float if t == "float8" else int if t == "int" else str for _, t in _MANY_COLS]
+            params: tuple[Any, ...] = tuple(
+                [None if r[i] is None else cast[i](r[i]) for r in rows] for i in range(len(_MANY_COLS))
+            )
+        else:
+            params = (json.dumps(rows, separators=(",", ":")),)
+        self.db.execute_sql(sql, params)
 
     def _key_holder(self, keys: list[str]) -> tuple[str, str] | None:
         if not keys:
@@ -237,7 +272,7 @@ class JobOps(StorageBase):
         """Jobs newest first, filtered."""
         where, params = self._filters(status, queue, type, meta)
         rows = self._ex(
-            _SELECT + where + " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+            _SELECT + where + " ORDER BY id DESC LIMIT ? OFFSET ?",
             (*params, _page(limit), _page(offset)),
         ).fetchall()
         return [records.job(r) for r in rows]
@@ -256,7 +291,7 @@ class JobOps(StorageBase):
         where, params = self._filters(status, queue, type, meta)
         n = max(1, min(int(preview), 100_000))
         rows = self._ex(
-            _SUMMARY + where + " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+            _SUMMARY + where + " ORDER BY id DESC LIMIT ? OFFSET ?",
             (n + 1, n + 1, *params, _page(limit), _page(offset)),
         ).fetchall()
         return [records.summary(r, r[14], r[15], n) for r in rows]
