@@ -392,3 +392,19 @@ def test_an_unreachable_server_is_storage_unavailable() -> None:
 def test_bad_url_parameters_are_value_errors() -> None:
     with pytest.raises(ValueError, match="bogus"):
         djobs.connect("postgresql://postgres@127.0.0.1:5432/test?bogus=1")
+
+
+def test_threads_that_end_without_closing_do_not_exhaust_the_pool(pg_url: str) -> None:
+    """Peewee binds a connection to each thread: short-lived threads that read and end must not keep
+    their connections' places in the pool."""
+    import threading
+
+    store = djobs.connect(pg_url, pool=djobs.PoolConfig(max_open=3, max_idle=3))
+    try:
+        for _ in range(10):  # far more threads than places
+            t = threading.Thread(target=lambda: store.get_job("nothing"))
+            t.start()
+            t.join()
+        assert store.get_job("nothing") is None, "the pool ran out of connections"
+    finally:
+        store.close()

@@ -15,6 +15,7 @@ do not apply. Peewee binds one connection per thread, so a worker uses about con
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -70,6 +71,9 @@ class DjobsPooledPostgres(PooledPostgresqlDatabase):
     def __init__(self, database: str, pool: PoolConfig, **kwargs: Any) -> None:
         self._pool_cfg = pool
         self._idle_since: dict[int, float] = {}
+        # Who checked each connection out: a thread that ends without handing its connection back (peewee
+        # binds connections to threads) would otherwise hold a pool place for ever.
+        self._owners: dict[int, threading.Thread] = {}
         super().__init__(
             database,
             max_connections=pool.max_open,
@@ -94,7 +98,15 @@ class DjobsPooledPostgres(PooledPostgresqlDatabase):
 
                 heapq.heapify(keep)
                 self._connections = keep
-        return super()._connect()
+            in_use: dict[int, Any] = getattr(self, "_in_use")  # noqa: B009 - set by the base class
+            for key in [k for k, t in self._owners.items() if not t.is_alive()]:
+                self._owners.pop(key, None)
+                orphan = in_use.pop(key, None)
+                if orphan is not None:
+                    self._close_raw(orphan.connection)
+            conn = super()._connect()
+            self._owners[id(conn)] = threading.current_thread()
+            return conn
 
     def _is_closed(self, conn: Any) -> bool:
         """Checked at check-out. Peewee asks the server (`SELECT 1`, a round trip and a transaction) every
@@ -112,6 +124,7 @@ class DjobsPooledPostgres(PooledPostgresqlDatabase):
 
     def _close(self, conn: Any, close_conn: bool = False) -> None:
         with self._pool_lock:
+            self._owners.pop(id(conn), None)
             if not close_conn and len(self._connections) >= self._pool_cfg.max_idle:
                 close_conn = True
             super()._close(conn, close_conn)
