@@ -18,9 +18,10 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
+
+from djobs.proof.dbutil import fresh_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -63,19 +64,6 @@ def run_once(url: str, variant: str, jobs: int, batch: int) -> float:
         store.close()
 
 
-def fresh_url(backend: str, pg_url: str, tmp: Path) -> tuple[str, Any]:
-    if backend == "sqlite":
-        path = tmp / f"{uuid.uuid4().hex}.db"
-        return f"sqlite:///{path}", None
-    from djobs.proof.dbutil import split_schema, with_schema
-    from djobs.storage.admin import create_pg_schema, drop_pg_schema
-
-    dsn, _ = split_schema(pg_url)
-    schema = f"bench_limits_{uuid.uuid4().hex[:8]}"
-    create_pg_schema(dsn, schema)
-    return with_schema(pg_url, schema), (lambda: drop_pg_schema(dsn, schema))
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
@@ -94,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             rates: dict[str, list[float]] = {"none": [], "queue": [], "keys": []}
             for _ in range(opts.repeat):
                 for variant in rates:
-                    url, cleanup = fresh_url(backend, opts.pg_url, Path(tmp))
+                    url, cleanup = fresh_url(backend, opts.pg_url, Path(tmp), "bench_limits")
                     try:
                         rates[variant].append(run_once(url, variant, opts.jobs, opts.batch))
                     finally:

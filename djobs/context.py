@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from djobs.errors import JobCancelled
@@ -123,6 +123,30 @@ class Context:
 
         return durable.fan_out(self, subs, strategy, queue, retries, timeout, cancel_on_parent_failure)
 
+    # -- durable time and signals (the job waits holding no worker; see durable/waits.py) --------------------
+    def sleep(self, duration: timedelta | float) -> None:
+        """Sleep durably: the job waits, its slot free, and carries on after its next steps replay."""
+        from djobs.durable import waits
+
+        waits.sleep(self, duration)
+
+    def sleep_until(self, when: datetime) -> None:
+        from djobs.durable import waits
+
+        waits.sleep(self, until=when)
+
+    def wait_for_signal(self, name: str, timeout: timedelta | float | None = None) -> Any:
+        """The payload of the next signal `name` sent to this job; `djobs.SignalTimeout` after `timeout`."""
+        from djobs.durable import waits
+
+        return waits.wait_for_signal(self, name, timeout)
+
+    def check_signal(self, name: str) -> tuple[Any, bool]:
+        """(payload, True) if a signal `name` is there (consumed), else (None, False); never waits."""
+        from djobs.durable import waits
+
+        return waits.check_signal(self, name)
+
     # -- events and progress ---------------------------------------------------------------------------
     def emit(self, kind: str, data: Any = None, persist: bool = False) -> None:
         self.queue.emit_custom(self.job.id, kind, data, persist=persist)
@@ -131,7 +155,7 @@ class Context:
         """Store progress on the job (shown by inspect and the TUI) and emit a "progress" event."""
         from djobs import codec
         from djobs.durable import storage_call
-        from djobs.events import CustomEvent
+        from djobs.event_types import CustomEvent
 
         progress = {"done": done, "total": total, "message": message}
         text = codec.dumps(progress)
@@ -175,3 +199,23 @@ def load_checkpoint(name: str) -> tuple[Any, bool]:
 
 def fan_out(subs: list[Sub], **kwargs: Any) -> list[Result]:
     return _require().fan_out(subs, **kwargs)
+
+
+def sleep(duration: timedelta | float) -> None:
+    """`ctx.sleep` of the running handler: the job waits durably, holding no worker."""
+    _require().sleep(duration)
+
+
+def sleep_until(when: datetime) -> None:
+    """`ctx.sleep_until` of the running handler (a naive `when` is UTC)."""
+    _require().sleep_until(when)
+
+
+def wait_for_signal(name: str, timeout: timedelta | float | None = None) -> Any:
+    """`ctx.wait_for_signal` of the running handler: the next signal's payload; `SignalTimeout` after `timeout`."""
+    return _require().wait_for_signal(name, timeout)
+
+
+def check_signal(name: str) -> tuple[Any, bool]:
+    """`ctx.check_signal` of the running handler: `(payload, True)` or `(None, False)`, never waiting."""
+    return _require().check_signal(name)

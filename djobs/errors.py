@@ -129,12 +129,31 @@ def has_no_retry(exc: BaseException) -> bool:
     return False
 
 
+#: A job's error keeps at most this much of the exception's message (the traceback keeps more).
+MAX_MESSAGE = 3_000
+#: A job's error names at most this many of the durable steps it failed in (their keys grow with the depth).
+MAX_STEP_NOTES = 6
+
+
+def safe_str(exc: BaseException) -> str:
+    """str(exc), even for an exception whose __str__ raises (user code: it must not break recording it)."""
+    try:
+        return str(exc)
+    except Exception:
+        return "<str() of the exception failed>"
+
+
 def error_text(exc: BaseException) -> str:
     """The one-line text stored as a job's `last_error`, naming the durable step it came from (if any)."""
-    msg = str(exc)
+    msg = safe_str(exc)
+    if len(msg) > MAX_MESSAGE:
+        msg = msg[: MAX_MESSAGE - 1] + "…"
     name = type(exc).__name__
     text = f"{name}: {msg}" if msg else name
     steps = [n for n in getattr(exc, "__notes__", ()) if isinstance(n, str) and n.startswith("in durable step ")]
+    if len(steps) > MAX_STEP_NOTES:  # deep nesting: the innermost steps say where, the outermost how it began
+        keep = MAX_STEP_NOTES // 2
+        steps = [*steps[:keep], f"{len(steps) - 2 * keep} more steps", *steps[-keep:]]
     if steps:
         text += f" ({', '.join(reversed(steps))})"
     return text

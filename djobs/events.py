@@ -13,11 +13,61 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-
-from djobs.jobs import Job, PauseMode
+from typing import TYPE_CHECKING, Any
 
 log = logging.getLogger("djobs")
+
+if TYPE_CHECKING:
+    from djobs.event_types import (  # noqa: F401 - what `__getattr__` below gives, for type checkers
+        CheckpointSaved,
+        CustomEvent,
+        JobCompleted,
+        JobEvent,
+        JobFailed,
+        JobPaused,
+        JobResumed,
+        JobRetrying,
+        JobSleeping,
+        JobStarted,
+        JobWaitingSignal,
+        QueuePaused,
+        QueueResumed,
+        SignalReceived,
+        WorkerPaused,
+        WorkerResumed,
+        event_kind,
+    )
+
+# The event records live in djobs/event_types.py and are made on first use: a process that only enqueues
+# (`djobs enqueue`) publishes none of them and skips creating their 16 dataclasses, some milliseconds of its
+# start-up. `djobs.events.JobStarted` and `from djobs.events import JobStarted` still work.
+_RECORDS = frozenset({
+    "JobEvent",
+    "JobStarted",
+    "JobCompleted",
+    "JobFailed",
+    "JobRetrying",
+    "JobPaused",
+    "JobResumed",
+    "QueuePaused",
+    "QueueResumed",
+    "WorkerPaused",
+    "WorkerResumed",
+    "CheckpointSaved",
+    "JobSleeping",
+    "JobWaitingSignal",
+    "SignalReceived",
+    "CustomEvent",
+    "event_kind",
+})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RECORDS:
+        from djobs import event_types
+
+        return getattr(event_types, name)
+    raise AttributeError(f"module 'djobs.events' has no attribute {name!r}")
 
 
 def _now() -> datetime:
@@ -27,91 +77,6 @@ def _now() -> datetime:
 @dataclass(frozen=True)
 class Event:
     timestamp: datetime = field(default_factory=_now, kw_only=True)
-
-
-@dataclass(frozen=True)
-class JobEvent(Event):
-    job_id: str
-    job: Job | None = None
-
-
-@dataclass(frozen=True)
-class JobStarted(JobEvent):
-    """A worker claimed the job and its handler is starting."""
-
-
-@dataclass(frozen=True)
-class JobCompleted(JobEvent):
-    """The handler returned; the result is stored."""
-
-
-@dataclass(frozen=True)
-class JobFailed(JobEvent):
-    error: str = ""
-
-
-@dataclass(frozen=True)
-class JobRetrying(JobEvent):
-    error: str = ""
-    attempt: int = 0
-    next_run_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class JobPaused(JobEvent):
-    """The job was paused (by anyone, from any process)."""
-
-
-@dataclass(frozen=True)
-class JobResumed(JobEvent):
-    """A paused job was resumed."""
-
-
-@dataclass(frozen=True)
-class QueuePaused(Event):
-    queue: str
-
-
-@dataclass(frozen=True)
-class QueueResumed(Event):
-    queue: str
-
-
-@dataclass(frozen=True)
-class WorkerPaused(Event):
-    worker_id: str
-    mode: PauseMode = PauseMode.GRACEFUL
-
-
-@dataclass(frozen=True)
-class WorkerResumed(Event):
-    worker_id: str
-    mode: PauseMode | None = None
-
-
-@dataclass(frozen=True)
-class CheckpointSaved(Event):
-    job_id: str
-    call_index: int | None
-    name: str
-
-
-@dataclass(frozen=True)
-class CustomEvent(Event):
-    job_id: str | None
-    kind: str = "custom"
-    data: Any = None
-
-
-def _snake(name: str) -> str:
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
-
-
-def event_kind(ev: Event) -> str:
-    """The stable tag stored in the event log: "job_started", …, "custom:<kind>" for custom events."""
-    if isinstance(ev, CustomEvent):
-        return f"custom:{ev.kind}"
-    return _snake(type(ev).__name__)
 
 
 class Subscription:

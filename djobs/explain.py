@@ -6,9 +6,9 @@ Usage::
     for reason in why(queue, job_id):
         print("-", reason)
 
-Each reason is one sentence. The checks, in order: finished jobs; paused job; waiting on sub-jobs; due in
-the future (scheduled or backing off after a failed attempt); paused queue; no live worker serving the
-queue; no live worker with a handler for the type; every serving worker paused. A running job says which
+Each reason is one sentence. The checks, in order: finished jobs; paused job; sleeping, waiting for a signal
+or on sub-jobs; due in the future (scheduled or backing off after a failed attempt); paused queue; no live
+worker serving the queue; no live worker with a handler for the type; every serving worker paused. A running job says which
 worker runs it and since when. A job that should be claimed now says so.
 """
 
@@ -117,7 +117,9 @@ def why(queue: Queue, job_id: str, now: datetime | None = None, stale_after: flo
         reasons.append(f"the job is paused{_reason_suffix(getattr(job, 'pause_reason', None))}; resume it with "
                        "djobs resume job ID")  # fmt: skip
 
-    if status == "waiting":
+    if status in ("waiting", "paused") and job.wait_kind in ("sleep", "signal"):
+        reasons.append(_durable_wait(queue, job, now))
+    elif status == "waiting":
         subs = queue.sub_jobs(job_id)
         done = sum(1 for s in subs if _status(s) in _FINISHED)
         if subs:
@@ -156,6 +158,20 @@ def why(queue: Queue, job_id: str, now: datetime | None = None, stale_after: flo
     if not reasons and status in ("pending", "retrying"):
         reasons.append(f"nothing holds it back: the next free worker on queue {job.queue!r} will claim it")
     return reasons
+
+
+def _durable_wait(queue: Queue, job: Any, now: datetime) -> str:
+    """A sleep says until when; a signal wait names its signal, how many of it are sent and not yet
+    consumed (more than 0: the job is due and the next free worker takes it), and its timeout, if any."""
+    from djobs.validate import MAX_EPOCH
+
+    if job.wait_kind == "sleep":
+        return f"the job is sleeping until {when(job.run_at, now)}"
+    sent = queue.pending_signals(job.id, job.wait_signal)
+    text = f"the job is waiting for signal {job.wait_signal!r} (sent: {sent})"
+    if job.run_at is not None and job.run_at.timestamp() < MAX_EPOCH and sent == 0:
+        text += f"; the wait times out at {when(job.run_at, now)}"
+    return text
 
 
 def _mode(worker: Any) -> str:

@@ -8,11 +8,39 @@ import os
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from djobs.retry import Backoff
+
+if TYPE_CHECKING:
+    from djobs.info import (  # noqa: F401 - what `__getattr__` below gives, for type checkers
+        Checkpoint,
+        Health,
+        JobDetail,
+        JobSummary,
+        JobTypeInfo,
+        QueueStats,
+        ScheduleInfo,
+        StoredEvent,
+        WorkerInfo,
+    )
+
+# The read-only records that look-ups return live in djobs/info.py and are made on first use: a process that
+# only enqueues (`djobs enqueue`) needs none of them and skips creating their dataclasses, some milliseconds
+# of its start-up. `djobs.jobs.Health` and `from djobs.jobs import Health` still work.
+_RECORDS = frozenset(
+    {"Checkpoint", "WorkerInfo", "QueueStats", "ScheduleInfo", "StoredEvent", "JobDetail", "JobSummary", "JobTypeInfo", "Health"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RECORDS:
+        from djobs import info
+
+        return getattr(info, name)
+    raise AttributeError(f"module 'djobs.jobs' has no attribute {name!r}")
 
 
 class JobStatus(enum.StrEnum):
@@ -47,6 +75,12 @@ RUNNABLE = frozenset({JobStatus.PENDING, JobStatus.RETRYING})
 TERMINAL_VALUES: tuple[str, ...] = tuple(s.value for s in STATUS_ORDER if s in TERMINAL)
 ACTIVE_VALUES: tuple[str, ...] = tuple(s.value for s in STATUS_ORDER if s in ACTIVE)
 STATUS_VALUES: tuple[str, ...] = tuple(s.value for s in STATUS_ORDER)
+
+
+#: Attempts given back in a row (worker stop or pause, a lost database connection) before the job fails:
+#: nothing a worker does can re-run a job in a tight loop. (Defined here, not in djobs/outcomes.py, so that
+#: storage can use it without creating the worker's records: a producer never needs them.)
+MAX_REFUNDS = 10
 
 
 class PauseMode(enum.StrEnum):
@@ -255,133 +289,6 @@ def success_count(results: list[Result]) -> int:
     return sum(1 for r in results if r.ok)
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    job_id: str
-    call_index: int | None
-    name: str
-    value: Any
-    error: str | None
-    created_at: datetime | None
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    id: str
-    host: str
-    pid: int
-    queues: dict[str, int]
-    handlers: list[str]
-    paused: bool
-    pause_mode: PauseMode | None
-    pause_reason: str | None
-    paused_at: datetime | None
-    started_at: datetime | None
-    last_heartbeat_at: datetime | None
-    running: int
-    alive: bool
-
-
-@dataclass(frozen=True)
-class QueueStats:
-    name: str
-    paused: bool
-    paused_at: datetime | None
-    pause_reason: str | None
-    counts: dict[str, int] = field(default_factory=dict)
-    completed_last_minute: int = 0
-
-
-@dataclass(frozen=True)
-class ScheduleInfo:
-    name: str
-    job: str
-    spec: str
-    args: Any
-    queue: str
-    priority: int
-    timezone: str | None
-    paused: bool
-    last_fire: datetime | None
-    next_fire: datetime | None
-    pause_reason: str | None = None
-    #: "config" when a config file declares it (deleted once the file no longer does), else "api".
-    source: str = "api"
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """One row of the database event log."""
-
-    id: int
-    timestamp: datetime
-    kind: str
-    job_id: str | None
-    queue: str | None
-    worker_id: str | None
-    data: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class JobDetail:
-    """One job with what explains it: its checkpoints, its sub-jobs and its newest events (oldest first).
-    What `djobs inspect ID`, the TUI's detail screen and the web UI's job view show."""
-
-    job: Job
-    checkpoints: list[Checkpoint]
-    sub_jobs: list[Job]
-    events: list[StoredEvent]
-    #: Sub-jobs beyond the `sub_jobs` window (a wide fan-out lists its first ones only).
-    more_sub_jobs: int = 0
-
-
-@dataclass(frozen=True)
-class JobSummary:
-    """A job as listings show it: no full args or result, a bounded preview of each (dashboards page
-    through thousands of these)."""
-
-    id: str
-    type: str
-    queue: str
-    status: JobStatus
-    priority: int
-    attempt: int
-    max_retries: int
-    run_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    completed_at: datetime | None
-    parent_id: str | None
-    key: str | None
-    args_preview: str
-    error_preview: str | None
-
-
-@dataclass(frozen=True)
-class JobTypeInfo:
-    """A job type some worker registered in the database, with its defaults: what lets a producer that
-    has no handler code enqueue it."""
-
-    name: str
-    queue: str
-    retries: int
-    priority: int
-    timeout: float | None
-    seen_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Health:
-    """`queue.health()`: ok, or the problems, one sentence each."""
-
-    ok: bool
-    problems: list[str] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-
 class NewJob(NamedTuple):
     """A job about to be written: what `enqueue`, `enqueue_many`, fan-outs and schedules hand to storage.
     Values are already encoded (JSON text) and resolved against the handler's defaults; storage validates
@@ -475,3 +382,19 @@ class Limits:
 
     def __bool__(self) -> bool:
         return any(v is not None for v in (self.rate, self.running, self.key_rate, self.key_running))
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long finished jobs are kept, in seconds per status (None: forever). Stored in the database, so
+    every worker's leader applies the same settings."""
+
+    completed: float | None = None
+    failed: float | None = None
+    cancelled: float | None = None
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.completed, self.failed, self.cancelled))
+
+    def to_json(self) -> dict[str, float | None]:
+        return {"completed": self.completed, "failed": self.failed, "cancelled": self.cancelled}

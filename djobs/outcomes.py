@@ -9,11 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from djobs.jobs import Job
-
-#: Attempts given back in a row (worker stop or pause, a lost database connection) before the job fails:
-#: nothing a worker does can re-run a job in a tight loop.
-MAX_REFUNDS = 10
+from djobs.jobs import MAX_REFUNDS, Job  # noqa: F401 - MAX_REFUNDS is exported here too
 
 
 class OutcomeKind(enum.StrEnum):
@@ -57,6 +53,7 @@ class Claim:
     job: Job
     fanout_id: str | None
     request: int  # index of the ClaimRequest that won it
+    trace: str | None = None  # the trace context stored with the job (tracing)
 
 
 @dataclass(frozen=True)

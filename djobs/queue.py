@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from djobs import codec, validate
+from djobs import codec, tracing, validate
 from djobs.api.control import ControlAPI
 from djobs.api.events import EventAPI
 from djobs.api.flow import FlowAPI
@@ -32,24 +32,12 @@ from djobs.errors import DuplicateJob, JobCancelledError, JobFailedError, JobNot
 from djobs.events import (
     EventHub,
 )
-from djobs.jobs import (
-    Checkpoint,
-    Health,
-    Job,
-    JobDetail,
-    JobStatus,
-    JobSummary,
-    JobTypeInfo,
-    NewJob,
-    QueueStats,
-    StoredEvent,
-    Sub,
-    new_id,
-)
+from djobs.jobs import Job, JobStatus, NewJob, Sub, new_id
 from djobs.registry import Handler, JobOptions, encode_args, module_jobs
 from djobs.retry import Backoff, to_seconds
 
 if TYPE_CHECKING:
+    from djobs.info import Checkpoint, Health, JobDetail, JobSummary, JobTypeInfo, QueueStats, StoredEvent
     from djobs.storage import PeeweeStorage
     from djobs.worker import Worker
 
@@ -194,8 +182,7 @@ class Queue(ControlAPI, ScheduleAPI, EventAPI, LimitAPI, FlowAPI, SignalAPI):
         if backoff is not None and not isinstance(backoff, Backoff):
             raise TypeError(f"backoff must be a djobs.Backoff, got {type(backoff).__name__}")
         for k in meta or ():
-            if not isinstance(k, str):
-                raise TypeError(f"meta keys must be strings, got {k!r}")
+            validate.name("meta key", k)  # the same limits as the `list_jobs(meta=)` filter, so it can be found
         return NewJob(
             id=new_id(),
             type=name,
@@ -245,7 +232,11 @@ class Queue(ControlAPI, ScheduleAPI, EventAPI, LimitAPI, FlowAPI, SignalAPI):
             unique_for=unique_for, timeout=timeout, key=key, meta=meta, backoff=backoff,
         )  # fmt: skip
         try:
-            self.storage.insert_jobs([job])
+            if tracing.on:
+                with tracing.producing([job]) as traced:
+                    self.storage.insert_jobs(traced)
+            else:
+                self.storage.insert_jobs([job])
         except DuplicateJob as exc:
             if if_exists == "return" and exc.existing_id is not None:
                 return exc.existing_id
@@ -258,7 +249,10 @@ class Queue(ControlAPI, ScheduleAPI, EventAPI, LimitAPI, FlowAPI, SignalAPI):
             self.new_job(s.type, s.args, priority=s.priority, retries=s.retries, delay=s.delay, queue=s.queue, unique=s.unique)
             for s in subs
         ]
-        if jobs:
+        if jobs and tracing.on:
+            with tracing.producing(jobs) as traced:
+                self.storage.insert_jobs(traced)
+        elif jobs:
             self.storage.insert_jobs(jobs)
         return [j.id for j in jobs]
 
@@ -340,6 +334,8 @@ class Queue(ControlAPI, ScheduleAPI, EventAPI, LimitAPI, FlowAPI, SignalAPI):
         job = self._must(job_id)
         subs = self.sub_jobs(job_id, limit=sub_jobs + 1)
         more = max(0, self.count_sub_jobs(job_id) - sub_jobs) if len(subs) > sub_jobs else 0
+        from djobs.info import JobDetail
+
         return JobDetail(job, self.checkpoints(job_id), subs[:sub_jobs], self.job_events(job_id, events), more)
 
     def job_events(self, job_id: str, newest: int = 20) -> list[StoredEvent]:

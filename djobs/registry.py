@@ -139,10 +139,13 @@ def module_jobs() -> dict[str, Handler]:
     return dict(_module_jobs)
 
 
-def encode_args(args: Any) -> str:
-    """Args (or any stored JSON value) as JSON text: TypeError if JSON cannot hold them, ValueError if they
-    nest too deep for the encoder (storage checks the nesting limit itself, on the text)."""
+def encode_args(args: Any, what: str = "args") -> str:
+    """Args (or any stored JSON value: results, checkpoints, event data) as JSON text: TypeError if JSON
+    cannot hold them, ValueError if they nest deeper than any reader may have to decode (a value 900 deep
+    stores fine and then breaks every reader that walks it)."""
     try:
-        return codec.dumps(args)
+        text = codec.dumps(args)
     except RecursionError:
-        raise ValueError(f"args nest more than {validate.MAX_DEPTH} deep") from None
+        raise ValueError(f"{what} must nest at most {validate.MAX_DEPTH} deep") from None
+    validate.json_depth(what, text)
+    return text

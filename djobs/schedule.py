@@ -13,9 +13,8 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from croniter import croniter
 
 from djobs.retry import to_seconds
 
@@ -65,14 +64,22 @@ class Schedule:
         """The first fire time strictly after t."""
         if self.kind == "every":
             return (int(t // self.interval) + 1) * self.interval
-        return float(croniter(self.expr, self._start(t)).get_next(float))
+        return float(_croniter()(self.expr, self._start(t)).get_next(float))
 
     def last_at_or_before(self, t: float) -> float:
         """The most recent fire time at or before t (the catch-up fire after downtime)."""
         if self.kind == "every":
             return int(t // self.interval) * self.interval
-        it = croniter(self.expr, self._start(t + 0.001))
+        it = _croniter()(self.expr, self._start(t + 0.001))
         return float(it.get_prev(float))
+
+
+def _croniter() -> Any:
+    """croniter, imported when a cron schedule is first used: most commands (an enqueue from a shell loop,
+    a Tab completion) never need it, and its import costs about 12 ms."""
+    from croniter import croniter
+
+    return croniter
 
 
 def every(interval: timedelta | float | int) -> Schedule:
@@ -112,6 +119,7 @@ def cron(expr: str, timezone: str | None = None) -> Schedule:
     expr = " ".join(expr.split())
     if len(expr.split(" ")) != 5:
         raise ValueError(f"cron expression {expr!r} must have 5 fields (minute hour day month weekday)")
+    croniter = _croniter()
     try:
         ok = croniter.is_valid(expr, strict=True)
     except Exception as exc:  # croniter raises its own errors for some inputs

@@ -12,9 +12,12 @@ What a run does:
    with a short stale-lock age so a killed worker's jobs come back within seconds.
 3. Seeds a mixed load for most of `duration`: plain jobs, slow jobs, 5-step durable workflows, fan-outs
    of width 10 under each strategy (succeeding and failing), always-failing jobs with retries, a storm of
-   enqueues on three unique keys, and a 1-second `every` schedule.
+   enqueues on three unique keys, a 1-second `every` schedule, durable sleepers, signal waiters whose
+   signals the run sends at random moments (`djobs.proof.durable_time`), and plain jobs on a queue with
+   a fleet-wide running cap (`djobs.proof.limits`), whose running count is sampled throughout.
 4. With `chaos`, sends SIGKILL to a random worker `kills` times at random moments (restarting it), and
-   SIGTERM once (a graceful stop, then a restart). With `db_restart` on PostgreSQL, restarts the server
+   SIGTERM once (a graceful stop, then a restart); and mixes in misbehaving handlers (`proof/misbehave.py`:
+   hangs past their time limit, database errors, unstorable results, impossible retry delays). With `db_restart` on PostgreSQL, restarts the server
    once mid-load (`pg_ctlcluster ... restart`).
 5. Stops seeding, pauses the schedule, waits for every job to finish, stops the workers gracefully, then
    checks the invariants of `djobs.proof.invariants` over the database and the handlers' side-effect
@@ -35,10 +38,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from djobs.proof import invariants
+from djobs.proof import durable_time, invariants, misbehave
 from djobs.proof.dbutil import Throwaway, redact, throwaway
 from djobs.proof.invariants import FanoutCase, Interruption, JobRow, Snapshot
 from djobs.proof.ledger import read_ledger
+from djobs.proof.limits import LIMITED_QUEUE, RUNNING_CAP, RunningSampler
 from djobs.proof.procs import WorkerProcess, terminate_all
 from djobs.proof.report import SelftestReport
 
@@ -116,6 +120,7 @@ class _Run:
         self.ledger_dir = os.path.join(db.directory or ".", "ledger")
         os.makedirs(self.ledger_dir, exist_ok=True)
         args = [db.url, "--role", "selftest", "--ledger", self.ledger_dir, "--concurrency", str(concurrency),
+                "--queue", f"default,{LIMITED_QUEUE}",
                 "--stale-age", str(stale_age), "--heartbeat", str(max(0.2, stale_age / 6))]
         log_dir = os.path.join(db.directory or ".", "logs")
         self.procs = [WorkerProcess(args, log_dir, slot=i) for i in range(workers)]
@@ -129,7 +134,10 @@ class _Run:
         self.stats: Counter[str] = Counter()
         self.errors: list[str] = []
         self.stop = threading.Event()
+        self.sampler = RunningSampler(self.queue, self.stop)
         self.t0 = 0.0
+        self.timed = durable_time.Load(self)  # sleepers and signal waiters
+        self.slot_watch = misbehave.SlotWatch(self.queue)
 
     # -- helpers -----------------------------------------------------------------------------------------
     def _retrying(self, fn: Callable[[], Any], what: str) -> Any:
@@ -186,12 +194,18 @@ class _Run:
         tick = 0.25
         while self._elapsed() < self.load_window and not self.stop.is_set():
             subs = [djobs.Sub("selftest.plain", {"n": n + k, "sleep": self.rng.uniform(0, 0.02)}) for k in range(5)]
+            # More jobs of the limited queue due than its running cap lets run at once.
+            subs += [djobs.Sub("selftest.plain", {"n": n + k, "sleep": self.rng.uniform(0.05, 0.3)}, queue=LIMITED_QUEUE)
+                     for k in range(5, 7)]  # fmt: skip
             self._seed_many("plain", subs)
             if n % 10 == 0:  # twice a second
                 self._seed("workflow", "selftest.workflow", {"steps": 5, "sleep": self.rng.uniform(0.05, 0.3)})
+            self.timed.seed(n)
             if n % 40 == 0:
                 self._seed("slow", "selftest.slow", {"n": n, "sleep": self.rng.uniform(1.0, 2.5)})
                 self._seed("fail", "selftest.fail", {}, retries=2)
+            if self.chaos and n % 20 == 0:
+                misbehave.seed(self._seed, n // 20)
             if second_fanouts is not None and self._elapsed() >= second_fanouts:
                 self.seed_fanouts()
                 second_fanouts = None
@@ -335,7 +349,7 @@ class _Run:
             offset += len(page)
         checkpoints = {}
         for j in jobs:
-            if self.seeded.get(j.id) == "workflow":
+            if self.seeded.get(j.id) in ("workflow", "sleeper"):
                 cps: list[Any] = self._retrying(functools.partial(self.queue.checkpoints, j.id), "checkpoints")
                 checkpoints[j.id] = [(c.call_index, c.name, c.value) for c in cps]
         return Snapshot(
@@ -347,6 +361,10 @@ class _Run:
             fanouts=dict(self.fanouts),
             restarts=list(self.restarts),
             collected_at=collected_at,
+            running_cap=RUNNING_CAP,
+            running_samples=list(self.sampler.samples),
+            signals=self.timed.sent_copy(),
+            slot_samples=list(self.slot_watch.samples),
         )
 
     # -- the run -----------------------------------------------------------------------------------------
@@ -354,6 +372,7 @@ class _Run:
         import djobs
 
         self.progress("starting workers", 0.0)
+        self.queue.set_limits(LIMITED_QUEUE, running=RUNNING_CAP)
         for p in self.procs:
             p.start()
         try:
@@ -363,10 +382,13 @@ class _Run:
             self.queue.schedule("selftest.tick", djobs.every(timedelta(seconds=1)), name=SCHEDULE_NAME)
             threads = [threading.Thread(target=self.unique_storm, args=(i,), name="selftest-unique", daemon=True)
                        for i in range(3)]
+            threads.append(threading.Thread(target=self.timed.signal_loop, name="selftest-signals", daemon=True))
             chaos = threading.Thread(target=self.run_chaos, args=(self.chaos_plan(),), name="selftest-chaos",
                                      daemon=True)
             for t in [*threads, chaos]:
                 t.start()
+            self.sampler.start()
+            self.slot_watch.start()
             self.seed_load()
             for t in threads:
                 t.join()
@@ -387,12 +409,15 @@ class _Run:
             settle = self.settle()
         finally:
             self.stop.set()
+            self.sampler.join()
+            if self.slot_watch.is_alive():
+                self.slot_watch.stop()
             self.progress("stopping workers", 0.95)
             for p in terminate_all(self.procs, timeout=STOP_TIMEOUT):
                 self._finding(f"worker process {p.pid} did not stop within {STOP_TIMEOUT:.0f}s of SIGTERM "
                               f"(drain timeout 30s):\n{p.log_tail(5)}")
         snapshot = self.collect()
-        verdicts = invariants.check(snapshot)
+        verdicts = invariants.check(snapshot) + durable_time.check(snapshot)
         kinds = Counter(snapshot.seeded.values())
         stats: dict[str, Any] = {
             "backend": self.db.backend,
@@ -410,8 +435,10 @@ class _Run:
             "jobs_total": len(snapshot.jobs),
             "unique_enqueued": self.stats["unique_enqueued"],
             "unique_duplicates_refused": self.stats["unique_duplicates"],
+            "signals_sent": self.stats["signals_sent"],
             "client_retries": self.stats["client_retries"],
             "ledger_rows": len(snapshot.ledger),
+            "limited_running_peak": max(snapshot.running_samples, default=0),
             "seed": self.seed,
         }
         self.progress("done", 1.0)
@@ -462,4 +489,5 @@ def run(
 def recheck(report: SelftestReport) -> SelftestReport:
     """Run the checks again over the report's snapshot (e.g. after a test planted a violation in it)."""
     assert report.snapshot is not None
-    return SelftestReport(invariants.check(report.snapshot), report.stats, report.snapshot, report.errors)
+    verdicts = invariants.check(report.snapshot) + durable_time.check(report.snapshot)
+    return SelftestReport(verdicts, report.stats, report.snapshot, report.errors)

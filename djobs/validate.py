@@ -7,7 +7,8 @@ written, so no row can exist that later breaks a reader, a listing or a worker.
 - priority, retries: a signed 32-bit integer (retries >= 0);
 - times (`at`, `run_at` after a delay): within years 1970..9999, UTC;
 - names (job type, queue, key, unique key, signal, schedule): 1..255 characters of printable text;
-- args, results, payloads and meta: JSON nesting at most 100 deep.
+- args, results, payloads and meta: JSON nesting at most 100 deep;
+- signal payloads: at most 1 MB of JSON text (a signal is a message, not a data store).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MAX_NAME = 255
 MAX_DEPTH = 100
+#: Characters of JSON text a signal's payload may take.
+MAX_PAYLOAD = 1_000_000
 #: 1970-01-01 and 9999-12-31T23:59:59 UTC, as epoch seconds.
 MIN_EPOCH, MAX_EPOCH = 0.0, 253402300799.0
 
@@ -129,7 +132,7 @@ def depth(what: str, value: Any, limit: int = MAX_DEPTH) -> None:
         else:
             continue
         if d > limit:
-            raise ValueError(f"{what} nest more than {limit} deep")
+            raise ValueError(f"{what} must nest at most {limit} deep")
         stack.extend((c, d + 1) for c in children if isinstance(c, Mapping | list | tuple))
 
 
@@ -151,7 +154,7 @@ def json_depth(what: str, text_value: str, limit: int = MAX_DEPTH) -> None:
         elif ch in "[{":
             level += 1
             if level > limit:
-                raise ValueError(f"{what} nest more than {limit} deep")
+                raise ValueError(f"{what} must nest at most {limit} deep")
         else:
             level -= 1
 
@@ -178,3 +181,11 @@ def new_job(job: Any) -> None:
     json_depth("args", job.args_json)
     if job.meta_json is not None:
         json_depth("meta", job.meta_json)
+
+
+def payload(what: str, text_value: str) -> str:
+    """A signal's payload as JSON text: bounded in size and nesting."""
+    if len(text_value) > MAX_PAYLOAD:
+        raise ValueError(f"{what} must be at most {MAX_PAYLOAD} characters of JSON, got {len(text_value)}")
+    json_depth(what, text_value)
+    return text_value

@@ -421,6 +421,10 @@ def register(queue: djobs.Queue, ledger_dir: str | Path) -> None:  # noqa: C901 
     def tock(ctx: djobs.Context, args: Any) -> None:
         record(led, "tock", ctx.job.id)
 
+    from time_handlers import register_time
+
+    register_time(queue, led, record)
+
 
 # -- worker processes ----------------------------------------------------------------------------------------
 class WorkerProcs:
@@ -442,6 +446,7 @@ class WorkerProcs:
         heartbeat: float = 0.5,
         interval: float = 0.5,
         scheduler: bool = False,
+        retention: float = 300.0,
     ) -> subprocess.Popen[bytes]:
         log = Path(self.ledger_dir, f"worker-{len(self.procs)}.log")
         cmd = [
@@ -457,6 +462,8 @@ class WorkerProcs:
             str(heartbeat),
             "--interval",
             str(interval),
+            "--retention",
+            str(retention),
         ]
         if scheduler:
             cmd.append("--scheduler")

@@ -30,6 +30,7 @@ def main() -> None:
     p.add_argument("--heartbeat", type=float, default=0.5)
     p.add_argument("--interval", type=float, default=0.5)
     p.add_argument("--scheduler", action="store_true")
+    p.add_argument("--retention", type=float, default=300.0)
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     queues = {name: int(n) for name, n in (item.split("=") for item in a.queues.split(","))}
@@ -44,6 +45,7 @@ def main() -> None:
         scheduler=a.scheduler,
         poll_interval=0.05,
         drain_timeout=5.0,
+        retention_interval=a.retention,
     )
     print(f"ready {worker.id}", flush=True)
     worker.run()

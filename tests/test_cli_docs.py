@@ -26,8 +26,8 @@ def test_man_page_covers_every_command_and_section(generated):
     for command in ("init", "config check", "config show", "enqueue", "worker", "pause job", "pause queue",
                     "pause worker", "pause schedule", "resume job", "resume queue", "resume worker",
                     "resume schedule", "cancel", "retry", "inspect", "jobs", "why", "events", "workers",
-                    "schedules", "schedules rm", "purge", "tui", "config apply", "completion show",
-                    "completion install"):  # fmt: skip
+                    "schedules", "schedules rm", "purge", "tui", "config apply", "completion show", "signal",
+                    "completion install", "limits", "limits set", "limits clear", "dlq", "dlq requeue"):  # fmt: skip
         assert f".SS djobs {command}\n" in page, command
     for section in ("CONFIGURATION FILE", "ENVIRONMENT", "EXIT STATUS", "EXAMPLES"):
         assert f".SH {section}\n" in page

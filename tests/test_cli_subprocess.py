@@ -162,7 +162,7 @@ def test_help_and_completion_do_not_import_heavy_modules(tmp_path):
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-2000:]
         modules = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
-        assert "djobs.cli.app" in modules
+        assert ("djobs.cli.app" if not extra else "djobs.cli.fast") in modules  # a Tab on a name needs no Typer
         heavy = {m for m in modules if m.split(".")[0] in ("peewee", "textual", "rich", "psycopg", "croniter")}
         assert heavy == set()
     assert "pause" in done.stdout.split()

@@ -66,6 +66,9 @@ def test_cancel_pending_paused_and_waiting_jobs(q: djobs.Queue, led: Path) -> No
             "fan", {"tag": "cw", "subs": [{"type": "rec", "args": {"tag": "cw0", "gate": "never"}}]}
         )
         wait_status(q, parent, "waiting")
+        # The sub-job's handler must be running for its cancellation to be seen (the parent waits as soon as
+        # the sub-job is written, which can be before the worker's next round claims it).
+        wait_until(lambda: count(led, "rec", "cw0") == 1, 10, "the sub-job's handler to start")
         assert q.cancel_job(parent) is True
         assert [j.status.value for j in q.sub_jobs(parent)] == ["cancelled"]
         wait_until(lambda: count(led, "cancelled", "cw0") == 1, 10, "the sub-job's handler to be cancelled")

@@ -240,6 +240,22 @@ def test_async_handler_durable_calls(q: djobs.Queue, led: Path) -> None:
     assert [count(led, "step", "as", n) for n in ("1", "2")] == [1, 1]
 
 
+def test_an_async_step_called_from_an_async_handler_sees_its_job(q: djobs.Queue) -> None:
+    """An async step run from inside a running loop runs on a helper thread: it must still see the job."""
+
+    @q.handler("async-step")
+    async def async_step(args: dict) -> str | None:
+        job = djobs.current_job()
+        return None if job is None else job.id
+
+    @q.handler("async-parent")
+    async def async_parent(ctx: djobs.Context, args: dict) -> list:
+        return [ctx.call("async-step", {}), ctx.job.id]
+
+    jid = q.enqueue("async-parent", {})
+    job = run_to_end(q, jid)
+    assert job.result == [jid, jid]
+
 def test_checkpoints_kept_after_completion(q: djobs.Queue, led: Path) -> None:
     jid = q.enqueue("workflow", {"wf": "kept", "steps": 2})
     run_to_end(q, jid)

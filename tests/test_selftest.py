@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from djobs import selftest
+from djobs.proof import misbehave
 from djobs.proof.invariants import JobRow
 from djobs.proof.report import SelftestReport
 
@@ -47,12 +48,19 @@ def test_every_invariant_holds_under_kill_9(chaos_report: SelftestReport) -> Non
     assert r.ok
     assert r.stats["kills"] == 5 and r.stats["graceful_stops"] == 1, r.stats
     seeded = r.stats["seeded"]
-    for kind in ("plain", "slow", "workflow", "fail", "fanout", "unique"):
+    for kind in ("plain", "slow", "workflow", "fail", "fanout", "unique", "misbehave"):
         assert seeded.get(kind, 0) > 0, seeded
     assert r.verdict("exactly once").checked >= 5 * seeded["workflow"]
     assert r.verdict("fan-out").checked == 10
     assert r.verdict("schedule").checked >= 3
     assert r.stats["unique_duplicates_refused"] > 0  # the storm really collided
+    cap = r.verdict("running cap")
+    assert cap.checked > 100 and r.stats["limited_running_peak"] == 2, (cap, r.stats)  # the cap was reached
+    limits = r.verdict("past its limit")
+    assert limits.checked > seeded["misbehave"], limits  # the slot watch saw running jobs with a time limit
+    assert r.snapshot is not None
+    misbehaved = {j.type for j in r.snapshot.jobs if r.snapshot.seeded.get(j.id) == "misbehave"}
+    assert misbehaved == set(misbehave.TYPES), misbehaved
 
 
 def _planted(report: SelftestReport) -> SelftestReport:
@@ -111,9 +119,56 @@ def test_checker_catches_a_double_schedule_fire(chaos_report: SelftestReport) ->
     assert not selftest.recheck(r).verdict("schedule").ok
 
 
+def test_checker_catches_a_broken_running_cap(chaos_report: SelftestReport) -> None:
+    r = _planted(chaos_report)
+    assert r.snapshot is not None
+    r.snapshot.running_samples.insert(len(r.snapshot.running_samples) // 2, 3)  # 3 running under a cap of 2
+    v = selftest.recheck(r).verdict("running cap")
+    assert not v.ok and "3 jobs of the limited queue" in v.violations[0]
+
+
+def test_checker_catches_a_hang_past_its_limit_and_a_misbehaving_rerun(chaos_report: SelftestReport) -> None:
+    r = _planted(chaos_report)
+    assert r.snapshot is not None
+    s = r.snapshot
+    stopped = {i.pid for i in s.interruptions}
+    run = next(row for row in s.ledger if row["kind"] == "misbehave" and row["pid"] not in stopped)
+    s.slot_samples.append((run["ts"] + 60, run["job"], run["ts"], run["pid"], misbehave.LIMIT))
+    job = next(j for j in s.jobs if j.id == run["job"])
+    runs = [row for row in s.ledger if row["kind"] == "misbehave" and row["job"] == job.id]
+    last = max(row["ts"] for row in runs)
+    # More runs than its attempts and every refund its real runs could claim: each planted run is on a
+    # process never stopped, a minute after anything else, so nothing explains them (whatever the job did).
+    for i in range(job.max_retries + 2 + len(runs)):
+        s.ledger.append({**run, "ts": last + 61 + i, "pid": 1})
+    v = selftest.recheck(r).verdict("past its limit")
+    assert not v.ok
+    assert any(run["job"] in x and "held its slot" in x for x in v.violations)
+    assert any(run["job"] in x and "more than" in x for x in v.violations)
+
+
 def test_selftest_never_touches_the_given_database(tmp_path: Path) -> None:
     db = tmp_path / "mine.db"
     report = selftest.run(f"sqlite:///{db}", duration=2, workers=1, kills=0, settle_timeout=60)
     assert report.ok, _explain(report)
     assert not db.exists()
     assert report.stats["chaos"] is False and report.stats["kills"] == 0
+
+
+def test_durable_time_holds_and_its_checks_can_fail(chaos_report: SelftestReport) -> None:
+    r = chaos_report
+    assert r.verdict("signals").checked > 0 and r.verdict("sleepers").checked > 0
+    assert r.stats["signals_sent"] == 3 * r.stats["seeded"]["waiter"]
+    planted = _planted(r)
+    s = planted.snapshot
+    assert s is not None
+    i, waiter = next((i, j) for i, j in enumerate(s.jobs) if s.seeded.get(j.id) == "waiter")
+    got = waiter.result["got"]
+    s.jobs[i] = JobRow(**{**waiter.__dict__, "result": {"got": [got[0], got[0], got[2]], "timed_out": True}})
+    woke = next(row for row in s.ledger if row["kind"] == "woke")
+    s.ledger.append({**woke, "ts": woke["ts"] - 100})  # the sleeper woke long before its time
+    checked = selftest.recheck(planted)
+    v = checked.verdict("signals")
+    assert not v.ok and waiter.id in v.violations[0] and "lost" in v.violations[0]
+    v = checked.verdict("sleepers")
+    assert not v.ok and woke["job"] in v.violations[0] and "before its time" in v.violations[0]

@@ -23,7 +23,7 @@ def test_selftest_command_runs_and_reports_json(tmp_path: Any) -> None:
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["ok"] is True and len(data["invariants"]) == 7
+    assert data["ok"] is True and len(data["invariants"]) == 11
     assert data["stats"]["workers"] == 1 and data["stats"]["chaos"] is False
     assert not (tmp_path / "mine.db").exists()  # a throwaway database, never the configured one
 

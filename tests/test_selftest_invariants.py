@@ -7,12 +7,14 @@ import copy
 import pytest
 
 from djobs.proof.invariants import (
+    CHECKS,
     FanoutCase,
     Interruption,
     JobRow,
     Snapshot,
     check,
     check_fanouts,
+    check_limits,
     check_plain_at_least_once,
     check_retries,
     check_schedule,
@@ -66,7 +68,7 @@ def clean() -> Snapshot:
 def test_clean_snapshot_passes_every_check() -> None:
     verdicts = check(clean())
     assert [v.name for v in verdicts if not v.ok] == []
-    assert len(verdicts) == 7
+    assert len(verdicts) == len(CHECKS) == 9
 
 
 def test_duplicated_step_after_checkpoint_is_caught() -> None:
@@ -215,3 +217,51 @@ def test_completed_job_whose_last_run_was_cut_short_is_caught() -> None:
     s.ledger.sort(key=lambda r: r["ts"])
     v = check_plain_at_least_once(s)
     assert not v.ok and "last run" in v.violations[0]
+
+
+def misbehaving() -> Snapshot:
+    """A hang (retries=1) that ran twice, once on a process killed mid-run and recovered; an unstorable
+    result that ran once; samples of the hang running within its 1 s limit, and past it on the killed one."""
+    s = clean()
+    s.jobs += [
+        JobRow("h1", "selftest.hang", "failed", attempt=2, max_retries=1, created_at=1.0, completed_at=9.0),
+        JobRow("r1", "selftest.unstorable", "failed", attempt=1, max_retries=1, created_at=1.0, completed_at=2.0),
+    ]
+    s.seeded.update(h1="misbehave", r1="misbehave")
+    s.ledger += [
+        {"ts": 1.2, "pid": KILLED_PID, "kind": "misbehave", "job": "h1", "attempt": 1},
+        {"ts": 6.0, "pid": LIVE_PID, "kind": "misbehave", "job": "h1", "attempt": 2},
+        {"ts": 1.3, "pid": LIVE_PID, "kind": "misbehave", "job": "r1", "attempt": 1},
+    ]
+    s.slot_samples = [(1.5, "h1", 1.2, KILLED_PID, 1.0), (9.0, "h1", 1.2, KILLED_PID, 1.0),
+                      (6.5, "h1", 6.0, LIVE_PID, 1.0)]  # fmt: skip
+    return s
+
+
+def test_misbehaving_handlers_within_their_attempts_and_limits_pass() -> None:
+    s = misbehaving()
+    assert all(v.ok for v in check(s)), [v for v in check(s) if not v.ok]
+    assert check_limits(s).checked == 2 + 3
+
+
+def test_a_misbehaving_job_run_past_its_attempts_is_caught() -> None:
+    s = misbehaving()
+    s.ledger.append({"ts": 8.0, "pid": LIVE_PID, "kind": "misbehave", "job": "h1", "attempt": 3})
+    verdict = check_limits(s)
+    assert not verdict.ok and "h1 ran 3 times" in verdict.violations[0]
+    s.interruptions.append(Interruption(7.0, LIVE_PID, "term"))  # stopped gracefully mid-run: refunded, re-run
+    s.ledger[-1]["pid"] = 333
+    assert check_limits(s).ok
+
+
+def test_a_slot_held_past_its_limit_by_a_live_worker_is_caught() -> None:
+    s = misbehaving()
+    s.slot_samples.append((18.5, "h1", 6.0, LIVE_PID, 1.0))
+    verdict = check_limits(s)
+    assert not verdict.ok and "h1 held its slot 12.5s" in verdict.violations[0]
+
+
+def test_a_misbehaving_job_left_unfailed_is_caught() -> None:
+    s = misbehaving()
+    s.jobs = [j if j.id != "r1" else JobRow("r1", "selftest.unstorable", "completed") for j in s.jobs]
+    assert not check_terminal(s).ok

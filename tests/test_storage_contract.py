@@ -172,8 +172,26 @@ def test_prefetched_claims_and_their_start(store: PeeweeStorage) -> None:
     store.insert_jobs([new()])
     (c,) = claim(store, held=True)
     assert sql(store, "SELECT held FROM djobs_jobs WHERE id = ?", (c.job.id,)).fetchone()[0] == 1
-    store.cycle(W1, [], [], started=[(c.job.id, c.job.attempt)])
-    assert sql(store, "SELECT held FROM djobs_jobs WHERE id = ?", (c.job.id,)).fetchone()[0] == 0
+    store.cycle(W1, [], [], started=[(c.job.id, c.job.attempt, time.monotonic() - 30)])
+    held, started_at = sql(store, "SELECT held, started_at FROM djobs_jobs WHERE id = ?", (c.job.id,)).fetchone()
+    assert held == 0
+    assert 28 < store.db_now() - started_at < 60, "the start is the database clock minus the time since it started"
+
+
+def test_a_prefetched_claim_started_and_completed_in_one_round(store: PeeweeStorage) -> None:
+    store.insert_jobs([new(), new()])
+    a, b = claim(store, n=2, held=True)
+    done = Outcome(OutcomeKind.COMPLETE, a.job.id, a.job.attempt, result_json="7")
+    started = [(a.job.id, a.job.attempt, time.monotonic() - 10), (b.job.id, b.job.attempt, time.monotonic() - 20)]
+    assert store.cycle(W1, [done], [], started=started).owned == [True]
+    rows = dict(
+        (r[0], r[1:]) for r in sql(store, "SELECT id, status, held, started_at, completed_at, result FROM djobs_jobs").fetchall()
+    )
+    status, held, started_at, completed_at, result = rows[a.job.id]
+    assert (status, held, result) == ("completed", 0, "7")
+    assert 8 < completed_at - started_at < 40
+    status, held, started_at, _, _ = rows[b.job.id]  # started, still running: its start recorded alone
+    assert (status, held) == ("running", 0) and 18 < store.db_now() - started_at < 60
 
 
 def test_release_all_and_owned_running(store: PeeweeStorage) -> None:
@@ -253,6 +271,41 @@ def test_checkpoints_are_guarded_and_first_writer_wins(store: PeeweeStorage) -> 
     assert [(k.name, k.value) for k in store.checkpoints(c.job.id)] == [("step", "v1"), ("phase", "b")]
 
 
+def test_checkpoints_written_together_keep_each_answer(store: PeeweeStorage) -> None:
+    """Checkpoints submitted by many threads at once share one statement; each still gets its own answer:
+    written, already there (first writer wins) or OwnershipLost, and only written ones leave an event."""
+    import threading
+
+    store.insert_jobs([new() for _ in range(3)])
+    claims = claim(store, n=3)
+    assert len(claims) == 3
+    owners = [Owner(c.job.id, W1, 1) for c in claims]
+    store.write_call_checkpoint(owners[0], "default", "c:0", 0, "step", '"first"', None, "{}")
+    calls = [(owners[0], "c:0", '"again"'), (owners[1], "c:0", '"b"'), (owners[1], "c:1", '"b1"'),
+             (owners[2], "c:0", '"c"'), (Owner(claims[2].job.id, W2, 1), "c:1", '"stolen"')] * 4
+    outcomes: dict[int, object] = {}
+    start = threading.Barrier(len(calls))
+
+    def write(i: int, owner: Owner, key: str, value: str) -> None:
+        start.wait()
+        try:
+            store.write_call_checkpoint(owner, "default", key, int(key[2:]), "step", value, None, "{}")
+            outcomes[i] = "ok"
+        except djobs.errors.OwnershipLost:
+            outcomes[i] = "lost"
+
+    threads = [threading.Thread(target=write, args=(i, *c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [outcomes[i] for i in range(len(calls))] == ["ok", "ok", "ok", "ok", "lost"] * 4
+    assert store.load_checkpoints(claims[0].job.id) == {"c:0": ("step", '"first"', None)}
+    assert store.load_checkpoints(claims[1].job.id) == {"c:0": ("step", '"b"', None), "c:1": ("step", '"b1"', None)}
+    assert store.load_checkpoints(claims[2].job.id) == {"c:0": ("step", '"c"', None)}
+    saved = [e for e in store.events_since(0, limit=1000) if e.kind == "checkpoint_saved"]
+    assert len(saved) == 1 + 16
+
 def test_suspend_fan_out_decide_and_wake(store: PeeweeStorage) -> None:
     parent = new()
     store.insert_jobs([parent])
@@ -317,6 +370,16 @@ def test_listings_summaries_counts_and_meta(store: PeeweeStorage) -> None:
     assert store.list_jobs(meta={"tenant": 7}) == [], "meta values compare as JSON"
     assert [j.type for j in store.list_jobs(meta={"n": 1})] == ["t"]
     assert store.list_jobs(limit=2**70) != [], "a huge limit is everything, not an error"
+
+
+def test_summaries_say_why_a_job_waits(store: PeeweeStorage) -> None:
+    a, b = new(), new()
+    store.insert_jobs([a, b])
+    for c in claim(store, n=2):
+        kind, signal = ("signal", "approved") if c.job.id == a.id else ("sleep", None)
+        store.suspend(Owner(c.job.id, W1, 1), "default", kind, signal=signal, wake_at=None if signal else store.db_now() + 60)
+    waits = {s.id: (s.wait_kind, s.wait_signal, s.run_at is None) for s in store.job_summaries(status="waiting")}
+    assert waits == {a.id: ("signal", "approved", True), b.id: ("sleep", None, False)}
 
 
 def test_delete_jobs_skips_unfinished_ones_and_purge_respects_windows(store: PeeweeStorage) -> None:
@@ -408,3 +471,67 @@ def test_threads_that_end_without_closing_do_not_exhaust_the_pool(pg_url: str) -
         assert store.get_job("nothing") is None, "the pool ran out of connections"
     finally:
         store.close()
+
+
+def test_threads_going_idle_keep_one_connection_open_between_them(pg_url: str) -> None:
+    """An idle worker's threads each hand their connection back before a long wait: the server keeps one
+    backend for all of them, not one per thread that happened to be busy at the same moment."""
+    import threading
+
+    store = djobs.connect(pg_url)
+    both_busy = threading.Barrier(3, timeout=30)
+
+    def busy_then_idle() -> None:
+        store.ping()
+        both_busy.wait()  # two connections are checked out at once
+        both_busy.wait()
+        store.release_connection()
+
+    try:
+        store.ping()
+        store.release_connection()  # this thread's too: only the two below are busy
+        threads = [threading.Thread(target=busy_then_idle) for _ in range(2)]
+        for t in threads:
+            t.start()
+        both_busy.wait()
+        busy = len(store.db._in_use)  # type: ignore[attr-defined]
+        both_busy.wait()
+        for t in threads:
+            t.join()
+        assert busy == 2
+        assert len(store.db._in_use) == 0 and len(store.db._connections) == 1  # type: ignore[attr-defined]
+        store.ping()  # and the kept one serves the next caller
+    finally:
+        store.close()
+
+
+def _job_indexes(store: PeeweeStorage) -> set[str]:
+    q = (
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'djobs_jobs' AND schemaname = current_schema()"
+        if store.is_pg
+        else "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'djobs_jobs'"
+    )
+    return {r[0] for r in sql(store, q).fetchall()}
+
+
+def test_a_database_of_schema_3_is_migrated_and_keeps_its_jobs(store: PeeweeStorage, db_url: str) -> None:
+    """Version 3 kept two indexes of finished jobs; opening it with this djobs leaves one, rows intact."""
+    store.insert_jobs([new(), new()])
+    c = claim(store, n=1)[0]
+    store.cycle(W1, [Outcome(OutcomeKind.COMPLETE, c.job.id, 1, result_json="1")], [])
+    for stmt in (
+        "DROP INDEX djobs_jobs_finished2",
+        "CREATE INDEX djobs_jobs_finished ON djobs_jobs (status, completed_at) WHERE status IN ('completed','failed','cancelled')",
+        "CREATE INDEX djobs_jobs_done ON djobs_jobs (completed_at, queue) WHERE status = 'completed'",
+        "UPDATE djobs_meta SET value = '3' WHERE \"key\" = 'schema_version'",
+    ):
+        sql(store, stmt)
+    again = djobs.connect(db_url)
+    try:
+        assert again.count_jobs(status="completed") == 1 and again.count_jobs(status="pending") == 1
+        indexes = _job_indexes(again)
+        assert "djobs_jobs_finished2" in indexes and not {"djobs_jobs_finished", "djobs_jobs_done"} & indexes
+        (stats,) = again.queue_stats()
+        assert stats.completed_last_minute == 1 and stats.counts == {"completed": 1, "pending": 1}
+    finally:
+        again.close()

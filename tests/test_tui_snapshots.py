@@ -36,7 +36,8 @@ JOBS: list[tuple[str, str, str, str, int, int, int, dict[str, Any]]] = [
     ("job-0004", "report", "default", "pending", 0, 0, 120, {}),
     ("job-0005", "send-email", "emails", "paused", 0, 0, 60, {"paused_from": "pending", "paused_at": T - 50}),
     ("job-0006", "report", "default", "waiting", 10, 1, 50,
-     {"started_at": T - 45, "progress": json.dumps({"done": 1, "total": 3, "message": "sub-jobs"})}),
+     {"started_at": T - 45, "progress": json.dumps({"done": 1, "total": 3, "message": "sub-jobs"}),
+      "wait_kind": "fanout", "job_key": "tenant:7", "meta": json.dumps({"tenant": "7", "plan": "pro"})}),
     ("job-0007", "resize", "default", "completed", 0, 1, 45, {"parent_id": "job-0006", "result": "7"}),
     ("job-0008", "resize", "default", "running", 0, 1, 45, {"parent_id": "job-0006", "started_at": T - 20}),
     ("job-0009", "resize", "default", "pending", 0, 0, 45, {"parent_id": "job-0006"}),
@@ -61,6 +62,8 @@ def seed(url: str) -> None:
     queue.schedule("report", djobs.every(timedelta(minutes=5)), name="nightly-report")
     queue.schedule("resize", djobs.every(timedelta(hours=1)), name="thumbnails")
     queue.pause_queue("emails")
+    # Two jobs of queue default run: its running limit holds back its two due pending jobs.
+    queue.set_limits("default", running=2, rate="10/s")
     queue.register("bulk-import", lambda args: None, queue="bulk")
     template = queue.enqueue("bulk-import", {})
     store.close()

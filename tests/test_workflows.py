@@ -103,6 +103,17 @@ def test_a_failed_sub_job_fails_the_workflow(etl):
     assert "two is bad" in job.last_error
 
 
+def test_a_fail_fast_message_counts_only_finished_failures_and_names_one():
+    # Fail-fast decides at the first failure; a sibling still running then is not a failure.
+    running = djobs.Result(index=0, job_id="a", error=djobs.SubJobError("a", "running", None))
+    failed = djobs.Result(index=1, job_id="b", error=djobs.SubJobError("b", "failed", "two is bad"))
+    done = djobs.Result(index=2, job_id="c", value=3)
+    text = workflows._failures([running, failed, done])
+    assert text.startswith("1 of 3 sub-jobs failed (1 unfinished when it stopped); sub-job 2: ")
+    assert text.endswith("two is bad")
+    assert workflows._failures([done, failed]) == "1 of 2 sub-jobs failed; sub-job 2: sub-job b failed: two is bad"
+
+
 def test_a_retried_workflow_resumes_at_the_unfinished_step(etl, calls):
     flaky = {"left": 1}
 

@@ -2,8 +2,10 @@
 
     python tests/worker_proc.py URL --ledger PATH [--queues '{"default": 4}'] [--only rec,slow] [--hooks]
         [--heartbeat 0.2] [--stale-age 2] [--stale-interval 0.5] [--drain-timeout 30]
+        [--handlers wedge_handlers] [--default-timeout 5]
 
-It connects, registers the handlers of tests/core_handlers.py, prints `ready`, and runs
+It connects, registers the handlers of tests/core_handlers.py (or of the module named by --handlers, which
+has the same `register(queue, ledger, only=, hooks=)`), prints `ready`, and runs
 `queue.worker(...).run()` until SIGTERM/SIGINT, exiting 0 after the drain. stdout and stderr go to a log
 file (never a pipe that could fill up and block the worker).
 """
@@ -35,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stale-interval", type=float, default=0.5)
     p.add_argument("--drain-timeout", type=float, default=30.0)
     p.add_argument("--poll", type=float, default=0.1)
+    p.add_argument("--handlers", default="core_handlers")
+    p.add_argument("--default-timeout", type=float, default=None)
     opts = p.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
@@ -43,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     import djobs
 
     sys.path.insert(0, str(HERE))
-    from core_handlers import Ledger, register
+    import importlib
+
+    from core_handlers import Ledger
+
+    register = importlib.import_module(opts.handlers).register
 
     store = djobs.connect(opts.url)
     queue = djobs.Queue(store)
@@ -56,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         stale_lock_interval=opts.stale_interval,
         drain_timeout=opts.drain_timeout,
         poll_interval=opts.poll,
+        default_timeout=opts.default_timeout,
     )
     print(f"ready {worker.id}", flush=True)
     worker.run()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from djobs import events  # its records are made on first use (djobs/events.py)
 from djobs.api.base import QueueBase
 from djobs.errors import JobNotFound
-from djobs.events import JobPaused, JobResumed, QueuePaused, QueueResumed, WorkerPaused, WorkerResumed
-from djobs.jobs import Job, PauseMode, WorkerInfo, decide
+from djobs.jobs import Job, PauseMode, decide
+
+if TYPE_CHECKING:
+    from djobs.info import WorkerInfo
 
 
 class ControlAPI(QueueBase):
@@ -36,7 +41,7 @@ class ControlAPI(QueueBase):
         self._must(job_id)
         changed, _ = self.storage.pause_job(job_id, PauseMode(mode), reason)
         if changed:
-            self.emit(JobPaused(job_id=job_id, job=self.get_job(job_id)))
+            self.emit(events.JobPaused(job_id=job_id, job=self.get_job(job_id)))
             return True
         return self.is_job_paused(job_id)
 
@@ -44,7 +49,7 @@ class ControlAPI(QueueBase):
         self._must(job_id)
         if not self.storage.resume_job(job_id):
             return False
-        self.emit(JobResumed(job_id=job_id, job=self.get_job(job_id)))
+        self.emit(events.JobResumed(job_id=job_id, job=self.get_job(job_id)))
         return True
 
     def is_job_paused(self, job_id: str) -> bool:
@@ -60,11 +65,11 @@ class ControlAPI(QueueBase):
     def pause_queue(self, name: str, reason: str | None = None) -> None:
         """Stored in the database and honoured inside every worker's claim; running jobs finish."""
         self.storage.set_queue_paused(name, True, reason)
-        self.emit(QueuePaused(queue=name))
+        self.emit(events.QueuePaused(queue=name))
 
     def resume_queue(self, name: str) -> None:
         self.storage.set_queue_paused(name, False)
-        self.emit(QueueResumed(queue=name))
+        self.emit(events.QueueResumed(queue=name))
 
     def is_queue_paused(self, name: str) -> bool:
         return self.storage.queue_paused(name)
@@ -81,12 +86,12 @@ class ControlAPI(QueueBase):
         mode = PauseMode(mode)
         found, _ = self.storage.set_worker_pause(worker_id, True, mode.value, reason)
         if found:
-            self.emit(WorkerPaused(worker_id=worker_id, mode=mode))
+            self.emit(events.WorkerPaused(worker_id=worker_id, mode=mode))
         return found
 
     def resume_worker(self, worker_id: str) -> bool:
         found, _ = self.storage.set_worker_pause(worker_id, False, None, None)
         if found:
-            self.emit(WorkerResumed(worker_id=worker_id))
+            self.emit(events.WorkerResumed(worker_id=worker_id))
         return found
 

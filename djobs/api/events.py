@@ -5,13 +5,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from djobs import validate
 from djobs.api.base import QueueBase
-from djobs.events import CustomEvent, Event, Subscription
-from djobs.jobs import Job, StoredEvent
+from djobs.events import Event, Subscription
+from djobs.jobs import Job
 from djobs.registry import encode_args
+
+if TYPE_CHECKING:
+    from djobs.info import StoredEvent
 
 
 class EventAPI(QueueBase):
@@ -28,9 +31,11 @@ class EventAPI(QueueBase):
 
     def emit_custom(self, job_id: str | None, kind: str, data: Any = None, persist: bool = False) -> None:
         validate.name("event kind", kind)
+        from djobs.event_types import CustomEvent
+
         self.hub.publish(CustomEvent(job_id=job_id, kind=kind, data=data))
         if persist:
-            self.storage.insert_events([(f"custom:{kind}", job_id, None, None, encode_args(data))])
+            self.storage.insert_events([(f"custom:{kind}", job_id, None, None, encode_args(data, "event data"))])
 
     def latest_event_id(self) -> int:
         return self.storage.latest_event_id()

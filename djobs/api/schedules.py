@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from djobs.api.base import QueueBase
-from djobs.jobs import ScheduleInfo
 from djobs.registry import encode_args
-from djobs.schedule import Schedule, parse_spec
+
+if TYPE_CHECKING:
+    from djobs.info import ScheduleInfo
+
+if TYPE_CHECKING:  # djobs.schedule (zoneinfo, calendar) is imported when a schedule is used, not by producers
+    from djobs.schedule import Schedule
 
 
 class ScheduleAPI(QueueBase):
@@ -49,5 +53,7 @@ class ScheduleAPI(QueueBase):
 
     def resume_schedule(self, name: str) -> bool:
         """Resume a schedule; it fires next at its next fire time from now (paused fires are skipped)."""
+        from djobs.schedule import parse_spec
+
         return self.storage.set_schedule_paused(name, False, None, lambda spec, now: parse_spec(spec).next_after(now))
 

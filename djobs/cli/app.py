@@ -60,15 +60,7 @@ class DjobsGroup(TyperGroup):
             st = common.state(ctx)
             if st.debug:
                 raise
-            code = common.exit_code_for(exc)
-            if code is None:
-                print(
-                    f"djobs: internal error: {type(exc).__name__}: {common.printable(common.error_message(exc))}"
-                    " (run with --debug for the traceback)",
-                    file=sys.stderr,
-                )
-                raise typer.Exit(code=common.EXIT_FAILURE) from None
-            raise common.fail(common.error_message(exc), code) from None
+            raise typer.Exit(code=common.report(exc)) from None
         finally:
             if isinstance(ctx.obj, common.State):
                 ctx.obj.close()
@@ -162,9 +154,22 @@ def root(
 
 
 def _register_all() -> None:
-    from djobs.cli import completion_cmd, config_cmd, control, events, jobs, ops, status, tui, ui_cmd, worker
+    from djobs.cli import (
+        completion_cmd,
+        config_cmd,
+        control,
+        events,
+        flow,
+        jobs,
+        ops,
+        signal_cmd,
+        status,
+        tui,
+        ui_cmd,
+        worker,
+    )
 
-    for module in (config_cmd, jobs, worker, control, status, events, tui, ui_cmd, completion_cmd, ops):
+    for module in (config_cmd, jobs, signal_cmd, worker, control, status, events, tui, ui_cmd, completion_cmd, ops, flow):
         module.register(app)
     # bench and selftest come from djobs/cli/proof.py (the proof commands); the CLI works without them.
     if importlib.util.find_spec("djobs.cli.proof") is None:

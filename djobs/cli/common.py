@@ -13,8 +13,9 @@ Every command module (and `djobs/cli/proof.py`) uses these helpers so the comman
 Errors are not handled in the commands: `DjobsGroup.invoke` (in `djobs/cli/app.py`) maps any exception to
 one line on stderr and an exit code with `exit_code_for`; `--debug` shows the traceback instead.
 
-Only `djobs.cli` imports typer. Nothing here imports peewee, rich or the core at module import time: Tab
-completion runs `djobs` on every key press.
+Only `djobs.cli` imports typer, and this module only when `fail` is called: the typer-free fast path
+(`djobs/cli/fast.py`) uses it too. Nothing here imports typer, peewee, rich or the core at module import
+time: Tab completion runs `djobs` on every key press.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import typer
-
 if TYPE_CHECKING:
+    import typer
+
     from djobs.config import Config
     from djobs.queue import Queue
 
@@ -149,6 +150,8 @@ def load_handlers(st: State, queue: Queue) -> None:
     """Import the config's modules and register its `[jobs.*]` and `[workflows.*]` on `queue`."""
     from djobs import config as cfg
 
+    global USER_CODE
+    USER_CODE = True
     conf = st.config()
     if conf is not None:
         cfg.register(conf, queue)
@@ -164,6 +167,15 @@ def apply_schedules(st: State, queue: Queue) -> Any:
         return None
     load_handlers(st, queue)
     return cfg.apply_schedules(conf, queue)
+
+
+def apply_flow(st: State, queue: Queue) -> dict[str, Any] | None:
+    """Write the config's queue limits and `[retention]` to the database (the worker and `djobs config
+    apply`); what was written, or None without a config."""
+    from djobs.config.flow import apply_flow as apply
+
+    conf = st.config()
+    return None if conf is None else apply(conf, queue)
 
 
 def connect(url: str, *, from_config: bool) -> Any:
@@ -208,6 +220,9 @@ def _without_password(url: str) -> str:
 
 # Set by `main()`: this process runs one command against one database and then exits.
 ONE_SHOT = False
+# Set once the config's handler modules are imported: user code ran in this process (its threads and exit
+# hooks are its own), so the fast path leaves through the interpreter's ordinary exit.
+USER_CODE = False
 # Set by `--wide`: tables never cut cells (render.py); also the case whenever stdout is not a terminal.
 WIDE = False
 
@@ -275,8 +290,25 @@ class OperationFailed(Exception):
 
 def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
     """Print `djobs: message` on stderr and return the `typer.Exit` to raise: `raise fail(...) from None`."""
+    import typer
+
     print(f"djobs: {printable(message)}", file=sys.stderr)
     return typer.Exit(code=code)
+
+
+def report(exc: BaseException) -> int:
+    """One line on stderr for an exception a command raised, and the exit code it maps to (an unexpected
+    exception is a bug: it says so and points to --debug). Shared by `DjobsGroup.invoke` and the fast path."""
+    code = exit_code_for(exc)
+    if code is None:
+        print(
+            f"djobs: internal error: {type(exc).__name__}: {printable(error_message(exc))}"
+            " (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    print(f"djobs: {printable(error_message(exc))}", file=sys.stderr)
+    return code
 
 
 def printable(text: str, keep_newlines: bool = False) -> str:

@@ -20,8 +20,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import typer
-
 from djobs.cli import common
 
 SHELLS = ("bash", "zsh", "fish")
@@ -40,27 +38,33 @@ def _state(ctx: Any) -> common.State | None:
 Provider = Callable[[common.State], Iterable[tuple[str, str]]]
 
 
+def offer(st: common.State, kind: str, fn: Provider, incomplete: str) -> list[tuple[str, str]]:
+    """The (value, help) pairs a Tab offers for `incomplete`: de-duplicated, prefix-filtered, answered
+    through the cache on PostgreSQL, and empty on any error. Closes what it opened on `st`. Used by the
+    Typer completers below and by the typer-free fast path (djobs/cli/fast.py)."""
+    try:
+        seen: dict[str, str] = {}
+        for value, help_text in answers(st, kind, fn):
+            if value and value.startswith(incomplete) and value not in seen:
+                seen[value] = common.one_line(help_text, 60)
+        return list(seen.items())
+    except BaseException:  # noqa: BLE001 - a Tab press must never print a traceback or exit non-zero
+        return []
+    finally:
+        st.close()
+
+
 def _quiet(kind: str, fn: Provider) -> Callable[..., list[tuple[str, str]]]:
-    """A Typer `autocompletion` function from a provider `fn(state)` of (value, help) pairs:
-    de-duplicated, prefix-filtered, answered through the cache on PostgreSQL, and silent on any error."""
+    """A Typer `autocompletion` function from a provider `fn(state)` of (value, help) pairs (see `offer`)."""
 
     def complete(ctx: Any, args: list[str], incomplete: str) -> list[tuple[str, str]]:
         try:
             st = _state(ctx)
-            if st is None:
-                return []
-            seen: dict[str, str] = {}
-            for value, help_text in answers(st, kind, fn):
-                if value and value.startswith(incomplete) and value not in seen:
-                    seen[value] = common.one_line(help_text, 60)
-            return list(seen.items())
-        except BaseException:  # noqa: BLE001 - a Tab press must never print a traceback or exit non-zero
+        except BaseException:  # noqa: BLE001
             return []
-        finally:
-            st_obj = ctx.find_root().obj
-            if isinstance(st_obj, common.State):
-                st_obj.close()
+        return [] if st is None else offer(st, kind, fn, incomplete)
 
+    complete.djobs_kind = kind  # type: ignore[attr-defined]  # how djobs/cli/specgen.py names the completer
     return complete
 
 
@@ -249,6 +253,7 @@ schedule_names = _quiet("schedule_names", _schedule_names)
 
 def script(shell: str) -> str:
     """The completion script for `shell`, as the shell sources it (calls `djobs` on each Tab)."""
+    import typer
     from typer._click.shell_completion import get_completion_class
     from typer._completion_classes import completion_init
 

@@ -154,10 +154,10 @@ def check(ctx: typer.Context) -> None:
 
 @config_app.command("apply")
 def apply(ctx: typer.Context) -> None:
-    """Write the config's schedules to the database; delete the ones removed from it.
+    """Write the config's schedules, queue limits and retention to the database; delete removed schedules.
 
-    Workers do this when they start. Run it after editing [schedules.*] to change schedules without
-    restarting workers; schedules made through the library are left alone.
+    Workers do this when they start. Run it after editing [schedules.*], [queues.*] limits or [retention]
+    to change them without restarting workers; schedules made through the library are left alone.
     """
     from djobs import config as cfg
 
@@ -165,14 +165,21 @@ def apply(ctx: typer.Context) -> None:
     conf = st.config()
     if conf is None:
         raise cfg.ConfigProblems(["no config file (looked for ./djobs.toml and $XDG_CONFIG_HOME/djobs/djobs.toml)"])
-    done = common.apply_schedules(st, common.open_queue(st))
+    queue = common.open_queue(st)
+    done = common.apply_schedules(st, queue)
+    flow = common.apply_flow(st, queue) or {}
     data = {"path": str(conf.path), "added": done.added, "updated": done.updated, "unchanged": done.unchanged,
-            "removed": done.removed}  # fmt: skip
+            "removed": done.removed, "limits": flow.get("limits", []), "retention": flow.get("retention")}  # fmt: skip
 
     def human() -> None:
         parts = [f"{len(v)} {k}" + (f" ({', '.join(v)})" if v and k != "unchanged" else "")
-                 for k, v in data.items() if k != "path"]  # fmt: skip
+                 for k, v in data.items() if k in ("added", "updated", "unchanged", "removed")]  # fmt: skip
         print(f"{conf.path}: schedules " + ", ".join(parts))
+        if data["limits"]:
+            print(f"{conf.path}: limits of {', '.join(data['limits'])}")
+        if data["retention"] is not None:
+            kept = ", ".join(f"{k} {'forever' if v is None else f'{v:g}s'}" for k, v in data["retention"].items())
+            print(f"{conf.path}: retention {kept}")
 
     common.output(st, data, human)
 

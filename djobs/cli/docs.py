@@ -372,6 +372,10 @@ not import, and a database URL in the config that does not point at a database).
 named) looks for it and says what is left to do; Tab then completes job types, queue names, recent job
 ids, worker ids and schedule names from your config and database (on PostgreSQL from the last answers,
 kept in `$XDG_CACHE_HOME/djobs/` and refreshed in the background once a few seconds old).
+
+**Start-up**: a plain `djobs enqueue` (without `--wait`) and each Tab press skip loading the command-line
+framework, so that cron jobs, shell loops and completion stay quick; `--help`, `--wait`, `--debug` and any
+mistake in the options take the full path. The output and exit codes are the same either way.
 """
 
 
@@ -435,6 +439,9 @@ def artefacts(root: Path | None = None) -> dict[str, str]:
     files = {MAN_PAGE: page, CLI_REFERENCE: cli_markdown(), SYSTEMD_UNIT: SYSTEMD_UNIT_TEXT, CRONTAB: CRONTAB_TEXT}
     for shell, path in COMPLETIONS.items():
         files[path] = completion_script(shell)
+    from djobs.cli import specgen
+
+    files[specgen.SPEC_FILE] = specgen.spec_module()  # the fast path's copy of the command tree
     return files
 
 

@@ -6,82 +6,27 @@ Each parses its input, calls one Queue method and renders the outcome; errors go
 from __future__ import annotations
 
 import json
-import sys
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import typer
 
-from djobs.cli import common, complete
-
-
-class IfExists(StrEnum):
-    fail = "fail"
-    skip = "skip"
+from djobs.cli import common, complete, produce
+from djobs.cli.produce import (  # noqa: F401 - also used from here by other commands and tests
+    EARLIEST,
+    LATEST,
+    IfExists,
+    parse_args_option,
+    parse_at,
+    parse_duration_option,
+    parse_meta,
+)
 
 
 class Finished(StrEnum):
     completed = "completed"
     failed = "failed"
     cancelled = "cancelled"
-
-
-MAX_ARGS = 16 << 20  # characters of --args JSON
-
-
-def parse_args_option(text: str | None) -> Any:
-    """`--args`: inline JSON, `@file` holding JSON, or `-` for JSON on stdin; raises UsageProblem."""
-    if text is None:
-        return None
-    source = "--args"
-    if text == "-":
-        text, source = sys.stdin.read(MAX_ARGS + 1), "--args from stdin"
-    elif text.startswith("@"):
-        path = text[1:]
-        try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read(MAX_ARGS + 1)  # a bounded read: `@/dev/zero` must not fill the memory
-        except (OSError, UnicodeDecodeError) as exc:
-            raise common.UsageProblem(f"--args: cannot read {path!r}: {getattr(exc, 'strerror', None) or exc}") from None
-        source = f"--args from {path}"
-    if len(text) > MAX_ARGS:
-        raise common.UsageProblem(f"{source}: more than {MAX_ARGS // (1 << 20)} MiB of JSON (pass a reference instead)")
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-        raise common.UsageProblem(f"{source}: bad JSON: {detail}") from None
-
-
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
-
-
-def parse_at(text: str) -> datetime:
-    """`--at`: an ISO-8601 time within years 1970..9999 UTC; naive means UTC; raises UsageProblem."""
-    try:
-        at = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise common.UsageProblem(f"--at: bad time {text!r} (use ISO 8601, e.g. 2026-12-01T09:00:00Z)") from None
-    utc: datetime | None
-    try:
-        utc = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-    except OverflowError:  # year 9999 west of UTC or year 1 east of it: outside what datetime holds in UTC
-        utc = None
-    if utc is None or not EARLIEST <= utc <= LATEST:
-        raise common.UsageProblem(f"--at: {text!r} is out of range (times must fall within years 1970 to 9999 UTC)")
-    return utc
-
-
-def parse_duration_option(option: str, text: str) -> Any:
-    """A duration option (`30s`, `5m`, `2h`, `7d`) as a timedelta; raises UsageProblem."""
-    from djobs.config import parse_duration
-
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise common.UsageProblem(f"{option}: {exc}") from None
 
 
 def enqueue(
@@ -114,10 +59,24 @@ def enqueue(
     unique: str | None = typer.Option(
         None, "--unique", envvar="DJOBS_ENQUEUE_UNIQUE", metavar="KEY", help="At most one unfinished job per key."
     ),
+    unique_for: str | None = typer.Option(
+        None, "--unique-for", envvar="DJOBS_ENQUEUE_UNIQUE_FOR", metavar="DURATION",
+        help="With --unique: hold the key this long from enqueue (24h), even after the job finished.",
+    ),  # fmt: skip
     if_exists: IfExists = typer.Option(
         IfExists.fail, "--if-exists", envvar="DJOBS_ENQUEUE_IF_EXISTS",
-        help="With --unique: fail (exit 1) or skip (print the existing id).",
+        help="With --unique: fail (exit 1), or skip / return (print the existing id, exit 0).",
     ),  # fmt: skip
+    time_limit: str | None = typer.Option(
+        None, "--time-limit", envvar="DJOBS_ENQUEUE_TIME_LIMIT", metavar="DURATION",
+        help="End an attempt still running after this (5m) [default: the type's].",
+    ),  # fmt: skip
+    key: str | None = typer.Option(
+        None, "--key", envvar="DJOBS_ENQUEUE_KEY", metavar="K", help="Group key for per-key limits (tenant:42)."
+    ),
+    meta: list[str] | None = typer.Option(
+        None, "--meta", envvar="DJOBS_ENQUEUE_META", metavar="K=V", help="A metadata pair (repeatable), for filtering."
+    ),
     wait: bool = typer.Option(
         False, "--wait", envvar="DJOBS_ENQUEUE_WAIT", help="Wait for the job and print its JSON result."
     ),
@@ -130,47 +89,13 @@ def enqueue(
     With --wait, print the job's JSON result instead (exit 1 if it failed or was cancelled).
     """
     st = common.state(ctx)
-    value = parse_args_option(args)
-    opts: dict[str, Any] = {}
-    if delay is not None and at is not None:
-        raise common.UsageProblem("give --delay or --at, not both")
-    if delay is not None:
-        opts["delay"] = parse_duration_option("--delay", delay)
-    if at is not None:
-        opts["at"] = parse_at(at)
-    for key, v in (("queue", queue_name), ("priority", priority), ("retries", retries), ("unique", unique)):
-        if v is not None:
-            opts[key] = v
-    if timeout is not None and not wait:
-        raise common.UsageProblem("--timeout needs --wait")
-
-    import djobs
-
-    queue = common.producer_queue(st, job_type)
-    try:
-        try:
-            job_id = queue.enqueue(job_type, value, **opts)
-        except djobs.UnknownJobType:
-            if st._handlers_loaded:
-                raise
-            common.load_handlers(st, queue)  # the config's modules may register it with @djobs.job
-            job_id = queue.enqueue(job_type, value, **opts)
-    except TypeError as exc:
-        if args is None:  # say what no --args means, not just "expected an object, got NoneType"
-            raise common.UsageProblem(f"job type {job_type!r} needs args: {exc} (without --args the args are null)") from None
-        raise
-    except djobs.DuplicateJob as exc:
-        if if_exists is IfExists.skip and exc.existing_id:
-            job_id = exc.existing_id
-        else:
-            raise common.OperationFailed(
-                f"duplicate: job {exc.existing_id} already holds unique key {unique!r}"
-            ) from None
+    queue, job_id = produce.enqueue_job(
+        st, job_type, args=args, queue_name=queue_name, priority=priority, retries=retries, delay=delay, at=at,
+        unique=unique, unique_for=unique_for, if_exists=if_exists, time_limit=time_limit, key=key, meta=meta,
+        wait=wait, timeout=timeout,
+    )  # fmt: skip
     if not wait:
-        if st.json:
-            common.print_json({"id": job_id})
-        else:
-            print(job_id)
+        produce.print_id(st, job_id)
         return
     _wait(st, queue, job_id, timeout)
 

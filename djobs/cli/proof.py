@@ -64,7 +64,8 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         chaos: bool = typer.Option(
             False, "--chaos/--no-chaos", envvar="DJOBS_SELFTEST_CHAOS",
-            help="kill -9 random workers at random moments (and restart them), plus one graceful stop.",
+            help="kill -9 random workers at random moments (and restart them), plus one graceful stop; mix in "
+                 "misbehaving handlers (hangs past their time limit, database errors, unstorable results).",
         ),
         duration: str = typer.Option(
             "60s", "--duration", envvar="DJOBS_SELFTEST_DURATION", help="How long to run the load (30s, 2m)."

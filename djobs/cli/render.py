@@ -120,6 +120,9 @@ def job_detail(job: Any, checkpoints: Sequence[Any], subs: Sequence[Any], events
         rows.append(("parent", _esc(job.parent_id)))
     if getattr(job, "unique_key", None):
         rows.append(("unique key", _esc(job.unique_key)))
+    wait = getattr(job, "wait_kind", None)
+    if wait == "sleep" or (wait == "signal" and getattr(job, "wait_signal", None)):
+        rows.append(("waits for", "its sleep to end" if wait == "sleep" else _esc(f"signal {job.wait_signal!r}")))
     if getattr(job, "progress", None) is not None:
         rows.append(("progress", _esc(short_json(job.progress, 100))))
     rows.append(("args", _esc(short_json(job.args, 200))))
@@ -127,6 +130,8 @@ def job_detail(job: Any, checkpoints: Sequence[Any], subs: Sequence[Any], events
         rows.append(("result", _esc(short_json(job.result, 200))))
     if job.last_error:
         rows.append(("error", f"[red]{_esc(job.last_error.strip(), keep_newlines=True)}[/]"))
+    if getattr(job, "last_traceback", None):
+        rows.append(("traceback", _esc(traceback_tail(job.last_traceback), keep_newlines=True)))
     _grid(out, rows)
     if checkpoints:
         table = _table("checkpoints", "#", "NAME", "VALUE", "ERROR", keep=("#", "NAME"), flex="VALUE")
@@ -141,6 +146,17 @@ def job_detail(job: Any, checkpoints: Sequence[Any], subs: Sequence[Any], events
     if events:
         out.print()
         events_table(events, title="recent events")
+
+
+#: `inspect ID` shows the end of the last failed attempt's traceback (where it failed); --json has all of it.
+TRACEBACK_LINES = 40
+
+
+def traceback_tail(text: str) -> str:
+    lines = text.rstrip().splitlines()
+    if len(lines) <= TRACEBACK_LINES:
+        return "\n".join(lines)
+    return "\n".join([f"… {len(lines) - TRACEBACK_LINES} lines before (--json shows them)", *lines[-TRACEBACK_LINES:]])
 
 
 def _grid(out: textout.Output, rows: Sequence[tuple[str, str]]) -> None:
@@ -249,6 +265,34 @@ def schedules_table(schedules: Sequence[Any], unapplied: frozenset[str] = frozen
             _esc(s.name), _esc(s.job), _esc(s.spec), _esc(s.queue or ""), when(s.last_fire),
             next_fire(s.next_fire, now) + (" [dim](not applied yet)[/]" if s.name in unapplied else ""),
             "[yellow]yes[/]" if s.paused else "",
+        )  # fmt: skip
+    _show(table)
+
+
+def limits_table(rows: Sequence[dict[str, Any]]) -> None:
+    """Fleet-wide limits per queue (`-`: none) and how many due jobs each limit holds back now."""
+    if not rows:
+        _empty("limits", "no queue has limits")
+        return
+    table = _table("limits", "QUEUE", "RATE", "RUNNING", "KEY RATE", "KEY RUNNING", "HELD BACK", keep=("QUEUE",),
+                   fold=("HELD BACK",))  # fmt: skip
+    for r in rows:
+        held = ", ".join(f"{n} by {k.replace('_', ' ')}" for k, n in r["held_back"].items() if n)
+        cells = ["-" if r[k] is None else str(r[k]) for k in ("rate", "running", "key_rate", "key_running")]
+        table.add_row(_esc(r["queue"]), *cells, _esc(held))
+    _show(table)
+
+
+def dead_letters_table(jobs: Sequence[Any]) -> None:
+    """Failed jobs, newest failure first, with the last line of their error."""
+    if not jobs:
+        _empty("dead letters", "no failed jobs")
+        return
+    table = _table("dead letters", "ID", "TYPE", "QUEUE", "FAILED", "TRIES", "ERROR", flex="ERROR")
+    for j in jobs:
+        table.add_row(
+            _esc(j.id), _esc(j.type), _esc(j.queue), ago(j.completed_at), str(j.attempt),
+            _esc(_first_line(j.last_error or "")),
         )  # fmt: skip
     _show(table)
 

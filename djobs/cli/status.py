@@ -33,7 +33,8 @@ def inspect(
     """Show an overview, or one job in detail.
 
     Without ID: queues with counts by status, live workers, schedules. With ID: the job's fields, args,
-    result or error, attempts, progress, checkpoints, sub-jobs and recent events.
+    result or error (with the end of the last failed attempt's traceback), attempts, progress, checkpoints,
+    sub-jobs and recent events.
     """
     from djobs.cli import render
 

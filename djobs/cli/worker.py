@@ -243,7 +243,8 @@ def worker(
 
     queue = common.open_queue(st)
     common.apply_schedules(st, queue)  # the config is the truth for its schedules: every worker syncs them
-    extra: dict[str, Any] = {}
+    common.apply_flow(st, queue)  # and for the limits and retention it declares
+    extra: dict[str, Any] = {"queue_timeouts": conf.queue_timeouts()} if conf else {}
     if metrics_port is not None:
         from djobs.metrics import run_metrics
 

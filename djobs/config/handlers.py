@@ -119,6 +119,8 @@ def _reference_problems(conf: Config, known: set[str]) -> list[str]:
             c.add(_table_name("schedules", s.name), "job", f"unknown job {s.job!r} ({hint})")
     for w in conf.workflows.values():
         for i, step in enumerate(w.steps):
+            if not step.job:  # a sleep or a signal wait runs no job
+                continue
             if step.job not in names:
                 key = f"steps[{i}].fan_out" if step.fan_out else f"steps[{i}]"
                 c.add(_table_name("workflows", w.name), key, f"unknown job {step.job!r} ({hint})")
@@ -195,7 +197,8 @@ def register(conf: Config, queue: Queue) -> None:
     import_modules(conf)
     problems: list[str] = []
     for job in conf.jobs.values():
-        opts = _drop_none({"queue": job.queue, "retries": job.retries, "priority": job.priority})
+        opts = _drop_none({"queue": job.queue, "retries": job.retries, "priority": job.priority, "timeout": job.timeout,
+                           "backoff": job.backoff})  # fmt: skip
         try:
             queue.register(job.name, resolve_handler(job.handler), **opts)
         except (TypeError, ValueError) as exc:

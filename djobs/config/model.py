@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from djobs.errors import ConfigError
+from djobs.jobs import Rate, Retention
+from djobs.retry import Backoff
 
 CONFIG_NAME = "djobs.toml"
 
@@ -29,6 +31,21 @@ class JobConfig:
     queue: str | None = None
     retries: int | None = None
     priority: int | None = None
+    timeout: float | None = None
+    backoff: Backoff | None = None
+
+
+@dataclass(frozen=True)
+class QueueFlow:
+    """The flow keys of one `[queues.NAME]`: its limits (`limited`: the table names at least one; then
+    they replace the queue's stored limits) and the time limit of its jobs that set none."""
+
+    rate: Rate | None = None
+    running: int | None = None
+    key_rate: Rate | None = None
+    key_running: int | None = None
+    timeout: float | None = None
+    limited: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,11 +64,16 @@ class ScheduleConfig:
 
 @dataclass(frozen=True)
 class Step:
-    """One workflow step: a durable call of `job`, or with `fan_out` one sub-job per element."""
+    """One workflow step: a durable call of `job`, or with `fan_out` one sub-job per element; or a durable
+    wait that runs no job (`job` empty): `sleep` seconds, or `wait_signal` (whose payload is the next step's
+    input) for at most `timeout` seconds (None: as long as it takes)."""
 
     job: str
     fan_out: bool = False
     over: str | None = None  # key of the list in the previous result; None: the result is the list
+    sleep: float | None = None
+    wait_signal: str | None = None
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +102,12 @@ class Config:
     jobs: Mapping[str, JobConfig] = field(default_factory=dict)
     schedules: Mapping[str, ScheduleConfig] = field(default_factory=dict)
     workflows: Mapping[str, WorkflowConfig] = field(default_factory=dict)
+    queue_flow: Mapping[str, QueueFlow] = field(default_factory=dict)  # limits and time limits by queue
+    retention: Retention | None = None  # None: no [retention] table (the stored one is left alone)
+
+    def queue_timeouts(self) -> dict[str, float]:
+        """The time limit of each queue's jobs that set none (nor their type)."""
+        return {name: f.timeout for name, f in self.queue_flow.items() if f.timeout is not None}
 
     def handler_modules(self) -> list[str]:
         """Every module the config imports: `modules` plus the modules of `[jobs.*] handler`s."""
@@ -105,7 +133,11 @@ class Config:
         out: dict[str, Any] = {"djobs": {"modules": list(self.modules)}}
         if self.database:
             out["djobs"]["database"] = self.database
+        from djobs.config.flow import backoff_toml, queue_flow_toml, retention_toml
+
         out["queues"] = {name: {"concurrency": n} for name, n in self.queues.items()}
+        for name, flow in self.queue_flow.items():
+            out["queues"].setdefault(name, {}).update(queue_flow_toml(flow))
         out["worker"] = {
             "scheduler": self.scheduler, "drain_timeout": f"{self.drain_timeout:g}s",
             "stale_after": f"{self.stale_after:g}s",
@@ -113,9 +145,13 @@ class Config:
         if self.tui:
             out["tui"] = dict(self.tui)
         out["jobs"] = {
-            j.name: _drop_none({"handler": j.handler, "queue": j.queue, "retries": j.retries, "priority": j.priority})
+            j.name: _drop_none(
+                {"handler": j.handler, "queue": j.queue, "retries": j.retries, "priority": j.priority,
+                 "timeout": None if j.timeout is None else f"{j.timeout:g}s",
+                 "backoff": None if j.backoff is None else backoff_toml(j.backoff)}
+            )
             for j in self.jobs.values()
-        }
+        }  # fmt: skip
         out["schedules"] = {
             s.name: _drop_none(
                 {"job": s.job, s.kind: s.value, "args": s.args, "queue": s.queue, "priority": s.priority,
@@ -130,6 +166,8 @@ class Config:
             )
             for w in self.workflows.values()
         }  # fmt: skip
+        if self.retention is not None:
+            out["retention"] = retention_toml(self.retention)
         return out
 
 
@@ -138,6 +176,11 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _step_to_toml(step: Step) -> Any:
+    if step.sleep is not None:
+        return {"sleep": f"{step.sleep:g}s"}
+    if step.wait_signal is not None:
+        timeout = None if step.timeout is None else f"{step.timeout:g}s"
+        return _drop_none({"wait_signal": step.wait_signal, "timeout": timeout})
     if not step.fan_out:
         return step.job
     return _drop_none({"fan_out": step.job, "over": step.over})

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from djobs import validate as limits
+from djobs.config import flow
 from djobs.config.model import (
     CONFIG_NAME,
     Config,
@@ -23,16 +25,17 @@ from djobs.config.model import (
 from djobs.config.values import anchor_sqlite_url, parse_duration, schedule_spec
 
 _DJOBS_KEYS = ("database", "modules")
-_QUEUE_KEYS = ("concurrency",)
+_QUEUE_KEYS = ("concurrency", *flow.QUEUE_FLOW_KEYS)
 _WORKER_KEYS = ("scheduler", "drain_timeout", "stale_after")
 _TUI_KEYS = ("refresh",)
-_JOB_KEYS = ("handler", "queue", "retries", "priority")
+_JOB_KEYS = ("handler", "queue", "retries", "priority", *flow.JOB_FLOW_KEYS)
 _SCHEDULE_KINDS = ("every", "cron", "daily", "weekly")
 _SCHEDULE_KEYS = ("job", *_SCHEDULE_KINDS, "args", "queue", "priority", "timezone")
 _WORKFLOW_KEYS = ("steps", "queue", "retries", "priority")
-_STEP_KEYS = ("fan_out", "over")
+#: The keys of each kind of table step, by the key that names the kind.
+_STEP_KINDS = {"fan_out": ("fan_out", "over"), "sleep": ("sleep",), "wait_signal": ("wait_signal", "timeout")}
 _DATABASE_SCHEMES = ("sqlite", "sqlite3", "postgresql", "postgres", "psycopg", "psycopg3", "postgresql+psycopg")
-_TABLES = ("djobs", "queues", "worker", "tui", "jobs", "schedules", "workflows")
+_TABLES = ("djobs", "queues", "worker", "tui", "jobs", "schedules", "workflows", "retention")
 
 
 def discover(explicit: str | os.PathLike[str] | None) -> Path | None:
@@ -188,11 +191,14 @@ def validate(raw: Mapping[str, Any], path: Path | None = None) -> tuple[Config, 
             tui["refresh"] = float(refresh)
 
     queues: dict[str, int] = {}
+    queue_flow: dict[str, flow.QueueFlow] = {}
     for name, data in _subtables(c, raw, "queues").items():
         table = _table_name("queues", name)
         _unknown_keys(c, table, data, _QUEUE_KEYS)
         n = _int(c, table, data, "concurrency", minimum=1, maximum=MAX_CONCURRENCY)
         queues[name] = n if n is not None else 10
+        if any(k in data for k in flow.QUEUE_FLOW_KEYS):
+            queue_flow[name] = flow.queue_flow(c, table, data)
 
     jobs: dict[str, JobConfig] = {}
     for name, data in _subtables(c, raw, "jobs").items():
@@ -205,8 +211,9 @@ def validate(raw: Mapping[str, Any], path: Path | None = None) -> tuple[Config, 
         queue = _str(c, table, data, "queue")
         retries = _int(c, table, data, "retries", minimum=0)
         priority = _int(c, table, data, "priority")
+        timeout, backoff = flow.job_flow(c, table, data)
         if handler is not None:
-            jobs[name] = JobConfig(name, handler, queue, retries, priority)
+            jobs[name] = JobConfig(name, handler, queue, retries, priority, timeout, backoff)
 
     workflows: dict[str, WorkflowConfig] = {}
     for name, data in _subtables(c, raw, "workflows").items():
@@ -241,6 +248,8 @@ def validate(raw: Mapping[str, Any], path: Path | None = None) -> tuple[Config, 
         jobs=jobs,
         schedules=schedules,
         workflows=workflows,
+        queue_flow=queue_flow,
+        retention=flow.retention(c, raw),
     )
     return conf, c.problems
 
@@ -260,23 +269,62 @@ def _steps(c: _Collector, table: str, data: Mapping[str, Any]) -> tuple[Step, ..
         if isinstance(item, str) and item.strip():
             steps.append(Step(item))
         elif isinstance(item, dict):
-            for k in item:
-                if k not in _STEP_KEYS:
-                    c.add(table, f"{key}.{k}", f"unknown key (known: {', '.join(_STEP_KEYS)})")
-                    ok = False
-            job, over = item.get("fan_out"), item.get("over")
-            if not isinstance(job, str) or not job.strip():
-                c.add(table, f"{key}.fan_out", f"must name a job, got {job!r}")
-                ok = False
-            elif over is not None and (not isinstance(over, str) or not over):
-                c.add(table, f"{key}.over", f"must be a key of the previous result, got {over!r}")
+            step = _table_step(c, table, key, item)
+            if step is None:
                 ok = False
             else:
-                steps.append(Step(job, fan_out=True, over=over))
+                steps.append(step)
         else:
-            c.add(table, key, f"must be a job name or {{ fan_out = JOB, over = KEY }}, got {item!r}")
+            c.add(table, key, f"must be a job name or a table: {_STEP_FORMS}, got {item!r}")
             ok = False
     return tuple(steps) if ok else ()
+
+
+_STEP_FORMS = "{ fan_out = JOB, over = KEY }, { sleep = DURATION } or { wait_signal = NAME, timeout = DURATION }"
+
+
+def _table_step(c: _Collector, table: str, key: str, item: Mapping[str, Any]) -> Step | None:
+    """A step written as a table: a fan-out, a durable sleep or a signal wait."""
+    kinds = [k for k in _STEP_KINDS if k in item]
+    if len(kinds) > 1:
+        c.add(table, key, f"must be one of {_STEP_FORMS}, got {dict(item)!r}")
+        return None
+    kind = kinds[0] if kinds else "fan_out"  # a table naming no kind is read as a fan-out missing its job
+    unknown = [k for k in item if k not in _STEP_KINDS[kind]]
+    for k in unknown:
+        c.add(table, f"{key}.{k}", f"unknown key (known: {', '.join(_STEP_KINDS[kind])})")
+    if kind == "sleep":
+        seconds = _step_duration(c, table, f"{key}.sleep", item["sleep"])
+        return Step("", sleep=seconds) if seconds is not None and not unknown else None
+    if kind == "wait_signal":
+        name = item["wait_signal"]
+        try:
+            limits.name("signal name", name)
+        except (TypeError, ValueError) as exc:
+            c.add(table, f"{key}.wait_signal", str(exc))
+            return None
+        timeout = None
+        if "timeout" in item:
+            timeout = _step_duration(c, table, f"{key}.timeout", item["timeout"])
+            if timeout is None:
+                return None
+        return Step("", wait_signal=name, timeout=timeout) if not unknown else None
+    job, over = item.get("fan_out"), item.get("over")
+    if not isinstance(job, str) or not job.strip():
+        c.add(table, f"{key}.fan_out", f"must name a job, got {job!r}")
+        return None
+    if over is not None and (not isinstance(over, str) or not over):
+        c.add(table, f"{key}.over", f"must be a key of the previous result, got {over!r}")
+        return None
+    return Step(job, fan_out=True, over=over) if not unknown else None
+
+
+def _step_duration(c: _Collector, table: str, key: str, value: Any) -> float | None:
+    try:
+        return parse_duration(value).total_seconds()
+    except ValueError as exc:
+        c.add(table, key, str(exc))
+        return None
 
 
 def _schedule(c: _Collector, table: str, name: str, data: Mapping[str, Any]) -> ScheduleConfig | None:

@@ -1,5 +1,5 @@
 """Durable primitives, each a step of the job's history that a replay returns instead of re-running:
-checkpointed calls and named checkpoints (`steps`), fan-out/fan-in (`fanout`).
+checkpointed calls and named checkpoints (`steps`), fan-out/fan-in (`fanout`), sleeps and signals (`waits`).
 
 A step's checkpoint is keyed by (job id, call path): top-level steps are numbered 0, 1, 2 … in execution
 order and a call made inside call 1 is "1.0", so replaying a finished outer call (which skips its inner

@@ -7,11 +7,11 @@ import json
 import uuid
 from datetime import timedelta
 
-from djobs import codec, validate
+from djobs import codec, tracing, validate
 from djobs.context import Context
 from djobs.durable.steps import check_name, storage_call
 from djobs.errors import FanOutFailed, NoRetry, SubJobError, Suspend
-from djobs.events import CheckpointSaved
+from djobs.event_types import CheckpointSaved
 from djobs.jobs import FAIL_FAST, Result, Strategy, Sub
 from djobs.retry import to_seconds
 
@@ -53,7 +53,10 @@ def fan_out(
         results = _results(ctx, fanout_id)
         if state[0] == "failed":
             n_ok = sum(1 for r in results if r.ok)
-            failed = next((r for r in results if not r.ok), None)
+            # Name a sub-job that failed, before any that merely had not finished when fail-fast decided.
+            failed = next((r for r in results if getattr(r.error, "status", None) == "failed"), None) or next(
+                (r for r in results if not r.ok), None
+            )
             first = f"; first failure: {failed.error}" if failed is not None else ""
             raise FanOutFailed(
                 f"fan-out at step #{key[2:]} ({state[1]}) failed: {n_ok} of {len(results)} sub-jobs succeeded{first}",
@@ -72,6 +75,8 @@ def fan_out(
         )
         for i, s in enumerate(subs)
     ]  # fmt: skip
+    if tracing.on:
+        jobs = tracing.carry(jobs)  # the sub-jobs' runs join the parent's trace
     fan_row = (fanout_id, ctx.job.id, key, str(strategy), len(subs), timeout_s, int(cancel_on_parent_failure))
     storage_call(
         store.suspend, ctx.owner, ctx.job.queue, "fanout", None, None,

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
+import inspect
 from typing import TYPE_CHECKING, Any
 
-from djobs import codec, validate
+from djobs import codec, tracing, validate
 from djobs.context import Context, _current
 from djobs.errors import (
     DeterminismError,
@@ -28,7 +30,7 @@ from djobs.errors import (
     Suspend,
     has_no_retry,
 )
-from djobs.events import CheckpointSaved
+from djobs.event_types import CheckpointSaved
 from djobs.registry import encode_args
 
 if TYPE_CHECKING:
@@ -46,7 +48,7 @@ def invoke(handler: Handler, ctx: Context, args: Any) -> Any:
     try:
         params = (ctx, args) if handler.wants_ctx else (args,) if handler.takes_args else ()
         result = handler.fn(*params)
-        if asyncio.iscoroutine(result):
+        if inspect.iscoroutine(result):  # (asyncio.iscoroutine also takes a plain generator for one)
             result = _run_coroutine(result)
         return result
     finally:
@@ -58,9 +60,11 @@ def _run_coroutine(coro: Any) -> Any:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
-    # Called from inside a running loop (an async handler's durable call): run it on a helper thread.
+    # Called from inside a running loop (an async handler's durable call): run it on a helper thread, in a
+    # copy of this context, so the step sees its own `djobs.current_job()` (and the tracing span).
+    context = contextvars.copy_context()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+        return pool.submit(context.run, asyncio.run, coro).result()
 
 
 def storage_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -101,7 +105,8 @@ def call(ctx: Context, name: str, args: Any) -> Any:
     args_json = handler.check_args(args)
     child = ctx.child(key)
     try:
-        value = invoke(handler, child, handler.decode(codec.loads(args_json)))
+        with tracing.step(name, key) if tracing.on else tracing.OFF:
+            value = invoke(handler, child, handler.decode(codec.loads(args_json)))
     except (OwnershipLost, Suspend, StorageLost):
         raise
     except BaseException as exc:
@@ -112,7 +117,7 @@ def call(ctx: Context, name: str, args: Any) -> Any:
             exc.add_note(f"{STEP_NOTE}{name!r} (#{key[2:]})")
         raise
     try:
-        text = encode_args(value)
+        text = encode_args(value, "it")
     except (TypeError, ValueError) as exc:
         raise NoRetry(f"durable call {name!r} (step #{key[2:]}) returned a value that cannot be stored: {exc}") from None
     _write_call_checkpoint(ctx, key, index, name, text, None)
@@ -121,7 +126,7 @@ def call(ctx: Context, name: str, args: Any) -> Any:
 
 def save_checkpoint(ctx: Context, name: str, value: Any) -> None:
     validate.name("checkpoint name", name)
-    text = encode_args(value)
+    text = encode_args(value, "a checkpoint value")
     data = codec.dumps({"call_index": None, "name": name})
     storage_call(ctx.queue.storage.save_named_checkpoint, ctx.owner, ctx.job.queue, name, text, data)
     ctx.replay_state().rows[f"p:{name}"] = (name, text, None)

@@ -17,9 +17,10 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from djobs.storage.admin import create_pg_schema, drop_pg_schema
@@ -42,6 +43,18 @@ def split_schema(url: str) -> tuple[str, str | None]:
 def with_schema(url: str, schema: str) -> str:
     base, _ = split_schema(url)
     return f"{base}{'&' if '?' in base else '?'}schema={schema}"
+
+
+def fresh_url(backend: str, pg_url: str, directory: Path, prefix: str) -> tuple[str, Callable[[], None] | None]:
+    """A new empty database for one measurement, and how to drop it: a file in `directory` (SQLite) or a
+    schema of its own named `prefix_…` (PostgreSQL, which the benchmarks' `throwaway` cannot reuse per run
+    without reconnecting)."""
+    if backend == "sqlite":
+        return f"sqlite:///{directory / (uuid.uuid4().hex + '.db')}", None
+    dsn, _ = split_schema(pg_url)
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    create_pg_schema(dsn, schema)
+    return with_schema(pg_url, schema), (lambda: drop_pg_schema(dsn, schema))
 
 
 def redact(url: str) -> str:

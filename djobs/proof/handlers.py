@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 import djobs
+from djobs.proof import durable_time, misbehave
 from djobs.proof.ledger import Ledger
 
 SELFTEST_TYPES = (
@@ -27,6 +28,8 @@ SELFTEST_TYPES = (
     "selftest.child",
     "selftest.unique",
     "selftest.tick",
+    *durable_time.TYPES,
+    *misbehave.TYPES,
 )
 
 
@@ -107,6 +110,8 @@ def register_selftest(queue: Any, ledger: Ledger | None) -> None:
     queue.register("selftest.child", child, retries=10)
     queue.register("selftest.unique", unique, retries=10)
     queue.register("selftest.tick", tick, retries=10)
+    durable_time.register(queue, note)
+    misbehave.register(queue, ledger)
 
 
 def register_bench(queue: Any) -> None:

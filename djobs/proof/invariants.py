@@ -13,6 +13,7 @@ Ledger rows the selftest handlers write (see `djobs.proof.handlers`):
   fail       job, attempt                     an always-failing job ran
   fanout_done job, oks                        a fan-out parent got these per-child outcomes
   child      job, fail                        a fan-out child ran
+  misbehave  job, attempt, type               a misbehaving handler ran (`djobs.proof.misbehave`)
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ class Snapshot:
     schedule_type: str = "selftest.tick"
     restarts: list[float] = field(default_factory=list)  # database restarts (epoch seconds)
     collected_at: float | None = None  # when the jobs were read (epoch seconds)
+    running_cap: int | None = None  # the limited queue's fleet-wide running cap (None: no limited queue)
+    running_samples: list[int] = field(default_factory=list)  # its running count, sampled during the run
+    signals: dict[str, list[str]] = field(default_factory=dict)  # waiter job id -> tokens sent, in order
+    #: Running jobs with a time limit, sampled during the run: (when, job id, started, worker pid, limit).
+    slot_samples: list[tuple[float, str, float, int | None, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -117,9 +123,9 @@ def _explained(s: Snapshot, pid: int, start: float, end: float | None) -> bool:
 
 
 def expected_status(kind: str, job: JobRow, fanouts: dict[str, FanoutCase]) -> str | None:
-    if kind in ("plain", "slow", "workflow", "unique", "tick"):
+    if kind in ("plain", "slow", "workflow", "unique", "tick", "sleeper", "waiter"):
         return "completed"
-    if kind == "fail":
+    if kind in ("fail", "misbehave"):
         return "failed"
     if kind == "fanout" and job.id in fanouts:
         case = fanouts[job.id]
@@ -371,6 +377,67 @@ def check_retries(s: Snapshot) -> Verdict:
     )
 
 
+def check_running_cap(s: Snapshot) -> Verdict:
+    """No sample of the limited queue's running count exceeded its cap (see `djobs.proof.limits`)."""
+    if s.running_cap is None:
+        return _verdict("running cap held throughout", 0, "no limited queue in this run", [])
+    cap = s.running_cap
+    over = [f"sample {k}: {n} jobs of the limited queue running at once (cap {cap})"
+            for k, n in enumerate(s.running_samples) if n > cap]  # fmt: skip
+    peak = max(s.running_samples, default=0)
+    return _verdict(
+        "running cap held throughout",
+        len(s.running_samples),
+        f"{len(s.running_samples)} samples of the limited queue's running count; peak {peak} of cap {cap}",
+        over,
+    )
+
+
+#: How long past its time limit an attempt may still show as running: the limit is enforced in the worker
+#: at the deadline; this covers writing the outcome on a loaded machine (SQLite's write lock, shared CPUs).
+LIMIT_GRACE = 10.0
+
+
+def _refunded(s: Snapshot, pid: int, start: float, end: float) -> bool:
+    if any(i.pid == pid and i.kind == "term" and start <= i.ts <= end for i in s.interruptions):
+        return True
+    return any(t <= end and t + RESTART_WINDOW >= start for t in s.restarts)
+
+
+def check_limits(s: Snapshot) -> Verdict:
+    """Misbehaving handlers (hangs, their own database errors, unstorable results, impossible retry delays)
+    run at most as often as their attempts allow, and no attempt holds its slot past its time limit —
+    unless its worker process was killed or stopped meanwhile (then the job is recovered at the stale age)."""
+    runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in s.ledger:
+        if row["kind"] == "misbehave":
+            runs[row["job"]].append(row)
+    bad: list[str] = []
+    jobs = [j for j in s.jobs if s.seeded.get(j.id) == "misbehave"]
+    for job in jobs:
+        rows = sorted(runs.get(job.id, []), key=lambda r: r["ts"])
+        extra = len(rows) - (job.max_retries + 1)
+        # A run beyond the attempts is explained only by an attempt given back: its process stopped gracefully
+        # (drained, released) or the database restarted before the next run began. A kill -9 refunds nothing.
+        explained = sum(_refunded(s, r["pid"], r["ts"], nxt["ts"]) for r, nxt in zip(rows, rows[1:], strict=False))
+        if extra > explained:
+            bad.append(f"{job.type} job {job.id} ran {len(rows)} times, {extra} more than 1 + {job.max_retries} "
+                       "retries allow and not explained by a graceful stop")  # fmt: skip
+    overdue: dict[str, float] = {}
+    for ts, job_id, started, pid, limit in s.slot_samples:
+        held = ts - started
+        if held > limit + LIMIT_GRACE and (pid is None or not _explained(s, pid, started, ts)):
+            overdue[job_id] = max(held, overdue.get(job_id, 0.0))
+    bad.extend(f"job {job_id} held its slot {held:.1f}s, past its time limit" for job_id, held in overdue.items())
+    return _verdict(
+        "no job runs more than its attempts allow and no slot stays taken past its limit",
+        len(jobs) + len(s.slot_samples),
+        f"{len(jobs)} misbehaving jobs, {sum(len(runs[j.id]) for j in jobs)} runs; {len(s.slot_samples)} samples "
+        "of running jobs with a time limit",
+        bad,
+    )
+
+
 CHECKS: tuple[Callable[[Snapshot], Verdict], ...] = (
     check_terminal,
     check_steps_exactly_once,
@@ -379,6 +446,8 @@ CHECKS: tuple[Callable[[Snapshot], Verdict], ...] = (
     check_unique,
     check_schedule,
     check_retries,
+    check_running_cap,
+    check_limits,
 )
 
 

@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import peewee as pw
 
@@ -20,19 +20,28 @@ from djobs.errors import StorageUnavailable
 from djobs.retry import RetryConfig
 from djobs.storage.dialect import Dialect
 from djobs.storage.errors import TRANSIENT_ERRORS, one_line, operation, unavailable
-from djobs.storage.pool import DjobsPooledPostgres
 from djobs.storage.schema import create_schema, make_models
+
+if TYPE_CHECKING:
+    from djobs.storage.pgpool import DjobsPooledPostgres
 
 log = logging.getLogger("djobs.storage")
 
 Row = tuple[Any, ...]
 
+#: How long a group's leader waits for as many submitters as joined the previous group (see `_submit`).
+GATHER_SECONDS = 0.001
+
 
 class _GroupItem:
-    __slots__ = ("op", "result", "error", "done")
+    __slots__ = ("op", "batch", "alone", "result", "error", "done")
 
-    def __init__(self, op: Callable[[], Any]) -> None:
+    def __init__(
+        self, op: Callable[[], Any], batch: Callable[[list[Any]], list[Any]] | None = None, alone: bool = False
+    ) -> None:
         self.op = op
+        self.batch = batch
+        self.alone = alone
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = threading.Event()
@@ -60,9 +69,13 @@ class StorageBase:
         self._taken_listeners: list[Callable[[list[str]], None]] = []
         self._control_listeners: list[Callable[[], None]] = []
         self._group_lock = threading.Lock()
+        self._group_joined = threading.Condition(self._group_lock)
         self._group_pending: list[_GroupItem] = []
         self._group_leading = False
+        self._group_size = 1  # how many items the last group carried
         self._statements: dict[str, str] = {}
+        #: Per queue: when its due keys were listed, and the list (see limits.KEYS_TTL).
+        self._due_key_lists: dict[str, tuple[float, list[str | None]]] = {}
 
     # -- statements ----------------------------------------------------------------------------------------
     def _q(self, sql: str) -> str:
@@ -125,11 +138,16 @@ class StorageBase:
                 raise unavailable(exc, "cannot use this database") from exc
             self._schema_ready = True
 
+    @property
+    def _pool(self) -> DjobsPooledPostgres | None:
+        """The database as djobs' PostgreSQL pool, else None (SQLite, or a peewee database passed in)."""
+        return self.db if getattr(self.db, "djobs_pool", False) else None  # type: ignore[return-value]
+
     def close(self) -> None:
         """Close this thread's connection (and the pool's idle ones)."""
         with contextlib.suppress(Exception):
-            if isinstance(self.db, DjobsPooledPostgres):
-                self.db.close_all()
+            if (pool := self._pool) is not None:
+                pool.close_all()
             else:
                 self.db.close()
 
@@ -137,16 +155,16 @@ class StorageBase:
         """Hand this thread's connection back to the pool (PostgreSQL) before a long idle wait, so an idle
         worker's threads share one pooled connection instead of holding one each. SQLite keeps its file
         handle (nothing to save)."""
-        if isinstance(self.db, DjobsPooledPostgres):
+        if (pool := self._pool) is not None:
             with contextlib.suppress(Exception):
-                if not self.db.in_transaction():
-                    self.db.close()
+                if not pool.in_transaction() and not pool.is_closed():
+                    pool.release_idle()
 
     def reset_connection(self) -> None:
         """Throw away this thread's connection after an error so the next call reconnects."""
         with contextlib.suppress(Exception):
-            if isinstance(self.db, DjobsPooledPostgres):
-                self.db.manual_close()
+            if (pool := self._pool) is not None:
+                pool.manual_close()
             else:
                 self.db.close()
         with contextlib.suppress(Exception):
@@ -164,27 +182,71 @@ class StorageBase:
         commit): the first thread in leads and commits everyone's pending ops at once, the others wait for
         that commit. Durable-step checkpoints go through here, so ten handler threads checkpointing at once
         cost one commit, not ten. `op` must not leave partial writes behind when it raises."""
-        item = _GroupItem(op)
+        return self._submit(_GroupItem(op))
+
+    def group_batch(self, flush: Callable[[list[Any]], list[Any]], payload: Any, *, alone: bool = False) -> Any:
+        """Like `group`, but items submitted with the same `flush` function are written together by one call
+        `flush(payloads)` inside the shared transaction, so a group of ten checkpoints costs one statement,
+        not ten. `flush` returns one result per payload, an exception instance for a payload that failed;
+        it must not leave partial writes behind when it raises. `alone`: the flush is one statement, so a
+        group made of nothing else needs no BEGIN/COMMIT of its own (the statement commits itself)."""
+        return self._submit(_GroupItem(lambda: payload, flush, alone))
+
+    def _run_batch(self, batch: list[_GroupItem]) -> None:
+        """The leader's share of group commit: plain ops one by one, batched ones by their flush function."""
+        flushes: dict[Callable[[list[Any]], list[Any]], list[_GroupItem]] = {}
+        for it in batch:
+            if it.batch is not None:
+                flushes.setdefault(it.batch, []).append(it)
+                continue
+            try:
+                it.result = it.op()
+            except BaseException as exc:  # handed to the thread that submitted it
+                it.error = exc
+        for flush, items in flushes.items():
+            try:
+                results = flush([it.op() for it in items])
+            except BaseException as exc:
+                for it in items:
+                    it.error = exc
+                continue
+            for it, res in zip(items, results, strict=True):
+                if isinstance(res, BaseException):
+                    it.error = res
+                else:
+                    it.result = res
+
+    def _submit(self, item: _GroupItem) -> Any:
+        """Group commit. Threads checkpointing in step come back together after each commit, but the first
+        one back would lead a group of one while the others queue behind it (groups of 1, 9, 1, 9, …): so a
+        new leader first waits, at most GATHER_SECONDS, until as many items are pending as the last group
+        carried. A lone submitter (last group of one) never waits."""
         with self._group_lock:
             self._group_pending.append(item)
             lead = not self._group_leading
             self._group_leading = True
+            if not lead and len(self._group_pending) >= self._group_size:
+                self._group_joined.notify()
         if not lead:
             item.done.wait()
         else:
+            gather = True
             while True:
                 with self._group_lock:
+                    if gather and len(self._group_pending) < self._group_size:
+                        self._group_joined.wait_for(lambda: len(self._group_pending) >= self._group_size, GATHER_SECONDS)
+                    gather = False  # later groups took their time already: items that came while we wrote
                     batch, self._group_pending = self._group_pending, []
                     if not batch:
                         self._group_leading = False
                         break
+                    self._group_size = len(batch)
                 try:
-                    with self.tx():
-                        for it in batch:
-                            try:
-                                it.result = it.op()
-                            except BaseException as exc:  # handed to the thread that submitted it
-                                it.error = exc
+                    if batch[0].alone and all(it.batch == batch[0].batch for it in batch):
+                        self._run_batch(batch)
+                    else:
+                        with self.tx():
+                            self._run_batch(batch)
                 except BaseException as exc:
                     self.reset_connection()
                     err = unavailable(exc) if isinstance(exc, pw.DatabaseError) else exc

@@ -6,12 +6,17 @@ Writes go through group commit, so ten handler threads checkpointing at once cos
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from djobs.errors import OwnershipLost
-from djobs.jobs import Checkpoint, Owner
+from djobs.jobs import Owner
 from djobs.storage import records
 from djobs.storage.base import StorageBase
 from djobs.storage.dialect import OWNED
 from djobs.storage.errors import operation
+
+if TYPE_CHECKING:
+    from djobs.info import Checkpoint
 
 Stored = tuple[str, str | None, str | None]  # (name, value JSON, error)
 
@@ -19,6 +24,24 @@ _CALL = (
     "INSERT INTO djobs_checkpoints (job_id, key, call_index, name, value, error, created_at) "
     "SELECT ?, ?, ?, ?, ?, ?, {now} WHERE EXISTS (SELECT 1 FROM djobs_jobs WHERE " + OWNED + ") "
     "ON CONFLICT (job_id, key) DO NOTHING"
+)
+_CALL_COLS = ("j", "k", "i", "n", "v", "e", "w", "a")
+_CALL_MANY = (
+    "INSERT INTO djobs_checkpoints (job_id, key, call_index, name, value, error, created_at) "
+    "SELECT v.j, v.k, CAST(v.i AS INTEGER), v.n, v.v, v.e, {{now}} FROM {src} WHERE EXISTS (SELECT 1 FROM djobs_jobs "
+    "WHERE id = v.j AND locked_by = v.w AND attempt = CAST(v.a AS INTEGER) AND status = 'running') "
+    "ON CONFLICT (job_id, key) DO NOTHING"
+)
+_CALL_MANY_PG = (
+    "WITH v AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[], %s::text[]) AS v(j, k, i, n, v, e, w, a, q, d)), "
+    "ok AS (SELECT v.* FROM v JOIN djobs_jobs jb ON jb.id = v.j AND jb.locked_by = v.w "
+    "AND jb.attempt = CAST(v.a AS INTEGER) AND jb.status = 'running'), "
+    "ins AS (INSERT INTO djobs_checkpoints (job_id, key, call_index, name, value, error, created_at) "
+    "SELECT ok.j, ok.k, CAST(ok.i AS INTEGER), ok.n, ok.v, ok.e, {now} FROM ok ON CONFLICT (job_id, key) DO NOTHING), "
+    "ev AS (INSERT INTO djobs_events (ts, kind, job_id, queue, worker_id, data) "
+    "SELECT {now}, 'checkpoint_saved', ok.j, ok.q, ok.w, ok.d FROM ok) "
+    "SELECT ok.j, ok.k FROM ok"
 )
 _NAMED = (
     "INSERT INTO djobs_checkpoints (job_id, key, call_index, name, value, error, created_at) "
@@ -53,16 +76,45 @@ class CheckpointOps(StorageBase):
         event_data: str,
     ) -> None:  # fmt: skip
         """Checkpoint a durable call (first writer wins) with its `checkpoint_saved` event; OwnershipLost if
-        the job is no longer this worker's for this attempt."""
+        the job is no longer this worker's for this attempt. Concurrent checkpoints of this process are
+        written by one statement in one shared commit."""
+        row = (owner.job_id, key, index, name, value, error, owner.worker_id, owner.attempt, queue, event_data)
+        if self.is_pg:
+            self.group_batch(self._flush_call_checkpoints_pg, row, alone=True)
+        else:
+            self.group_batch(self._flush_call_checkpoints, row)
 
-        def op() -> None:
-            o = (owner.job_id, owner.worker_id, owner.attempt)
-            cur = self._ex(_CALL, (owner.job_id, key, index, name, value, error, *o))
-            if cur.rowcount == 0 and not self._owned(owner):
-                raise OwnershipLost(owner.job_id)
-            self._event("checkpoint_saved", owner.job_id, queue, owner.worker_id, event_data)
+    def _flush_call_checkpoints_pg(self, rows: list[tuple[Any, ...]]) -> list[Any]:
+        """PostgreSQL: the group's checkpoints and their events in one statement (so, outside a shared
+        transaction, one round trip and one commit); the statement returns the rows whose job was still
+        owned, the others are OwnershipLost."""
+        cur = self._ex(_CALL_MANY_PG, self._batch_params(rows, 10))
+        owned = {(r[0], r[1]) for r in cur.fetchall()}
+        return [None if (r[0], r[1]) in owned else OwnershipLost(r[0]) for r in rows]
 
-        self.group(op)
+    def _flush_call_checkpoints(self, rows: list[tuple[Any, ...]]) -> list[Any]:
+        """Insert a group's call checkpoints at once, each only while its job is still owned. When fewer
+        rows went in than were asked (a lost job, or a checkpoint already there: both rare), each row's
+        ownership is looked up to tell which."""
+        if len(rows) == 1:  # a lone step (one slot, or no other step at that moment): no JSON batch to build
+            r = rows[0]
+            cur = self._ex(_CALL, (*r[:6], r[0], r[6], r[7]))
+        else:
+            sql = self._statements.get("checkpoints-many")
+            if sql is None:
+                sql = self._statements["checkpoints-many"] = self._q(_CALL_MANY.format(src=self.dialect.batch_source(_CALL_COLS)))
+            cur = self.db.execute_sql(sql, self._batch_params([r[:8] for r in rows], 8))
+        results: list[Any] = [None] * len(rows)
+        if cur.rowcount != len(rows):
+            for i, r in enumerate(rows):
+                if not self._owned(Owner(r[0], r[6], r[7])):
+                    results[i] = OwnershipLost(r[0])
+        saved = [("checkpoint_saved", r[0], r[8], r[6], r[9]) for r, res in zip(rows, results, strict=True) if res is None]
+        if len(saved) == 1:
+            self._event(*saved[0])
+        else:
+            self._events_many(saved)
+        return results
 
     @operation
     def save_named_checkpoint(self, owner: Owner, queue: str, name: str, value: str, event_data: str) -> None:

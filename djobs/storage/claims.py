@@ -9,15 +9,22 @@ took the job, and the caller drops the outcome silently.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from djobs.outcomes import MAX_REFUNDS, Claim, ClaimRequest, Outcome, OutcomeKind, RoundResult
+from djobs.jobs import MAX_REFUNDS
 from djobs.storage import records
 from djobs.storage.base import Row, StorageBase
 from djobs.storage.dialect import CLAIMABLE, COL, OWNED
 from djobs.storage.errors import operation
 
+if TYPE_CHECKING:
+    from djobs.outcomes import Claim, ClaimRequest, Outcome, RoundResult
+
 _D = "DOUBLE PRECISION"
+#: A prefetched claim whose start is not yet recorded: (job id, attempt, monotonic time it started).
+StartedHeld = tuple[str, int, float]
 _PICK = (
     f"SELECT id FROM djobs_jobs WHERE queue = ? AND status IN {CLAIMABLE} AND run_at <= {{now}} AND type IN ({{types}}) "
     "AND NOT EXISTS (SELECT 1 FROM djobs_queues q WHERE q.name = ? AND (q.paused = 1 OR q.limited = 1)) "
@@ -84,50 +91,60 @@ class ClaimOps(StorageBase):
         return list(self.db.execute_sql(self._claim_sql(len(req.types)), params).fetchall())
 
     def _batch_update(self, name: str, cols: tuple[str, ...], assignments: str, returning: str) -> str:
-        """UPDATE djobs_jobs from a batch of (id, attempt, …) rows, guarded by ownership. PostgreSQL joins
-        the unnested arrays; SQLite reaches each row through the primary key from a materialised list
-        (a join there would scan the JSON once per candidate row)."""
+        """UPDATE djobs_jobs from a batch of (id, attempt, …) rows, guarded by ownership: the batch joined to
+        the table on the primary key. On SQLite the batch is materialised first, so the plan walks the batch
+        and looks each row up by id (left to itself, the planner walks this worker's running jobs and decodes
+        the JSON once per job)."""
         sql = self._statements.get(name)
         if sql is not None:
             return sql
         guard = "AND djobs_jobs.locked_by = ? AND djobs_jobs.status = 'running'"
+        sets = assignments.format(v="v")
         if self.is_pg:
-            src = self.dialect.batch_source(cols)
-            sql = (
-                f"UPDATE djobs_jobs SET {assignments.format(v='v')} FROM {src} WHERE djobs_jobs.id = v.id "
-                f"AND djobs_jobs.attempt = CAST(v.a AS INTEGER) {guard} RETURNING {returning}"
-            )
+            head, src = "", self.dialect.batch_source(cols)
         else:
             picks = ", ".join(f"value ->> {i}" for i in range(len(cols)))
-            one = "(SELECT v.{c} FROM v WHERE v.id = djobs_jobs.id)"
-            sets = assignments.format(v="v").replace("v.r", one.format(c="r"))
-            sql = (
-                f"WITH v({', '.join(cols)}) AS MATERIALIZED (SELECT {picks} FROM json_each(?)) "
-                f"UPDATE djobs_jobs SET {sets} WHERE djobs_jobs.id IN (SELECT id FROM v) "
-                f"AND djobs_jobs.attempt = CAST({one.format(c='a')} AS INTEGER) {guard} RETURNING {returning}"
-            )
+            head, src = f"WITH v({', '.join(cols)}) AS MATERIALIZED (SELECT {picks} FROM json_each(?)) ", "v"
+        sql = (
+            f"{head}UPDATE djobs_jobs SET {sets} FROM {src} WHERE djobs_jobs.id = v.id "
+            f"AND djobs_jobs.attempt = CAST(v.a AS INTEGER) {guard} RETURNING {returning}"
+        )
         sql = self._statements[name] = self.dialect.render(sql)
         return sql
 
-    def _mark_started(self, started: list[tuple[str, int]], worker_id: str) -> None:
+    @staticmethod
+    def _since(started: Sequence[StartedHeld]) -> dict[tuple[str, int], str]:
+        """Seconds since each prefetched claim started (the worker's monotonic clock), as batch text. The
+        start is stored as the database clock minus this, so every stored time stays on the database's clock
+        and the run's duration is still the worker's measure."""
+        now = time.monotonic()
+        return {(i, a): f"{max(0.0, now - t):.6f}" for i, a, t in started}
+
+    def _mark_started(self, started: dict[tuple[str, int], str], worker_id: str) -> None:
         """Prefetched claims that have now started: no longer held."""
         sql = self._batch_update(
-            "mark_started", ("id", "a"), "held = 0, started_at = {{now}}", "djobs_jobs.id"
+            "mark_started", ("id", "a", "e"), f"held = 0, started_at = {{{{now}}}} - CAST({{v}}.e AS {_D})", "djobs_jobs.id"
         )
-        self.db.execute_sql(sql, (*self._batch_params([(i, str(a)) for i, a in started], 2), worker_id))
+        rows = [(i, str(a), e) for (i, a), e in started.items()]
+        self.db.execute_sql(sql, (*self._batch_params(rows, 3), worker_id))
 
-    def _complete_many(self, done: list[Outcome], worker_id: str) -> set[str]:
+    def _complete_many(self, done: list[Outcome], worker_id: str, started: dict[tuple[str, int], str]) -> set[str]:
+        """Completions in one statement. A prefetched claim that started and finished since the last round
+        has its start recorded here too (`e` set), instead of in a statement of its own."""
         sql = self._batch_update(
             "complete_many",
-            ("id", "r", "a"),
+            ("id", "r", "a", "e"),
             "status = 'completed', result = {v}.r, completed_at = {{now}}, updated_at = {{now}}, "
-            "locked_by = NULL, pause_requested = 0, refunds = 0",
+            f"started_at = CASE WHEN {{v}}.e IS NULL THEN started_at ELSE {{{{now}}}} - CAST({{v}}.e AS {_D}) END, "
+            "held = 0, locked_by = NULL, pause_requested = 0, refunds = 0",
             "djobs_jobs.id",
         )
-        rows = [(o.job_id, o.result_json, str(o.attempt)) for o in done]
-        return {r[0] for r in self.db.execute_sql(sql, (*self._batch_params(rows, 3), worker_id)).fetchall()}
+        rows = [(o.job_id, o.result_json, str(o.attempt), started.pop((o.job_id, o.attempt), None)) for o in done]
+        return {r[0] for r in self.db.execute_sql(sql, (*self._batch_params(rows, 4), worker_id)).fetchall()}
 
     def _write_outcome(self, o: Outcome, worker_id: str, failed: list[tuple[str, str | None]]) -> bool:
+        from djobs.outcomes import OutcomeKind
+
         own = (o.job_id, worker_id, o.attempt)
         if o.kind is OutcomeKind.FAIL:
             return bool(self._ex(_FAIL, (o.error, o.traceback, *own)).rowcount > 0)
@@ -145,7 +162,7 @@ class ClaimOps(StorageBase):
         outcomes: list[Outcome],
         claims: list[ClaimRequest],
         events: Sequence[Row] = (),
-        started: Sequence[tuple[str, int]] = (),
+        started: Sequence[StartedHeld] = (),
         started_events: bool = True,
         due_if_idle: bool = False,
         turn: int = 0,
@@ -154,15 +171,22 @@ class ClaimOps(StorageBase):
         """One round in one transaction: record the start of prefetched claims, write outcomes (each
         guarded by ownership; completions in one statement) with the event rows of those that matched,
         extra event rows, then claim. Returns which outcomes were written and the claims won."""
+        from djobs.outcomes import (  # worker records: a producer never needs them
+            Claim,
+            OutcomeKind,
+            RoundResult,
+        )
+
         owned = [False] * len(outcomes)
         rows: list[Row] = list(events)
         failed: list[tuple[str, str | None]] = []
         won: list[Claim] = []
+        since = self._since(started) if started else {}
         with self.tx():
-            if started:
-                self._mark_started(list(started), worker_id)
             done = [o for o in outcomes if o.kind is OutcomeKind.COMPLETE]
-            completed = self._complete_many(done, worker_id) if done else set()
+            completed = self._complete_many(done, worker_id, since) if done else set()
+            if since:  # the rest: still running, or ended otherwise (written below, after their start)
+                self._mark_started(since, worker_id)
             for i, o in enumerate(outcomes):
                 owned[i] = o.job_id in completed if o.kind is OutcomeKind.COMPLETE else self._write_outcome(o, worker_id, failed)
                 if owned[i] and o.event is not None:
@@ -176,7 +200,7 @@ class ClaimOps(StorageBase):
                 else:
                     got = self._claim(worker_id, req)
                 for r in got:
-                    won.append(Claim(records.job(r), r[COL["fanout_id"]], k))
+                    won.append(Claim(records.job(r), r[COL["fanout_id"]], k, r[COL["trace"]]))
             if limited_done:
                 self._notify()  # places under a running limit came free: workers waiting on it look again
             if started_events:

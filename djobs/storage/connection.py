@@ -9,7 +9,7 @@ import peewee as pw
 
 from djobs.errors import StorageUnavailable
 from djobs.storage.core import PeeweeStorage
-from djobs.storage.pool import DjobsPooledPostgres, PoolConfig
+from djobs.storage.pool import PoolConfig
 
 #: The connection parameters libpq knows (a URL's query string may carry any of them).
 LIBPQ_PARAMETERS = frozenset(
@@ -86,6 +86,8 @@ def connect(
         if schema:
             query["options"] = (query.get("options", "") + f" -c search_path={schema}").strip()
         conninfo = urlunsplit(urlsplit(base)._replace(scheme="postgresql", query=urlencode(query, quote_via=quote)))
+        from djobs.storage.pgpool import DjobsPooledPostgres
+
         db = DjobsPooledPostgres(conninfo, pool or PoolConfig.default(), prefer_psycopg3=True)
         store = PeeweeStorage(db, conninfo=conninfo, schema=schema)
     else:

@@ -8,6 +8,7 @@ with `execute_sql` skips Peewee's query builder, which costs more than the drive
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from djobs.jobs import ACTIVE_VALUES, TERMINAL_VALUES
@@ -29,6 +30,9 @@ def sql_list(values: tuple[str, ...]) -> str:
 
 
 TERMINAL = sql_list(TERMINAL_VALUES)
+#: Said beside `status = 'failed'` (or 'completed') so SQLite may use the index of finished jobs: its planner
+#: proves a partial index's `status IN (…)` only from that same term, not from one status (PostgreSQL can).
+FINISHED = f"status IN {TERMINAL}"
 ACTIVE = sql_list(ACTIVE_VALUES)
 #: What a claim takes once due: pending and retrying jobs, and waiting jobs whose timer is due (sleepers,
 #: signal waits past their timeout). Waiting jobs with nothing to wake them keep `run_at` at WAIT_FOREVER.
@@ -45,6 +49,15 @@ MAX_LOST_REFUNDS = 3
 #: Ownership is per claim, not per worker: the attempt number changes at every claim, so a worker that
 #: claims the same job again (after it was reclaimed or paused) does not own the older execution.
 OWNED = "id = ? AND locked_by = ? AND attempt = ? AND status = 'running'"
+
+
+@functools.lru_cache(maxsize=64)
+def _batch_source(is_pg: bool, cols: tuple[str, ...]) -> str:
+    if is_pg:
+        arrays = ", ".join(["%s::text[]"] * len(cols))
+        return f"unnest({arrays}) AS v({', '.join(cols)})"
+    picks = ", ".join(f"value ->> {i} AS {c}" for i, c in enumerate(cols))
+    return f"(SELECT {picks} FROM json_each(?)) AS v"
 
 
 @dataclass(frozen=True)
@@ -66,12 +79,9 @@ class Dialect:
 
     def batch_source(self, cols: tuple[str, ...]) -> str:
         """A batch of rows as one parameter-bound relation `v(cols…)`, so a batched statement keeps one
-        constant text: arrays on PostgreSQL (unnest), one JSON document on SQLite (json_each)."""
-        if self.is_pg:
-            arrays = ", ".join(["%s::text[]"] * len(cols))
-            return f"unnest({arrays}) AS v({', '.join(cols)})"
-        picks = ", ".join(f"value ->> {i} AS {c}" for i, c in enumerate(cols))
-        return f"(SELECT {picks} FROM json_each(?)) AS v"
+        constant text: arrays on PostgreSQL (unnest), one JSON document on SQLite (json_each). The same
+        string object for the same columns (hot paths key their rendered statements on it)."""
+        return _batch_source(self.is_pg, cols)
 
     def marks(self, n: int) -> str:
         """`?, ?, ?` for an IN list (rendered later)."""

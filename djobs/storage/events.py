@@ -3,10 +3,14 @@ process. Bounded by age and row count (the trimmer)."""
 
 from __future__ import annotations
 
-from djobs.jobs import StoredEvent
+from typing import TYPE_CHECKING
+
 from djobs.storage import records
 from djobs.storage.base import Row, StorageBase
 from djobs.storage.errors import operation
+
+if TYPE_CHECKING:
+    from djobs.info import StoredEvent
 
 _COLS = "SELECT id, ts, kind, job_id, queue, worker_id, data FROM djobs_events "
 

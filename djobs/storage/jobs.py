@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from djobs import codec, validate
 from djobs.errors import DuplicateJob
-from djobs.jobs import TERMINAL_VALUES, Job, JobSummary, NewJob
+from djobs.jobs import TERMINAL_VALUES, Job, NewJob
 from djobs.storage import records
 from djobs.storage.base import StorageBase
-from djobs.storage.dialect import TERMINAL
+from djobs.storage.dialect import FINISHED, TERMINAL
 from djobs.storage.errors import is_unique_violation, operation
+
+if TYPE_CHECKING:
+    from djobs.info import JobSummary
 
 _INSERT = (
     "INSERT INTO djobs_jobs (id, type, queue, args, priority, status, attempt, max_retries, run_at, created_at, "
@@ -41,6 +44,22 @@ _MANY = (
     "unique_until, backoff, trace) SELECT v.id, v.type, v.queue, v.args, v.priority, 'pending', 0, v.retries, "
     "COALESCE(v.at, {now} + v.delay), {now}, {now}, v.ukey, v.parent, v.fanout, v.pos, 0, v.timeout, v.jkey, "
     "v.meta, {now} + v.ufor, v.backoff, v.trace FROM {src}"
+)
+
+
+# What a retry resets: attempts start again; the old error, traceback, pause and wait state are cleared.
+RETRY_SET = (
+    "UPDATE djobs_jobs SET status = 'pending', attempt = 0, refunds = 0, lost = 0, run_at = {now}, "
+    "completed_at = NULL, locked_by = NULL, last_error = NULL, last_traceback = NULL, "
+    "pause_reason = NULL, paused_at = NULL, paused_from = NULL, pause_requested = 0, "
+    "wait_kind = NULL, wait_signal = NULL, updated_at = {now} "
+)
+# Finished jobs old enough to delete: past their idempotency window, and not the sub-job of a parent that
+# is still going (its result is what the parent's fan-out will read).
+EXPIRED = (
+    "completed_at < {now} - CAST(? AS DOUBLE PRECISION) AND (unique_until IS NULL OR unique_until <= {now}) "
+    "AND (parent_id IS NULL OR NOT EXISTS (SELECT 1 FROM djobs_jobs p WHERE p.id = djobs_jobs.parent_id "
+    f"AND p.status NOT IN {TERMINAL}))"
 )
 
 
@@ -78,10 +97,14 @@ class JobOps(StorageBase):
 
     def _insert_rows(self, rows: list[tuple[Any, ...]], keys: list[str]) -> None:
         sql = self._q(_INSERT)
-        if len(rows) == 1 and not keys:
-            # One statement is atomic on its own: no BEGIN/COMMIT round trips for the common single enqueue.
+        if not keys:
+            # One statement is atomic on its own: no BEGIN/COMMIT round trips for a single enqueue, nor for a
+            # batch (all its rows travel in one INSERT … SELECT).
             with self._write_lock:
-                self.db.execute_sql(sql, rows[0])
+                if len(rows) == 1:
+                    self.db.execute_sql(sql, rows[0])
+                else:
+                    self._insert_many(rows)
             return
         with self.tx():
             if keys:
@@ -142,14 +165,7 @@ class JobOps(StorageBase):
         another job now."""
         try:
             with self.tx():
-                n = self._ex(
-                    "UPDATE djobs_jobs SET status = 'pending', attempt = 0, refunds = 0, lost = 0, run_at = {now}, "
-                    "completed_at = NULL, locked_by = NULL, last_error = NULL, last_traceback = NULL, "
-                    "pause_reason = NULL, paused_at = NULL, paused_from = NULL, pause_requested = 0, "
-                    "wait_kind = NULL, wait_signal = NULL, updated_at = {now} "
-                    "WHERE id = ? AND status IN ('failed', 'cancelled')",
-                    (job_id,),
-                ).rowcount
+                n = self._ex(RETRY_SET + "WHERE id = ? AND status IN ('failed', 'cancelled')", (job_id,)).rowcount
                 if n:
                     self._event("job_requeued", job_id, None, None, None)
                     self._notify()
@@ -211,18 +227,16 @@ class JobOps(StorageBase):
 
     @operation
     def purge(self, statuses: tuple[str, ...], older_than: float, queue: str | None = None, batch: int = 500) -> int:
-        """Delete finished jobs of these statuses that finished more than `older_than` seconds ago (and
-        whose idempotency window is over), in batches of `batch` so no transaction holds a long lock."""
+        """Delete finished jobs of these statuses that finished more than `older_than` seconds ago (once
+        their idempotency window is over and their parent has finished), in batches of `batch` so no
+        transaction holds a long lock."""
         bad = [s for s in statuses if s not in TERMINAL_VALUES]
         if bad:
             raise ValueError(f"purge only deletes finished jobs, not {', '.join(bad)}")
         if not statuses:
             return 0
         validate.seconds("older_than", older_than)
-        where = (
-            f"status IN ({self.dialect.marks(len(statuses))}) AND completed_at < {{now}} - CAST(? AS DOUBLE PRECISION) "
-            "AND (unique_until IS NULL OR unique_until <= {now})"
-        )
+        where = f"status IN ({self.dialect.marks(len(statuses))}) AND " + EXPIRED
         params: list[Any] = [*statuses, older_than]
         if queue is not None:
             where += " AND queue = ?"
@@ -294,7 +308,7 @@ class JobOps(StorageBase):
             _SUMMARY + where + " ORDER BY id DESC LIMIT ? OFFSET ?",
             (n + 1, n + 1, *params, _page(limit), _page(offset)),
         ).fetchall()
-        return [records.summary(r, r[14], r[15], n) for r in rows]
+        return [records.summary(r, r[16], r[17], n) for r in rows]
 
     @operation(read=True)
     def count_jobs(
@@ -322,6 +336,7 @@ class JobOps(StorageBase):
     ) -> list[Job]:
         """Failed jobs, newest failure first."""
         where, params = self._filters("failed", queue, type, None)
+        where += f" AND {FINISHED}"
         if since is not None:
             where += " AND completed_at >= ?"
             params.append(since)

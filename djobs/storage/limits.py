@@ -13,29 +13,37 @@ in that rotation, bound only by the queue's own limits.
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from djobs import validate
 from djobs.jobs import Limits, Rate
-from djobs.outcomes import ClaimRequest
 from djobs.storage.base import Row, StorageBase
 from djobs.storage.dialect import CLAIMABLE, COL
 from djobs.storage.errors import operation
 
+if TYPE_CHECKING:
+    from djobs.outcomes import ClaimRequest
+
 _D = "DOUBLE PRECISION"
 _QUEUE = (
     "SELECT paused, limited, running_cap, rate_n, rate_per, key_running_cap, key_rate_n, key_rate_per, tokens, "
-    "refilled_at, {now}, CASE WHEN running_cap IS NOT NULL THEN (SELECT COUNT(*) FROM djobs_jobs r "
-    "WHERE r.queue = djobs_queues.name AND r.status = 'running') END FROM djobs_queues WHERE name = ?"
+    "refilled_at, {now} FROM djobs_queues WHERE name = ?"
 )
-# Due keys of a queue (NULL for jobs without one), each with its running count and its bucket.
-_KEYS = (
-    "SELECT k.job_key, (SELECT COUNT(*) FROM djobs_jobs r WHERE r.queue = ? AND r.status = 'running' "
-    "AND r.job_key = k.job_key), b.tokens, b.refilled_at FROM (SELECT DISTINCT job_key FROM djobs_jobs "
-    f"WHERE queue = ? AND status IN {CLAIMABLE} AND run_at <= {{now}} LIMIT {{max_keys}}) k "
-    "LEFT JOIN djobs_key_buckets b ON b.queue = ? AND b.job_key = k.job_key"
+# Read in its own statement once the queue's row is locked: under READ COMMITTED a statement that waited
+# for the lock still reads other rows as they were before the wait, so a count taken in the locking
+# statement would miss the jobs the previous holder claimed (and the cap would be exceeded).
+_RUNNING = "SELECT COUNT(*) FROM djobs_jobs WHERE queue = ? AND status = 'running'"
+# Due keys of a queue (NULL for jobs without one). Finding them reads every due job of the queue, so a
+# claim reuses the list for KEYS_TTL seconds; what decides how many each key may take (running counts,
+# buckets) is read fresh in every claim.
+_DUE_KEYS = f"SELECT DISTINCT job_key FROM djobs_jobs WHERE queue = ? AND status IN {CLAIMABLE} AND run_at <= {{now}} LIMIT ?"
+_KEY_RUNNING = (
+    "SELECT job_key, COUNT(*) FROM djobs_jobs WHERE queue = ? AND status = 'running' AND job_key IS NOT NULL "
+    "GROUP BY job_key"
 )
 # The pick of a limited claim: as the unlimited one, without skipping limited queues, optionally one key.
 _PICK = (
@@ -45,6 +53,9 @@ _PICK = (
 )
 #: A claim looks at most this many distinct keys per round.
 MAX_KEYS = 500
+#: How long a queue's list of due keys is reused while claims through it fill every place offered (a claim
+#: that leaves places free lists the keys again at once).
+KEYS_TTL = 0.25
 
 
 def _refill(tokens: Any, refilled_at: Any, n: float, per: float, now: float) -> float:
@@ -159,12 +170,13 @@ class LimitOps(StorageBase):
         row = self._ex(_QUEUE + self.dialect.for_update, (req.queue,)).fetchone()
         if row is None or not row[1]:
             return self._take(worker_id, req, req.limit), None
-        paused, _, running_cap, rate_n, rate_per, key_cap, key_n, key_per, tokens, refilled_at, now, running = row
+        paused, _, running_cap, rate_n, rate_per, key_cap, key_n, key_per, tokens, refilled_at, now = row
         now = float(now)
         if paused:
             return [], None
         n = req.limit
         if running_cap is not None:
+            running = self._ex(_RUNNING, (req.queue,)).fetchone()[0]
             n = min(n, int(running_cap) - int(running))
         bucket = None
         if rate_n:
@@ -188,21 +200,38 @@ class LimitOps(StorageBase):
     def _claim_keys(
         self, worker_id: str, req: ClaimRequest, n: int, key_cap: Any, key_n: Any, key_per: Any, now: float, turn: int
     ) -> tuple[list[Row], float | None]:
+        limits = (key_cap, key_n, key_per, now, turn)
+        rows, retry, reused = self._claim_keys_once(worker_id, req, n, *limits)
+        if reused and len(rows) < n:
+            # The reused list left places free: a key may have got due since it was made (or a listed one ran
+            # out). Look again now, not when the worker next wakes, which may be long after.
+            self._due_key_lists.pop(req.queue, None)
+            more, again, _ = self._claim_keys_once(worker_id, req, n - len(rows), *limits)
+            rows += more
+            retry = again if retry is None else retry if again is None else min(retry, again)
+        return rows, retry
+
+    def _claim_keys_once(
+        self, worker_id: str, req: ClaimRequest, n: int, key_cap: Any, key_n: Any, key_per: Any, now: float, turn: int
+    ) -> tuple[list[Row], float | None, bool]:
         q = req.queue
-        found = self._ex(_KEYS.replace("{max_keys}", str(MAX_KEYS)), (q, q, q)).fetchall()
-        if not found:
-            return [], None
-        found.sort(key=lambda r: (r[0] is None, r[0] or ""))
-        keys: list[str | None] = [r[0] for r in found]
+        keys, reused = self._due_keys(q)
+        if not keys:
+            return [], None, reused
         allow: dict[str | None, float] = dict.fromkeys(keys, float("inf"))
         buckets: dict[str, float] = {}
         retry: float | None = None
-        for k, running, tokens, at in found:
-            if k is None:
-                continue  # jobs without a key: only the queue's own limits bind them
-            if key_cap is not None:
-                allow[k] = int(key_cap) - int(running)
-            if key_n:
+        if key_cap is not None:
+            running = dict(self._ex(_KEY_RUNNING, (q,)).fetchall())
+            for k in keys:
+                if k is not None:  # jobs without a key: only the queue's own limits bind them
+                    allow[k] = int(key_cap) - int(running.get(k, 0))
+        if key_n:
+            stored = self._key_buckets(q, [k for k in keys if k is not None])
+            for k in keys:
+                if k is None:
+                    continue
+                tokens, at = stored.get(k, (None, None))
                 buckets[k] = b = _refill(tokens, at, float(key_n), float(key_per), now)
                 allow[k] = min(allow[k], math.floor(b + 1e-9))
                 if b < 1:
@@ -223,29 +252,72 @@ class LimitOps(StorageBase):
             if not gave:
                 break
         rows: list[Row] = []
-        spent: Counter[str] = Counter()
+        spent: Counter[str | None] = Counter()
         keyed = [(k, share[k]) for k in order if k is not None and share[k]]
-        if self.is_pg and keyed:
-            # One statement for every key (a LATERAL pick per key) instead of a round trip per key.
-            for r in self._take_keys_pg(worker_id, req, keyed):
+        if keyed:
+            # One statement for every key instead of a statement per key.
+            take = self._take_keys_pg if self.is_pg else self._take_keys_sqlite
+            for r in take(worker_id, req, keyed):
                 rows.append(r)
                 spent[r[COL["job_key"]]] += 1
-        else:
-            for k, m in keyed:
-                got = self._take(worker_id, req, m, k, keyed=True)
-                rows.extend(got)
-                spent[k] = len(got)  # type: ignore[index]
         if share.get(None):
             rows.extend(self._take(worker_id, req, share[None], None, keyed=True))
-        if key_n and spent:
+        if key_n and any(k is not None for k in spent):
             src = self.dialect.batch_source(("k", "t"))
             self._ex(
                 "INSERT INTO djobs_key_buckets (queue, job_key, tokens, refilled_at) "
                 f"SELECT ?, v.k, CAST(v.t AS {_D}), ? FROM {src} WHERE true ON CONFLICT (queue, job_key) "
                 "DO UPDATE SET tokens = excluded.tokens, refilled_at = excluded.refilled_at",
-                (q, now, *self._batch_params([(k, str(buckets[k] - m)) for k, m in spent.items()], 2)),
+                (q, now, *self._batch_params([(k, str(buckets[k] - m)) for k, m in spent.items() if k is not None], 2)),
             )
-        return rows, retry
+        return rows, retry, reused
+
+    def _due_keys(self, queue: str) -> tuple[list[str | None], bool]:
+        """The queue's due keys in a fixed order (NULL last), and whether they come from a list made earlier
+        (at most KEYS_TTL ago)."""
+        now = time.monotonic()
+        hit = self._due_key_lists.get(queue)
+        if hit is not None and now - hit[0] < KEYS_TTL:
+            return hit[1], True
+        keys: list[str | None] = [r[0] for r in self._ex(_DUE_KEYS, (queue, MAX_KEYS)).fetchall()]
+        keys.sort(key=lambda k: (k is None, k or ""))
+        self._due_key_lists[queue] = (now, keys)
+        return keys, False
+
+    def _key_buckets(self, queue: str, keys: list[str]) -> dict[str, tuple[Any, Any]]:
+        if not keys:
+            return {}
+        # An IN list, not a join: SQLite would scan the JSON once per bucket row of the queue.
+        listed = "= ANY(?::text[])" if self.is_pg else "IN (SELECT value FROM json_each(?))"
+        param: Any = keys if self.is_pg else json.dumps(keys)
+        rows = self._ex(
+            f"SELECT job_key, tokens, refilled_at FROM djobs_key_buckets WHERE queue = ? AND job_key {listed}",
+            (queue, param),
+        ).fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def _take_keys_sqlite(self, worker_id: str, req: ClaimRequest, shares: list[tuple[str, int]]) -> list[Row]:
+        """SQLite: each key's pick is an arm of one UNION ALL (SQLite has no LATERAL, and a LIMIT cannot be
+        correlated); one statement text per number of keys, so at most a batch's worth of texts."""
+        name = f"limited-keys:{len(req.types)}:{len(shares)}"
+        sql = self._statements.get(name)
+        if sql is None:
+            arm = (
+                f"SELECT id FROM (SELECT id FROM djobs_jobs WHERE queue = ? AND job_key = ? AND status IN {CLAIMABLE} "
+                f"AND run_at <= {{now}} AND type IN ({self.dialect.marks(len(req.types))}) "
+                "ORDER BY priority DESC, run_at, id LIMIT ?)"
+            )
+            sql = self._statements[name] = self.dialect.render(
+                "UPDATE djobs_jobs SET status = 'running', attempt = attempt + 1, locked_by = ?, held = ?, "
+                "started_at = {now}, last_heartbeat_at = {now}, updated_at = {now}, wait_kind = NULL, "
+                f"wait_signal = NULL WHERE id IN ({' UNION ALL '.join([arm] * len(shares))}) "
+                "AND NOT EXISTS (SELECT 1 FROM djobs_workers w WHERE w.id = ? AND w.paused = 1) RETURNING {cols}"
+            )
+        params: list[Any] = [worker_id, int(req.held)]
+        for k, n in shares:
+            params += [req.queue, k, *req.types, n]
+        params.append(worker_id)
+        return list(self.db.execute_sql(sql, params).fetchall())
 
     def _take_keys_pg(self, worker_id: str, req: ClaimRequest, shares: list[tuple[str, int]]) -> list[Row]:
         name = f"limited-keys:{len(req.types)}"
@@ -270,12 +342,10 @@ class LimitOps(StorageBase):
         row = self._ex(_QUEUE, (queue,)).fetchone()
         if row is None or not row[1]:
             return {}
-        _, _, running_cap, rate_n, rate_per, key_cap, key_n, key_per, tokens, refilled_at, now, _ = row
+        _, _, running_cap, rate_n, rate_per, key_cap, key_n, key_per, tokens, refilled_at, now = row
         now = float(now)
         out: dict[str, Any] = {"limits": _limits((running_cap, rate_n, rate_per, key_cap, key_n, key_per))}
-        out["running"] = int(
-            self._ex("SELECT COUNT(*) FROM djobs_jobs WHERE queue = ? AND status = 'running'", (queue,)).fetchone()[0]
-        )
+        out["running"] = int(self._ex(_RUNNING, (queue,)).fetchone()[0])
         out["due"] = int(
             self._ex(
                 f"SELECT COUNT(*) FROM djobs_jobs WHERE queue = ? AND status IN {CLAIMABLE} AND run_at <= {{now}}",
@@ -323,13 +393,7 @@ class LimitOps(StorageBase):
                 f"AND job_key IS NOT NULL GROUP BY job_key LIMIT {MAX_KEYS}",
                 (queue,),
             ).fetchall()
-            running = dict(
-                self._ex(
-                    "SELECT job_key, COUNT(*) FROM djobs_jobs WHERE queue = ? AND status = 'running' "
-                    "AND job_key IS NOT NULL GROUP BY job_key",
-                    (queue,),
-                ).fetchall()
-            )
+            running = dict(self._ex(_KEY_RUNNING, (queue,)).fetchall())
             buckets = {}
             if lim.key_rate is not None:
                 now = float(self._ex("SELECT {now}").fetchone()[0])

@@ -11,11 +11,15 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from djobs.jobs import Checkpoint, Job, JobStatus, JobSummary, StoredEvent
+from djobs import validate
+from djobs.jobs import Job, JobStatus
 from djobs.retry import Backoff
 from djobs.storage.dialect import COL, WAIT_FOREVER
+
+if TYPE_CHECKING:
+    from djobs.info import Checkpoint, JobSummary, StoredEvent
 
 _STATUSES = {s.value: s for s in JobStatus}
 
@@ -34,12 +38,14 @@ def when(ts: Any) -> datetime | None:
 
 
 def json_value(text: Any) -> Any:
-    """Decoded JSON, or the raw text when it does not decode (never raises)."""
+    """Decoded JSON, or the raw text when it does not decode or nests deeper than djobs stores (a value
+    hundreds deep decodes here and then breaks whatever walks it: a renderer, the JSON output). Never raises."""
     if text is None:
         return None
     try:
+        validate.json_depth("value", text)
         return json.loads(text)
-    except (ValueError, TypeError, RecursionError):
+    except (ValueError, TypeError, AttributeError, RecursionError):
         return text
 
 
@@ -64,6 +70,18 @@ def _backoff(text: Any) -> Backoff | None:
         return None
 
 
+_new = object.__new__
+
+
+def _record(cls: type[Any], **values: Any) -> Any:
+    """A frozen record from values already normalised here, without its generated `__init__`: a claimed job
+    is built once per run, and a 31-field frozen `__init__` (one `object.__setattr__` per field) cost more
+    than all the conversions above together. Every field must be given."""
+    obj = _new(cls)
+    obj.__dict__.update(values)
+    return obj
+
+
 def job(row: Any) -> Job:
     """A full job row (`{cols}` in `dialect.JOB_COLS` order) as a Job."""
     g = row.__getitem__
@@ -73,7 +91,8 @@ def job(row: Any) -> Job:
     last_error = g(COL["last_error"])
     if status_text not in _STATUSES:
         last_error = f"(unknown status {status_text!r} in the database) {last_error or ''}".strip()
-    return Job(
+    return _record(
+        Job,
         id=g(0),
         type=g(1),
         queue=g(2),
@@ -111,11 +130,13 @@ def job(row: Any) -> Job:
 #: Columns of a summary row, in this order.
 SUMMARY_COLS = (
     "id, type, queue, status, priority, attempt, max_retries, run_at, created_at, updated_at, started_at, "
-    "completed_at, parent_id, job_key"
+    "completed_at, parent_id, job_key, wait_kind, wait_signal"
 )
 
 
 def summary(row: Any, args_preview: Any, error_preview: Any, preview: int) -> JobSummary:
+    from djobs.info import JobSummary
+
     def cut(value: Any) -> str | None:
         if value is None:
             return None
@@ -126,12 +147,15 @@ def summary(row: Any, args_preview: Any, error_preview: Any, preview: int) -> Jo
         id=row[0], type=row[1], queue=row[2], status=_status(row[3]), priority=_int(row[4]), attempt=_int(row[5]),
         max_retries=_int(row[6]), run_at=when(row[7]), created_at=when(row[8]) or datetime.fromtimestamp(0, UTC),
         updated_at=when(row[9]) or datetime.fromtimestamp(0, UTC), started_at=when(row[10]),
-        completed_at=when(row[11]), parent_id=row[12], key=row[13], args_preview=cut(args_preview) or "null",
+        completed_at=when(row[11]), parent_id=row[12], key=row[13], wait_kind=row[14], wait_signal=row[15],
+        args_preview=cut(args_preview) or "null",
         error_preview=cut(error_preview.splitlines()[0] if isinstance(error_preview, str) and error_preview else None),
     )  # fmt: skip
 
 
 def event(r: Any) -> StoredEvent:
+    from djobs.info import StoredEvent
+
     data = json_value(r[6])
     return StoredEvent(
         int(r[0]), when(r[1]) or datetime.fromtimestamp(0, UTC), r[2], r[3], r[4], r[5],
@@ -140,4 +164,6 @@ def event(r: Any) -> StoredEvent:
 
 
 def checkpoint(r: Any) -> Checkpoint:
+    from djobs.info import Checkpoint
+
     return Checkpoint(r[0], r[1], r[2], json_value(r[3]), r[4], when(r[5]))

@@ -4,14 +4,17 @@ the same transaction as its enqueue, so any number of schedulers fire it exactly
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from djobs import codec, validate
-from djobs.jobs import NewJob, ScheduleInfo
+from djobs.jobs import NewJob
 from djobs.storage import records
 from djobs.storage.base import StorageBase
 from djobs.storage.errors import operation
 from djobs.storage.jobs import _INSERT, insert_params
+
+if TYPE_CHECKING:
+    from djobs.info import ScheduleInfo
 
 
 class ScheduleOps(StorageBase):
@@ -67,6 +70,8 @@ class ScheduleOps(StorageBase):
 
     @operation(read=True)
     def schedules(self) -> list[ScheduleInfo]:
+        from djobs.info import ScheduleInfo
+
         rows = self._ex(
             "SELECT name, job, spec, args, queue, priority, paused, last_fire, next_fire, pause_reason, source "
             "FROM djobs_schedules ORDER BY name"

@@ -18,7 +18,7 @@ import peewee as pw
 
 from djobs.storage.dialect import CLAIMABLE, TERMINAL
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def make_models(db: pw.Database) -> SimpleNamespace:
@@ -270,8 +270,11 @@ def extra_ddl(is_pg: bool) -> list[str]:
         # Per-key limits pick each key's next jobs; jobs without a key cost this index nothing.
         "CREATE INDEX IF NOT EXISTS djobs_jobs_keyed ON djobs_jobs (queue, job_key, priority DESC, run_at, id) "
         f"WHERE job_key IS NOT NULL AND status IN {CLAIMABLE}",
-        # Dead letters, newest first; retention of finished jobs.
-        "CREATE INDEX IF NOT EXISTS djobs_jobs_finished ON djobs_jobs (status, completed_at) "
+        # Dead letters, newest first; retention of finished jobs; the last minute's throughput by queue (the
+        # dashboard reads it every second). One index for the three: each completion maintains one, not two.
+        "DROP INDEX IF EXISTS djobs_jobs_finished",
+        "DROP INDEX IF EXISTS djobs_jobs_done",
+        "CREATE INDEX IF NOT EXISTS djobs_jobs_finished2 ON djobs_jobs (status, completed_at, queue) "
         f"WHERE status IN {TERMINAL}",
         # Listings are newest first by id (ids are time-ordered): no index on created_at to keep up per insert.
         "DROP INDEX IF EXISTS djobs_jobs_created",
@@ -280,8 +283,6 @@ def extra_ddl(is_pg: bool) -> list[str]:
         # Most jobs have no parent: partial indexes cost them nothing on every status change.
         "CREATE INDEX IF NOT EXISTS djobs_jobs_parent ON djobs_jobs (parent_id) WHERE parent_id IS NOT NULL",
         "CREATE INDEX IF NOT EXISTS djobs_jobs_fanout ON djobs_jobs (fanout_id) WHERE fanout_id IS NOT NULL",
-        # Throughput of the last minute, read by the dashboard every second.
-        "CREATE INDEX IF NOT EXISTS djobs_jobs_done ON djobs_jobs (completed_at, queue) WHERE status = 'completed'",
     ]
     if is_pg:
         stmts += [

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-from djobs.jobs import QueueStats
+from typing import TYPE_CHECKING
+
 from djobs.storage import records
 from djobs.storage.base import StorageBase
+from djobs.storage.dialect import FINISHED
 from djobs.storage.errors import operation
+
+if TYPE_CHECKING:
+    from djobs.info import QueueStats
 
 
 class StatsOps(StorageBase):
     @operation(read=True)
     def queue_stats(self) -> list[QueueStats]:
+        from djobs.info import QueueStats
+
         counts: dict[str, dict[str, int]] = {}
         for q, status, n in self._ex("SELECT queue, status, COUNT(*) FROM djobs_jobs GROUP BY queue, status"):
             counts.setdefault(q, {})[status] = int(n)
         recent = {
             q: int(n)
             for q, n in self._ex(
-                "SELECT queue, COUNT(*) FROM djobs_jobs WHERE status = 'completed' AND completed_at >= {now} - 60 "
+                f"SELECT queue, COUNT(*) FROM djobs_jobs WHERE {FINISHED} AND status = 'completed' AND completed_at >= {{now}} - 60 "
                 "GROUP BY queue"
             )
         }

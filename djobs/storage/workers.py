@@ -3,15 +3,18 @@ workers serve, and the leadership lease."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from djobs import codec
-from djobs.jobs import JobTypeInfo, PauseMode, WorkerInfo
+from djobs.jobs import PauseMode
 from djobs.storage import records
 from djobs.storage.base import Row, StorageBase
 from djobs.storage.claims import _RELEASE_ALL, REFUND_ERROR
 from djobs.storage.dialect import MAX_LOST_REFUNDS
 from djobs.storage.errors import operation
+
+if TYPE_CHECKING:
+    from djobs.info import JobTypeInfo, WorkerInfo
 
 _D = "DOUBLE PRECISION"
 #: A silent worker's row is kept (listed as dead) this long, then forgotten.
@@ -109,6 +112,8 @@ class WorkerOps(StorageBase):
 
     @operation(read=True)
     def workers(self, include_dead: bool = False, stale_age: float = 30.0) -> list[WorkerInfo]:
+        from djobs.info import WorkerInfo
+
         rows = self._ex(
             "SELECT id, host, pid, queues, handlers, paused, pause_mode, pause_reason, paused_at, started_at, "
             "heartbeat_at, running, stopped_at, {now} FROM djobs_workers ORDER BY started_at"
@@ -164,6 +169,8 @@ class WorkerOps(StorageBase):
 
     @operation(read=True)
     def known_types(self, name: str | None = None) -> list[JobTypeInfo]:
+        from djobs.info import JobTypeInfo
+
         where, params = ("WHERE name = ?", (name,)) if name is not None else ("", ())
         rows = self._ex(
             f"SELECT name, queue, retries, priority, timeout, seen_at FROM djobs_job_types {where} ORDER BY name",

@@ -8,10 +8,14 @@
 Keys (the footer shows those of the focused panel): Tab or 1-4 move between the queues, workers,
 schedules and jobs panels; in the jobs table Enter opens the job, p/P pause it (graceful/aggressive),
 u resumes, c cancels (after a confirmation), t retries, d deletes a finished job (after a confirmation),
-] and [ page to older/newer jobs, space marks a job and a marks every job shown (then c, t and d act on
+s sends a signal (a name and a JSON payload) to the job, ] and [ page to older/newer jobs, space marks a job and a marks every job shown (then c, t and d act on
 the marked jobs, after a confirmation; Escape clears the marks); in the queues, workers and schedules panels p/P/u pause and resume the selected row;
 / filters the jobs (`failed mail`: a bare word is a status or part of a type or queue name;
-`status:failed queue:emails type:send-email` pick exactly), n enqueues a job, F5 refreshes now, q quits.
+`status:failed queue:emails type:send-email` pick exactly; `meta:tenant=42` picks jobs whose meta holds
+that text, `meta:count:=3` that JSON value), f shows the failed jobs with their last error (again: every
+job), n enqueues a job, F5 refreshes now, q quits.
+Waiting jobs say what they wait for (a sleep's wake-up time, a signal's name, sub-jobs); the queues panel
+shows each queue's limits and how many due jobs each limit holds back.
 
 Only this package imports Textual, and it reads the database through the public `djobs.Queue` API only.
 """

@@ -35,7 +35,7 @@ from .data import EVENT_WINDOW, JOB_WINDOW, JobFilter, Poller, Snapshot
 from .format import clock_time, short_id
 from .reader import Start
 from .screens import LiveScreen
-from .screens.dialogs import ConfirmScreen, EnqueueRequest, EnqueueScreen
+from .screens.dialogs import ConfirmScreen, EnqueueRequest, EnqueueScreen, SignalRequest, SignalScreen
 from .widgets.events import EventLog
 from .widgets.jobs import FilterBar, JobsTable
 from .widgets.overview import QueueSummary, SchedulesPanel, WorkersPanel
@@ -59,6 +59,7 @@ class DjobsApp(App[None]):
         Binding("q", "quit", "Quit"),
         Binding("slash", "filter", "Filter"),
         Binding("n", "enqueue", "Enqueue"),
+        Binding("f", "failed", "Failed jobs"),
         Binding("f5", "refresh_now", "Refresh"),
         Binding("1", "focus_panel('queues')", "Queues", show=False),
         Binding("2", "focus_panel('workers')", "Workers", show=False),
@@ -223,7 +224,7 @@ class DjobsApp(App[None]):
         self.stats = stats
         self.counts_read += 1
         summary = self.query_one(QueueSummary)
-        summary.update_from(stats)
+        summary.update_from(stats, self.poller.limits)
         summary.border_title = "queues"
         self._show_status()
 
@@ -253,10 +254,12 @@ class DjobsApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Over a dialog only the dialog's keys work: `n` typed on a button must not stack another form.
-        if action in ("enqueue", "filter", "refresh_now", "focus_panel") and isinstance(
+        if action in ("enqueue", "filter", "failed", "refresh_now", "focus_panel") and isinstance(
             self.screen, ModalScreen
         ):
             return False
+        if action == "failed" and self.screen is not self.screen_stack[0]:
+            return False  # it filters the main screen's jobs table
         return True
 
     # ---- navigation ----
@@ -272,9 +275,21 @@ class DjobsApp(App[None]):
         if self.screen is self.screen_stack[0]:
             self.query_one(FilterBar).open()
 
+    def action_failed(self) -> None:
+        """The dead letters: failed jobs with their last error (`a` marks them all, `t` retries the marked);
+        pressed again, every job."""
+        if self.screen is not self.screen_stack[0]:
+            return
+        text = "" if self.job_filter == JobFilter(status="failed") else "failed"
+        self.query_one(FilterBar).value = text
+        self._apply_filter(text)
+
     def on_filter_bar_applied(self, message: FilterBar.Applied) -> None:
+        self._apply_filter(message.text)
+
+    def _apply_filter(self, text: str) -> None:
         try:
-            self.job_filter = JobFilter.parse(message.text)
+            self.job_filter = JobFilter.parse(text)
         except ValueError as exc:
             self.notify(str(exc), title="Filter", severity="error")
             return
@@ -350,6 +365,18 @@ class DjobsApp(App[None]):
             ),
             answered,
         )
+
+    def send_signal(self, job_id: str, waits_for: str | None = None) -> None:
+        """Ask for a signal's name (the one the job waits for, when known) and JSON payload, then send it."""
+
+        def submitted(request: SignalRequest | None) -> None:
+            if request is not None:
+                self.act(
+                    f"Signal {request.name!r} to job {short_id(job_id)}",
+                    lambda: self.queue.signal(job_id, request.name, request.payload),
+                )
+
+        self.push_screen(SignalScreen(job_id, waits_for), submitted)
 
     def bulk(self, verb: str, job_ids: list[str], not_shown: int = 0) -> None:
         """Retry, cancel or delete many jobs (the marked ones; delete also one) after a confirmation naming

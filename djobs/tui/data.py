@@ -8,18 +8,21 @@ database the library can open, from any machine.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from djobs import codec, metafilter
 from djobs.errors import JobNotFound
 from djobs.jobs import (
     STATUS_VALUES,
     Job,
     JobDetail,
     JobStatus,
+    Limits,
     QueueStats,
     ScheduleInfo,
     StoredEvent,
@@ -42,15 +45,18 @@ EVENTS_PER_POLL = 100
 
 @dataclass(frozen=True)
 class JobFilter:
-    """Filter for the jobs table: `status:failed queue:emails type:send-email` pick exactly; a bare word is a
-    status when it names one, otherwise it matches part of the job type or of the queue name (`mail`
-    finds type `send-email` and queue `emails`). Several words must all match."""
+    """Filter for the jobs table: `status:failed queue:emails type:send-email` pick exactly; `meta:tenant=42`
+    picks jobs whose meta holds that pair (`meta:count:=3` for a JSON value, see `djobs.metafilter`); a
+    bare word is a status when it names one, otherwise it matches part of the job type or of the queue
+    name (`mail` finds type `send-email` and queue `emails`). Several words must all match."""
 
     status: str | None = None
     queue: str | None = None
     type: str | None = None
     #: Bare words, lower case: each matches part of a job's type or queue.
     words: tuple[str, ...] = ()
+    #: Meta pairs the jobs must hold: (key, the value as JSON text), in the order typed.
+    meta: tuple[tuple[str, str], ...] = ()
     #: Which window of `JOB_WINDOW` rows: 0 the newest, 1 the next older ones… (`]` and `[` in the table).
     page: int = 0
 
@@ -60,6 +66,7 @@ class JobFilter:
         unknown key or status."""
         values: dict[str, str] = {}
         words: list[str] = []
+        meta: dict[str, str] = {}
         for word in text.split():
             key, sep, value = word.partition(":")
             if not sep:
@@ -72,10 +79,16 @@ class JobFilter:
                     key = "queue"
                 elif key in ("t", "job", "kind"):
                     key = "type"
-                if key not in ("status", "queue", "type"):
-                    raise ValueError(f"unknown filter {key!r}: use status:, queue: or type:")
+                elif key == "m":
+                    key = "meta"
+                if key not in ("status", "queue", "type", "meta"):
+                    raise ValueError(f"unknown filter {key!r}: use status:, queue:, type: or meta:")
                 if not value:
                     raise ValueError(f"{key}: needs a value ({key}:NAME)")
+                if key == "meta":
+                    meta_key, meta_value = metafilter.parse(value)
+                    meta[meta_key] = codec.dumps(meta_value)
+                    continue
                 if key == "status" and value.lower() not in STATUS_VALUES:
                     raise ValueError(f"unknown status {value!r}: one of {', '.join(STATUS_VALUES)}")
                 values[key] = value.lower() if key == "status" else value
@@ -88,13 +101,19 @@ class JobFilter:
             queue=values.get("queue"),
             type=values.get("type"),
             words=tuple(words),
+            meta=tuple(meta.items()),
         )
 
     def describe(self) -> str:
         parts = [
             f"{k}={v}" for k, v in (("status", self.status), ("queue", self.queue), ("type", self.type)) if v
         ]
+        parts += [f"meta.{k}={_meta_text(v)}" for k, v in self.meta]
         return " ".join([*parts, *(f"~{w}" for w in self.words)])
+
+    def meta_filter(self) -> dict[str, Any] | None:
+        """The meta pairs as `queue.list_jobs(meta=...)` takes them (None: no meta filter)."""
+        return {k: json.loads(v) for k, v in self.meta} or None
 
     def matches(self, job_type: str, queue: str) -> bool:
         """Whether a job of this type in this queue passes the type, queue and word parts of the filter."""
@@ -134,7 +153,12 @@ class JobFilter:
         ]
 
     def __bool__(self) -> bool:
-        return bool(self.status or self.queue or self.type or self.words or self.page)
+        return bool(self.status or self.queue or self.type or self.words or self.meta or self.page)
+
+
+def _meta_text(value_json: str) -> str:
+    value = json.loads(value_json)
+    return value if isinstance(value, str) else f"{value_json} (JSON)"
 
 
 @dataclass
@@ -156,6 +180,15 @@ class Snapshot:
     taken_at: datetime
     #: Said beside the filter when its words match more names than one refresh lists.
     filter_note: str = ""
+
+
+@dataclass(frozen=True)
+class QueueLimits:
+    """A queue's limits and how many due jobs each holds back now (`queue.held_back`: running, rate,
+    key_running, key_rate)."""
+
+    limits: Limits
+    held_back: dict[str, int]
 
 
 #: A filter word matching many names lists at most this many (type, queue) pairs per refresh.
@@ -205,6 +238,9 @@ class Poller:
         self.type_names: set[str] = set()
         #: Types workers registered (`queue.known_types()`), read with the counts (replaced whole).
         self.registered_types: frozenset[str] = frozenset()
+        #: Per limited queue, its limits and how many due jobs each limit holds back (read with the counts:
+        #: the held-back count looks at the queue's due jobs; replaced whole).
+        self.limits: dict[str, QueueLimits] = {}
 
     def snapshot(self, job_filter: JobFilter) -> Snapshot:
         """Everything of the main screen but the counts: a handful of bounded reads."""
@@ -229,6 +265,9 @@ class Poller:
         started, cpu = time.monotonic(), time.thread_time()
         stats = list(self.queue.queue_stats())
         self.registered_types = frozenset(t.name for t in self.queue.known_types())
+        self.limits = {
+            name: QueueLimits(lim, self.queue.held_back(name)) for name, lim in self.queue.all_limits().items()
+        }
         self.stats_cost = time.monotonic() - started
         self._stats_due = next_due(started, time.thread_time() - cpu, self.stats_cost)
         self.stats = stats
@@ -237,17 +276,17 @@ class Poller:
     def jobs(self, job_filter: JobFilter, lookups: list[tuple[str | None, str | None]]) -> list[Job]:
         """The window of newest jobs the filter selects: one listing per (type, queue) pair of
         `JobFilter.lookups()`, merged newest first."""
-        window, page = self.job_window, job_filter.page
+        window, page, meta = self.job_window, job_filter.page, job_filter.meta_filter()
         if len(lookups) == 1:
             t, qn = lookups[0]
             found = self.queue.list_jobs(
-                status=job_filter.status, queue=qn, type=t, limit=window, offset=page * window
+                status=job_filter.status, queue=qn, type=t, limit=window, offset=page * window, meta=meta
             )
         else:
             merged: dict[str, Job] = {}
             for t, qn in lookups:
                 for job in self.queue.list_jobs(
-                    status=job_filter.status, queue=qn, type=t, limit=(page + 1) * window
+                    status=job_filter.status, queue=qn, type=t, limit=(page + 1) * window, meta=meta
                 ):
                     merged[job.id] = job
             newest = sorted(merged.values(), key=lambda j: (j.created_at, j.id), reverse=True)

@@ -99,6 +99,21 @@ def full_time(then: datetime | None, now: datetime) -> str:
     )
 
 
+def wait_text(job: Any, now: datetime) -> str:
+    """What a waiting job waits for, in words: "sleeping until 14:05:00", "waiting for signal 'approved'",
+    "waiting on sub-jobs"; empty for a job that is not waiting. Takes a `Job` or a `JobSummary`."""
+    if job.status is not JobStatus.WAITING:
+        return ""
+    at = clock_time(job.run_at, now) if job.run_at is not None else ""
+    if job.wait_kind == "sleep":
+        return f"sleeping until {at}" if at else "sleeping"
+    if job.wait_kind == "signal":
+        name = f" {job.wait_signal!r}" if job.wait_signal else ""
+        return f"waiting for signal{name}" + (f" (times out at {at})" if at else "")
+    # A fan-out parent (rows written before waits had a kind were all fan-out parents).
+    return "waiting on sub-jobs"
+
+
 def pretty_json(value: Any) -> str:
     """Indented JSON of a stored value or record, through the library's one JSON conversion."""
     return json.dumps(jsonable(value), indent=2, sort_keys=True, ensure_ascii=False)

@@ -1,5 +1,5 @@
-"""The dashboard's write endpoints: job, queue, worker and schedule actions, enqueue, bulk actions on
-selected jobs, and purging a queue's finished jobs. Every input is validated before the library is
+"""The dashboard's write endpoints: job, queue, worker and schedule actions, signals to jobs, enqueue,
+bulk actions on selected jobs, and purging a queue's finished jobs. Every input is validated before the library is
 called, so a bad request is a 4xx with nothing written."""
 
 from __future__ import annotations
@@ -68,6 +68,29 @@ def job_action(d: Dashboard, req: Request, job_id: str, action: str) -> tuple[in
         status = job.status.value if job is not None else "gone"
         raise HTTPError(409, f"cannot {action} job {job_id}: it is {status}; {_NEEDS[action]}", job=job)
     return 200, {"ok": True, "action": action, "job": job}
+
+
+def signal(d: Dashboard, req: Request, job_id: str) -> tuple[int, Any]:
+    """`{"name": "approved", "payload": {...}}`: a signal to the job, kept until the job takes it. 404 for
+    no such job, 409 for a finished one."""
+    try:
+        name, payload = validate.signal_request(req.json())
+    except validate.Invalid as exc:
+        raise _invalid(exc) from None
+
+    def act() -> Any:
+        q = d.queue
+        try:
+            q.signal(job_id, name, payload)
+        except (TypeError, ValueError) as exc:
+            job = q.get_job(job_id)
+            if job is not None and job.is_terminal:
+                raise HTTPError(409, f"cannot signal job {job_id}: it is {job.status.value}", job=job) from None
+            raise HTTPError(400, f"cannot signal job {job_id}: {exc}") from None
+        return q.get_job(job_id)
+
+    job = d.db(act)
+    return 200, {"ok": True, "action": "signal", "name": name, "job": job}
 
 
 def bulk(d: Dashboard, req: Request) -> tuple[int, Any]:

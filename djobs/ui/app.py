@@ -104,6 +104,7 @@ class Dashboard:
             (get, rf"api/jobs/{_ID}", reads.job_detail),
             (get, rf"api/jobs/{_ID}/workflow", reads.workflow),
             (post, rf"api/jobs/{_ID}/(?P<action>cancel|retry|pause|resume)", actions.job_action),
+            (post, rf"api/jobs/{_ID}/signal", actions.signal),
             (get, r"api/events", reads.events),
             (get, r"api/stream", live.stream),
             (get, r"api/stats", reads.throughput),

@@ -73,15 +73,32 @@ function table(el, head, rows, empty) {
 
 const ALWAYS = ["pending", "running", "failed"];
 
-function renderQueues(queues) {
+function limitsText(l) {
+  // "run ≤5 (3 held) · 10/s · key run ≤1 · key 1/s": each limit, and the due jobs it holds back.
+  const held = l.held_back || {}, parts = [];
+  for (const [k, label] of [["running", l.running !== null ? "run ≤" + l.running : null], ["rate", l.rate],
+    ["key_running", l.key_running !== null ? "key run ≤" + l.key_running : null], ["key_rate", l.key_rate ? "key " + l.key_rate : null]]) {
+    if (label === null || label === undefined) continue;
+    parts.push(h("span", { "data-limit": k }, label, held[k] ? h("b", { class: "s-retrying" }, ` (${held[k]} held)`) : ""));
+  }
+  return parts.flatMap((p, i) => (i ? [" · ", p] : [p]));
+}
+
+function renderQueues(queues, limits) {
+  limits = limits || {};
+  // A limited queue that holds no jobs yet is listed too, with its limits.
+  queues = queues.concat(Object.keys(limits).filter((n) => !queues.some((q) => q.name === n))
+    .map((name) => ({ name, counts: {}, completed_last_minute: 0, paused: false })));
+  queues.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   // Statuses no queue has are left out, so the table fits beside the other panels.
   const shown = STATUSES.filter((s) => ALWAYS.includes(s) || queues.some((q) => q.counts[s]));
-  table($("queues"), [["queue"], ...shown.map((s) => [s, "num"]), ["done/min", "num"], ["state"], [""]],
+  table($("queues"), [["queue"], ...shown.map((s) => [s, "num"]), ["done/min", "num"], ["state"], ["limits"], [""]],
     queues.map((q) => h("tr", { "data-queue": q.name },
       h("td", {}, h("b", {}, q.name)),
       shown.map((s) => h("td", { class: "num" + (q.counts[s] ? " s-" + s : " muted") }, q.counts[s] || 0)),
       h("td", { class: "num" }, q.completed_last_minute),
       h("td", { class: "qstate", title: q.pause_reason || "" }, q.paused ? h("span", { class: "pill s-paused" }, "paused " + ago(q.paused_at)) : "active"),
+      h("td", { class: "qlimits" }, limits[q.name] ? limitsText(limits[q.name]) : ""),
       h("td", {}, q.paused ? btn("resume", `queues/${seg(q.name)}/resume`) : btn("pause", `queues/${seg(q.name)}/pause`), " ",
         FINISHED.some((s) => q.counts[s]) ? btn("purge", `queues/${seg(q.name)}/purge`, `Delete every finished job of queue ${q.name} (completed, failed, cancelled)?`, "danger") : ""),
     )), "no queues yet");
@@ -128,6 +145,19 @@ function jobButtons(j) {
   return out.flatMap((b) => [b, " "]);
 }
 
+function waitText(j) {
+  // What a waiting job waits for: "sleeping until 14:05", "waiting for signal 'approved'", "waiting on sub-jobs".
+  if (j.status !== "waiting") return "";
+  let at = "";
+  if (j.run_at) {
+    const t = new Date(j.run_at), today = t.toDateString() === new Date().toDateString();
+    at = today ? t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : t.toLocaleString([], { dateStyle: "short", timeStyle: "short" });
+  }
+  if (j.wait_kind === "sleep") return "sleeping" + (at ? " until " + at : "");
+  if (j.wait_kind === "signal") return `waiting for signal '${j.wait_signal || ""}'` + (at ? ` (times out at ${at})` : "");
+  return "waiting on sub-jobs";
+}
+
 function progressText(p) {
   if (!p) return "";
   const frac = p.total ? ` ${Math.round(100 * p.done / p.total)}%` : "";
@@ -156,13 +186,15 @@ function renderJobs(r) {
       h("td", {}, j.type), h("td", {}, j.queue), h("td", { class: "jstatus" }, pill(j.status)),
       h("td", { class: "num" }, `${j.attempt}/${j.max_retries + 1}`),
       h("td", {}, when(j.created_at)), h("td", {}, when(j.updated_at)),
-      h("td", { class: "wrap muted" }, j.error_preview ? h("span", { class: "s-failed" }, j.error_preview) : (j.args_preview || "")),
+      h("td", { class: "wrap muted" }, waitText(j) ? h("span", { class: "s-waiting wait", title: j.run_at || "" }, waitText(j))
+        : j.error_preview ? h("span", { class: "s-failed" }, j.error_preview) : (j.args_preview || "")),
       h("td", {}, jobButtons(j)),
     )), "no jobs match");
   const total = r.total !== undefined ? ` of ${r.total}` : "";
   $("page").textContent = r.jobs.length ? `${r.offset + 1}–${r.offset + r.jobs.length}${total}` : "";
   $("prev").disabled = r.offset === 0;
   $("next").disabled = !r.has_more;
+  $("retry-shown").hidden = state.filter.status !== "failed" || !r.jobs.length;
   renderBulk();
 }
 
@@ -204,7 +236,7 @@ function renderWorkflow(w) {
   const node = (n) => {
     const j = n.job;
     const li = h("li", { "data-node": j.id }, pill(j.status), " ", h("b", {}, j.type), " ", link(j.id), bar(j), j.error_preview ? h("span", { class: "s-failed" }, j.error_preview) : "");
-    if (n.waiting_on) li.append(h("div", { class: "step" }, "⧗ waiting on ", h("span", { class: "mono" }, JSON.stringify(n.waiting_on))));
+    if (n.waiting_on || waitText(j)) li.append(h("div", { class: "step" }, "⧗ ", waitText(j) || "waiting on", n.waiting_on ? [" ", h("span", { class: "mono" }, JSON.stringify(n.waiting_on))] : ""));
     if (n.steps && n.steps.length) li.append(h("ul", { class: "tree" }, n.steps.map(step)));
     if (n.children && n.children.length) li.append(h("ul", { class: "tree" }, n.children.map(node)));
     if (n.more_children) li.append(h("div", { class: "muted" }, `… and ${n.more_children} more sub-jobs`));
@@ -219,12 +251,14 @@ function renderDetail(d, wf) {
   $("detail-id").textContent = j.id;
   const parts = [
     h("div", { class: "row" }, pill(j.status), jobButtons(j)),
-    kv([["type", j.type], ["queue", j.queue], ["priority", j.priority], ["attempt", `${j.attempt} of ${j.max_retries + 1}`],
+    kv([["waiting", waitText(j) ? h("span", { class: "s-waiting wait", title: j.run_at || "" }, waitText(j)) : null],
+        ["type", j.type], ["queue", j.queue], ["priority", j.priority], ["attempt", `${j.attempt} of ${j.max_retries + 1}`],
         ["created", when(j.created_at)], ["run at", when(j.run_at)], ["started", when(j.started_at)], ["completed", when(j.completed_at)],
         ["heartbeat", j.last_heartbeat_at ? when(j.last_heartbeat_at) : null], ["worker", j.locked_by], ["unique", j.unique_key],
         ["parent", j.parent_id ? link(j.parent_id, j.parent_id) : null],
         ["paused", j.paused_at ? [when(j.paused_at), " ", j.pause_reason || ""] : null],
-        ["progress", progressText(j.progress)]]),
+        ["progress", progressText(j.progress)], ["key", j.key],
+        ["meta", j.meta ? h("span", { class: "mono meta" }, JSON.stringify(j.meta)) : null]]),
   ];
   if (d.why && d.why.length) parts.push(h("h2", {}, "why"), h("ul", {}, d.why.map((w) => h("li", {}, w))));
   if (j.last_error) parts.push(h("h2", {}, "last error"), h("pre", {}, j.last_error));
@@ -242,6 +276,10 @@ function renderDetail(d, wf) {
   if (d.events.length) parts.push(h("h2", {}, `events (last ${d.events.length})`), h("div", { class: "mono" }, d.events.slice().reverse().map(eventLine)));
   $("detail").replaceChildren(...parts);
   $("detail-box").hidden = false;
+  // The signal form lives outside the redrawn detail, so what is typed survives refreshes.
+  const form = $("signal");
+  form.hidden = FINISHED.includes(j.status);
+  if (form.dataset.job !== j.id) { form.dataset.job = j.id; $("s-name").value = j.wait_signal || ""; $("s-payload").value = ""; }
 }
 
 function select(id) {
@@ -374,7 +412,7 @@ async function tick() {
   state.busy = true; state.lastTick = Date.now();
   try {
     const [ov, jobs, stats] = await Promise.all([api("overview"), api(jobsPath()), api("stats"), live.connected ? null : pollEvents(), refreshDetail()]);
-    renderQueues(ov.queues); renderWorkers(ov.workers); renderSchedules(ov.schedules); renderTypes(ov.job_types);
+    renderQueues(ov.queues, ov.limits); renderWorkers(ov.workers); renderSchedules(ov.schedules); renderTypes(ov.job_types);
     renderJobs(jobs); renderStats(stats);
     $("status").textContent = "updated " + new Date().toLocaleTimeString();
     $("status").className = "";
@@ -388,21 +426,40 @@ async function tick() {
 }
 
 function applyFilter() {
-  state.filter = { status: $("f-status").value, queue: $("f-queue").value.trim(), type: $("f-type").value.trim() };
+  state.filter = { status: $("f-status").value, queue: $("f-queue").value.trim(), type: $("f-type").value.trim(), meta: $("f-meta").value.trim() };
   state.offset = 0; tick();
 }
 
 function init() {
   for (const s of STATUSES) $("f-status").append(h("option", { value: s }, s));
   $("f-apply").addEventListener("click", applyFilter);
-  for (const id of ["f-queue", "f-type"]) $(id).addEventListener("keydown", (e) => { if (e.key === "Enter") applyFilter(); });
+  for (const id of ["f-queue", "f-type", "f-meta"]) $(id).addEventListener("keydown", (e) => { if (e.key === "Enter") applyFilter(); });
   $("f-status").addEventListener("change", applyFilter);
+  $("f-failed").addEventListener("click", () => { $("f-status").value = "failed"; applyFilter(); });
+  $("retry-shown").addEventListener("click", async () => {
+    if (!window.confirm(`Retry the ${state.pageIds.length} failed job(s) shown?`)) return;
+    try {
+      const r = await post("jobs/bulk", { action: "retry", ids: state.pageIds });
+      flash(`retry: ${r.done.length} done, ${r.skipped.length} skipped`, true);
+    } catch (e) { flash(e.message, false); }
+    tick();
+  });
   $("prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE); tick(); });
   $("next").addEventListener("click", () => { state.offset += PAGE; tick(); });
   $("detail-close").addEventListener("click", () => { state.selected = null; $("detail-box").hidden = true; });
   for (const action of ["retry", "cancel", "delete"]) $("bulk-" + action).addEventListener("click", () => bulk(action));
   $("bulk-clear").addEventListener("click", () => { state.picked.clear(); tick(); });
   $("live").addEventListener("change", () => { if ($("live").checked) { live.retryAt = 0; connectStream(); tick(); } else disconnectStream(); setLiveState(); });
+  $("signal").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const body = { name: $("s-name").value.trim() }, raw = $("s-payload").value.trim();
+    if (raw) { try { body.payload = JSON.parse(raw); } catch (err) { flash("payload is not valid JSON: " + err.message, false); return; } }
+    try {
+      await post(`jobs/${seg($("signal").dataset.job)}/signal`, body);
+      flash(`signal '${body.name}' sent ✓`, true); $("s-payload").value = "";
+    } catch (err) { flash(err.message, false); }
+    tick();
+  });
   $("enqueue").addEventListener("submit", async (e) => {
     e.preventDefault();
     const body = { type: $("e-type").value };

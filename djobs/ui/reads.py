@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import djobs
-from djobs.jobs import STATUS_VALUES
+from djobs import metafilter
+from djobs.jobs import STATUS_VALUES, Limits
 from djobs.ui import workflow as wf
 from djobs.ui.http import SECURITY_HEADERS, HTTPError, Request, Response
 from djobs.ui.views import PREVIEW, summary
@@ -74,6 +75,7 @@ def overview(d: Dashboard, req: Request) -> tuple[int, Any]:
             "schedules": q.schedules(),
             "job_types": q.job_types(),
             "latest_event_id": q.latest_event_id(),
+            "limits": {name: limits_view(lim, q.held_back(name)) for name, lim in q.all_limits().items()},
         }
 
     return 200, d.db(read)
@@ -86,13 +88,19 @@ def list_jobs(d: Dashboard, req: Request) -> tuple[int, Any]:
     limit = req.int_arg("limit", 50, 1, MAX_JOBS)
     offset = req.int_arg("offset", 0, 0, MAX_OFFSET)
     queue_name, job_type = req.name_arg("queue"), req.name_arg("type")
+    try:
+        meta = metafilter.parse_all(req.arg("meta") or "") or None
+    except (TypeError, ValueError) as exc:
+        raise HTTPError(400, str(exc)) from None
 
     def read() -> dict[str, Any]:
         q = d.queue
-        rows = q.job_summaries(status=status, queue=queue_name, type=job_type, limit=limit + 1, offset=offset, preview=PREVIEW)
+        rows = q.job_summaries(
+            status=status, queue=queue_name, type=job_type, limit=limit + 1, offset=offset, preview=PREVIEW, meta=meta
+        )
         return {
             "jobs": [summary(r) for r in rows[:limit]], "limit": limit, "offset": offset, "has_more": len(rows) > limit,
-            "total": q.count_jobs(status=status, queue=queue_name, type=job_type),
+            "total": q.count_jobs(status=status, queue=queue_name, type=job_type, meta=meta),
         }  # fmt: skip
 
     return 200, d.db(read)
@@ -153,6 +161,15 @@ def throughput(d: Dashboard, req: Request) -> tuple[int, Any]:
             return {**st.series(window, bucket, now, only), "complete": complete}
 
     return 200, d.db(read)
+
+
+def limits_view(lim: Limits, held_back: dict[str, int]) -> dict[str, Any]:
+    """A queue's limits as the page shows them (rates as "10/s"), with how many due jobs each holds back."""
+    return {
+        "rate": None if lim.rate is None else str(lim.rate), "running": lim.running,
+        "key_rate": None if lim.key_rate is None else str(lim.key_rate), "key_running": lim.key_running,
+        "held_back": held_back,
+    }  # fmt: skip
 
 
 def _why(queue: Queue, job_id: str) -> list[str]:

@@ -152,6 +152,23 @@ def enqueue_request(body: Any) -> tuple[str, Any, dict[str, Any]]:
     return job_type, args, opts
 
 
+SIGNAL_FIELDS = frozenset({"name", "payload"})
+
+
+def signal_request(body: Any) -> tuple[str, Any]:
+    """(name, payload) for Queue.signal from a POST body; Invalid names the field at fault."""
+    if not isinstance(body, dict):
+        raise Invalid('the body must be a JSON object like {"name": "approved", "payload": {...}}')
+    unknown = sorted(str(k)[:40] for k in set(body) - SIGNAL_FIELDS)
+    if unknown:
+        raise Invalid(f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(SIGNAL_FIELDS))}")
+    name = _name(body, "name", required=True)
+    assert name is not None
+    payload = body.get("payload")
+    _check(lib.depth, "payload", payload)
+    return name, payload
+
+
 def id_list(body: Any) -> list[str]:
     """The `ids` of a bulk request: 1..MAX_BULK job ids."""
     ids = body.get("ids") if isinstance(body, dict) else None

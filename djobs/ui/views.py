@@ -41,6 +41,8 @@ def summary(job: Any) -> dict[str, Any]:
         "completed_at": job.completed_at,
         "parent_id": job.parent_id,
         "key": getattr(job, "key", None),
+        "wait_kind": getattr(job, "wait_kind", None),
+        "wait_signal": getattr(job, "wait_signal", None),
         "unique_key": getattr(job, "unique_key", None),
         "args_preview": getattr(job, "args_preview", None) or preview(getattr(job, "args", None)),
         "error_preview": getattr(job, "error_preview", None) or preview(getattr(job, "last_error", None)),

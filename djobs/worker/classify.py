@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 #: A stored traceback keeps at most this many characters (its last ones: where it failed).
 MAX_TRACEBACK = 32_000
+#: A stored error message keeps at most this many characters (its first ones); the traceback has the rest.
+MAX_ERROR = 4_000
 
 
 @dataclass
@@ -95,13 +97,13 @@ def classify(
         return out(OutcomeKind.RELEASE, "released")
     if exc is None:
         try:
-            text = encode_args(value)
+            text = encode_args(value, "it")
         except (TypeError, ValueError, RecursionError) as e:
             err = f"the result cannot be stored: {e}"
             return _ended_failure(job, handler, TypeError(err), err, out, terminal=True)
         return Ended(
             Outcome(OutcomeKind.COMPLETE, job.id, job.attempt, result_json=text, queue=job.queue, event=("job_completed", None)),
-            "completed", value=codec.loads(text),
+            "completed", value=None if text == "null" else codec.loads(text),
         )  # fmt: skip
     if isinstance(exc, Suspend):
         return Ended(None, "waiting", exc=exc)
@@ -125,6 +127,8 @@ def classify(
 
 
 def _ended_failure(job: Job, handler: Handler, exc: BaseException, error: str, out: Any, terminal: bool = False) -> Ended:
+    if len(error) > MAX_ERROR:
+        error = error[: MAX_ERROR - 1] + "…"
     kind, delay = (OutcomeKind.FAIL, 0.0) if terminal else _failure(job, handler, exc, error)
     tb = traceback_text(exc)
     if kind is OutcomeKind.FAIL:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from djobs.errors import NotPaused
-from djobs.events import WorkerPaused, WorkerResumed
+from djobs.event_types import WorkerPaused, WorkerResumed
 from djobs.jobs import PauseMode
 from djobs.retry import to_seconds
 

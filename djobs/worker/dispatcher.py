@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from djobs.errors import StorageUnavailable
-from djobs.events import JobCompleted, JobFailed, JobRetrying
+from djobs.event_types import JobCompleted, JobFailed, JobRetrying
 from djobs.jobs import JobStatus, decide, from_epoch
 from djobs.outcomes import ClaimRequest, OutcomeKind, RoundResult
 from djobs.worker.classify import Ended
@@ -44,6 +44,9 @@ class Dispatcher:
         self.rounds = 0
         #: From the last round, if it found nothing claimable: when the earliest job of our queues is due.
         self.next_due: float | None = None
+        #: The last round had room to claim into (a free slot or prefetch place). With none, nothing another
+        #: process commits can change what this worker does until one of its own jobs ends (which wakes it).
+        self.had_room = True
 
     def ended(self, e: Ended) -> None:
         """From a slot or the loop thread: queue an ending for the next round, wake the dispatcher."""
@@ -60,8 +63,13 @@ class Dispatcher:
         if linger <= 0 or not self.outcomes:
             return
         deadline = time.monotonic() + linger
-        while len(self.outcomes) * 2 < len(self.ex.running) and time.monotonic() < deadline:
-            time.sleep(0.0002)
+        # Each ending wakes the worker: wait for those wake-ups rather than polling (a polling loop here took
+        # the GIL from the handler threads thousands of times a second).
+        while len(self.outcomes) * 2 < len(self.ex.running):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.w.wait_woken(left, lambda: len(self.outcomes) * 2 >= len(self.ex.running))
 
     def release_ready(self) -> None:
         for entry in self.ex.take_ready():
@@ -128,7 +136,8 @@ class Dispatcher:
         prefetch: list[bool] = []
         if claim and not blocked and self.w.types:
             claims, prefetch = self._claims()
-        started: list[tuple[str, int]] = []
+        self.had_room = bool(claims)
+        started: list[tuple[str, int, float]] = []
         while self.ex.started_held:
             started.append(self.ex.started_held.popleft())
         if not batch and not claims and not started:
@@ -175,7 +184,8 @@ class Dispatcher:
         won = result.claims
         self.next_due = result.next_due
         # Claims for free slots go to the front of their line, to start now; prefetched ones queue behind.
-        won_sorted = sorted(won, key=lambda c: (-c.job.priority, c.job.run_at or 0, c.job.id))
+        # (A stored run_at out of range reads as None: it must sort, not crash the round.)
+        won_sorted = sorted(won, key=lambda c: (-c.job.priority, c.job.run_at.timestamp() if c.job.run_at else 0.0, c.job.id))
         for c in reversed([c for c in won_sorted if not prefetch[c.request]]):
             self.ex.accept(c, held=False, front=True)
         for c in [c for c in won_sorted if prefetch[c.request]]:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from djobs import tracing
 from djobs.context import Context, _current
 from djobs.durable import invoke
 from djobs.errors import JobCancelled, JobTimeout
@@ -60,6 +61,9 @@ class Running:
     timed_out: bool = False
     ended: bool = False  # its one outcome is queued
     abandoned: bool = False  # its slot was freed while the handler still ran
+    trace: str | None = None  # the enqueuer's trace context, and the attempt's span (tracing)
+    span: Any = None
+    returned: bool = False  # the handler itself has returned or raised
 
     @property
     def key(self) -> tuple[str, int]:
@@ -121,18 +125,21 @@ class Executor:
         on_ended: Callable[[Ended], None],
         on_start: Callable[[Job], None],
         default_timeout: float | None = None,
+        queue_timeouts: dict[str, float] | None = None,
     ) -> None:
         self.queue = queue
         self.worker_id = worker_id
         self.queues = queues
         self.default_timeout = default_timeout
+        self.queue_timeouts = dict(queue_timeouts or {})
         self._on_ended = on_ended
         self._on_start = on_start
         self.lock = threading.Lock()
         self.running: dict[tuple[str, int], Running] = {}  # by (job id, attempt): one entry per claim
         self.ready: dict[str, deque[Running]] = {q: deque() for q in queues}
         self.executing: dict[str, int] = dict.fromkeys(queues, 0)
-        self.started_held: deque[tuple[str, int]] = deque()  # prefetched claims started since last round
+        #: Prefetched claims started since the last round: (job id, attempt, monotonic start).
+        self.started_held: deque[tuple[str, int, float]] = deque()
         self.avg_ms: dict[str, float] = {}
         #: Handlers still running although their slot was freed (time limit, taken away, drain timeout).
         self.abandoned = 0
@@ -144,7 +151,8 @@ class Executor:
     def accept(self, claim: Claim, held: bool, front: bool = False) -> None:
         """A claimed job waits in its queue's ready line until a slot is free (at once, unless prefetched)."""
         job = claim.job
-        entry = Running(job=job, handler=self.queue.get_handler(job.type), fanout_id=claim.fanout_id, held=held)
+        entry = Running(job=job, handler=self.queue.get_handler(job.type), fanout_id=claim.fanout_id, held=held,
+                        trace=claim.trace)  # fmt: skip
         with self.lock:
             line = self.ready.setdefault(job.queue, deque())
             line.appendleft(entry) if front else line.append(entry)
@@ -171,7 +179,7 @@ class Executor:
         entry.deadline = entry.started + limit if limit else None
         self.running[entry.key] = entry
         if entry.held:
-            self.started_held.append(entry.key)
+            self.started_held.append((entry.job.id, entry.job.attempt, entry.started))
 
     def _next_ready(self, name: str) -> Running | None:
         """For a slot whose job just ended: the next ready job, or None (and the slot goes idle)."""
@@ -206,7 +214,8 @@ class Executor:
     def _run_slot(self, entry: Running) -> None:
         cur: Running | None = entry
         while cur is not None:
-            self._execute_sync(cur)
+            with tracing.running(cur, self.worker_id) if tracing.on else tracing.OFF:
+                self._execute_sync(cur)
             if cur.abandoned:
                 return  # its slot was given to another thread at the deadline: this thread is done
             cur = self._next_ready(cur.job.queue)
@@ -244,12 +253,16 @@ class Executor:
         try:
             value = invoke(entry.handler, self._context(entry), args)
         except BaseException as exc:
+            self._returned(entry)
             self._end(entry, exc=exc)
             return
+        self._returned(entry)
         self._end(entry, value=value)
 
     async def _execute_async(self, entry: Running) -> None:
         entry.task = asyncio.current_task()
+        if tracing.on:
+            tracing.start_run(entry, self.worker_id)  # current in this task's own context: no detach needed
         try:
             try:
                 args = entry.handler.decode(entry.job.args)
@@ -263,15 +276,24 @@ class Executor:
                 params = (ctx, args) if h.wants_ctx else (args,) if h.takes_args else ()
                 value = await h.fn(*params)
             except BaseException as exc:
+                self._returned(entry)
                 self._end(entry, exc=exc)
                 return
             finally:
                 _current.reset(token)
+            self._returned(entry)
             self._end(entry, value=value)
         finally:
             if not entry.abandoned:
                 with self.lock:
                     self.executing[entry.job.queue] = max(0, self.executing.get(entry.job.queue, 1) - 1)
+
+    def _returned(self, entry: Running) -> None:
+        """The handler came back: an abandoned one no longer counts as still running."""
+        with self.lock:
+            entry.returned = True
+            if entry.abandoned:
+                self.abandoned -= 1
 
     def _end(self, entry: Running, value: Any = None, exc: BaseException | None = None, bad_args: bool = False) -> None:
         """Queue the claim's one outcome; a later ending of the same claim (an abandoned handler) is dropped."""
@@ -283,15 +305,22 @@ class Executor:
             exc = self._timeout_error(entry)
         try:
             ended = classify(entry.job, entry.handler, value, exc, bad_args, entry.cancel.is_set(), self.worker_id)
-        except BaseException:
-            log.exception("job %s: could not classify its outcome; releasing it", entry.job.id)
-            ended = classify(entry.job, entry.handler, None, None, False, True, self.worker_id, release=True)
+        except BaseException as err:
+            # Whatever the handler handed back broke its recording: that is the attempt's failure (spending
+            # an attempt), never a release, which would run it again up to MAX_REFUNDS times.
+            log.exception("job %s: could not record its outcome", entry.job.id)
+            problem = RuntimeError(f"the handler's outcome could not be recorded ({type(err).__name__})")
+            ended = classify(entry.job, entry.handler, None, problem, False, False, self.worker_id)
         ended.entry = entry
+        if entry.span is not None:
+            tracing.end_run(entry, ended.label, exc)
         self._on_ended(ended)
 
     def limit(self, entry: Running) -> float | None:
-        """The attempt's time limit: the job's own, else its handler's, else this worker's default."""
-        for value in (entry.job.timeout, entry.handler.options.timeout, self.default_timeout):
+        """The attempt's time limit: the job's own, else its handler's, else its queue's, else this worker's
+        default."""
+        queue_default = self.queue_timeouts.get(entry.job.queue)
+        for value in (entry.job.timeout, entry.handler.options.timeout, queue_default, self.default_timeout):
             if value is not None:
                 return value
         return None
@@ -346,9 +375,8 @@ class Executor:
         with self.lock:
             if entry.abandoned:
                 return 0
-            still_running = entry.task is None or not entry.task.done()
             entry.abandoned = True
-            if still_running:
+            if not entry.returned:
                 self.abandoned += 1
             self.executing[entry.job.queue] = max(0, self.executing.get(entry.job.queue, 1) - 1)
         return 1
@@ -361,8 +389,15 @@ class Executor:
             self._loop = None
 
     def settle_async(self, entries: list[Running], timeout: float = 2.0) -> None:
-        """Give cancelled async handlers a moment to run their except/finally before the loop stops."""
-        tasks = [e.task for e in entries if e.task is not None]
+        """Give cancelled handlers a moment to run their except/finally before the process may exit: async
+        ones until their tasks end, sync ones until they return (a cooperative handler sees `ctx.cancelled`
+        within its next look); whatever ignores the cancellation is left behind after `timeout`."""
+        deadline = time.monotonic() + timeout
+        self._settle_tasks([e.task for e in entries if e.task is not None], timeout)
+        while time.monotonic() < deadline and any(e.task is None and not e.returned for e in entries):
+            time.sleep(0.01)
+
+    def _settle_tasks(self, tasks: list[Any], timeout: float) -> None:
         if not tasks or self._loop is None:
             return
 

@@ -18,13 +18,14 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from djobs import codec
+from djobs import codec, tracing
 from djobs.errors import StorageUnavailable
-from djobs.events import JobStarted
+from djobs.event_types import JobStarted
 from djobs.jobs import PauseMode
 from djobs.retry import RetryConfig, to_seconds
 from djobs.worker.classify import Ended
@@ -36,6 +37,7 @@ from djobs.worker.service import ServiceLoop
 from djobs.worker.services.deadlines import Deadlines
 from djobs.worker.services.elector import MAINTENANCE, SCHEDULER, Elector
 from djobs.worker.services.rescuer import Rescuer
+from djobs.worker.services.retention import RetentionService
 from djobs.worker.services.scheduler import Scheduler
 from djobs.worker.services.trimmer import Trimmer
 
@@ -78,6 +80,8 @@ class Worker(WorkerControl):
         batch_linger: timedelta | float = 0.002,
         prefetch: int | None = None,
         observers: list[Any] | None = None,
+        retention_interval: timedelta | float = 300.0,
+        queue_timeouts: dict[str, timedelta | float] | None = None,
     ) -> None:
         from djobs import validate
 
@@ -115,7 +119,8 @@ class Worker(WorkerControl):
         self.types = queue.job_types()
         self.hub = queue.hub
 
-        self.executor = Executor(queue, self.id, self.queues, self._ended, self._started, timeout)
+        per_queue = {q: validate.seconds(f"time limit of queue {q!r}", to_seconds(t)) for q, t in (queue_timeouts or {}).items()}
+        self.executor = Executor(queue, self.id, self.queues, self._ended, self._started, timeout, per_queue)
         self.dispatcher = Dispatcher(self, self.executor)
         names = [MAINTENANCE, SCHEDULER] if scheduler else [MAINTENANCE]
         self.elector = Elector(self.id, names, self.stale_lock_age - self.heartbeat_interval, self._elected)
@@ -125,26 +130,16 @@ class Worker(WorkerControl):
         self.limited_queues: set[str] = set()
         sqlite_poll = 0.25
         turns = threading.Lock()
-        self.keeper = ServiceLoop(
-            "keeper",
-            [
-                Heartbeat(self, self.heartbeat_interval), ControlSync(self, sqlite_poll, 30.0),
-                Ownership(self, sqlite_poll, 2.0), TimeLimits(self), NewHandlers(self),
-            ],
-            self.id,
-            self.storage.release_connection,
-            turns,
-        )  # fmt: skip
-        self.maintainer = ServiceLoop(
-            "maintainer",
-            [
-                Rescuer(self, self.stale_lock_interval, self.stale_lock_age), Deadlines(self),
-                Scheduler(self, 30.0 if self.storage.is_pg else 1.0), Trimmer(self),
-            ],
-            self.id,
-            self.storage.release_connection,
-            turns,
-        )  # fmt: skip
+        idle = self.storage.release_connection
+        self.keeper = ServiceLoop("keeper", [
+            Heartbeat(self, self.heartbeat_interval), ControlSync(self, sqlite_poll, 30.0),
+            Ownership(self, sqlite_poll, 2.0), TimeLimits(self), NewHandlers(self),
+        ], self.id, idle, turns)  # fmt: skip
+        self.maintainer = ServiceLoop("maintainer", [
+            Rescuer(self, self.stale_lock_interval, self.stale_lock_age), Deadlines(self),
+            Scheduler(self, 30.0 if self.storage.is_pg else 1.0), Trimmer(self),
+            RetentionService(self, to_seconds(retention_interval)),
+        ], self.id, idle, turns)  # fmt: skip
 
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -202,6 +197,13 @@ class Worker(WorkerControl):
 
     def wake(self) -> None:
         self._wake.set()
+
+    def wait_woken(self, timeout: float, done: Callable[[], bool]) -> None:
+        """Wait for the next wake-up (or `timeout`) unless `done()` holds once the last one is cleared (so a
+        wake-up between the caller's check and the clear is not lost; the next round looks at everything)."""
+        self._wake.clear()
+        if not done():
+            self._wake.wait(timeout)
 
     def pause_for(self, seconds: float) -> None:
         """Back off (database away), waking early if a stop is asked."""
@@ -369,6 +371,8 @@ class Worker(WorkerControl):
             for entry in unfinished:
                 self.executor.cancel(entry)
                 entry.ended = True
+                if entry.span is not None:
+                    tracing.end_run(entry, "released", None)
                 self.executor.abandoned += 1
             self.executor.settle_async(unfinished)
         self.dispatcher.flush()
@@ -387,10 +391,13 @@ class Worker(WorkerControl):
             ex = self.executor
             idle = not ex.running and not self.dispatcher.outcomes and not any(ex.ready.values())
             if self.burst and not claimed and idle and not did:
+                # Nothing runnable, nothing in flight, and the last round wrote nothing: everything earlier
+                # rounds committed (a woken fan-out parent included) was visible to this claim. One more look
+                # a moment later covers a commit another process was making meanwhile.
                 idle_rounds += 1
-                if idle_rounds >= 3:  # nothing runnable, nothing in flight: a burst worker is done
+                if idle_rounds >= 2:
                     break
-                time.sleep(0.05)
+                time.sleep(0.01)
                 continue
             idle_rounds = 0
             if not did and not claimed:
@@ -413,7 +420,7 @@ class Worker(WorkerControl):
                 if left <= 0 or self._wake.wait(min(left, SIGNAL_LOOK)):
                     return
             return
-        if self.wake_poll <= 0:
+        if self.wake_poll <= 0 or not self.dispatcher.had_room:
             self._wake.wait(self.poll_interval)
             return
         # SQLite: PRAGMA data_version changes when another connection commits; polling it is nearly free.

@@ -6,6 +6,7 @@ database too."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -129,3 +130,77 @@ def test_without_the_token_the_page_says_how_to_sign_in(browser: Any, ui: tuple[
     body = _wait(browser, lambda d: _css(d, "body")[0].text, "the page")
     assert "djobs ui" in body and "token" in body
     assert _css(browser, "#jobs") == []  # the dashboard itself is not served
+
+
+def test_waits_limits_and_the_meta_filter(browser: Any, ui: tuple[UiProcess, djobs.Queue]) -> None:
+    from dbsql import sql
+
+    proc, queue = ui
+    sleeper = queue.enqueue("resize", {"w": 1}, meta={"tenant": "42"}, key="tenant:42")
+    waiter = queue.enqueue("resize", {"w": 2}, meta={"tenant": "7"})
+    wake = datetime.now(UTC) + timedelta(hours=3)
+    park = "UPDATE djobs_jobs SET status = 'waiting', wait_kind = ?, wait_signal = ?, run_at = ? WHERE id = ?"
+    sql(queue.storage, park, ("sleep", None, wake.timestamp(), sleeper))
+    sql(queue.storage, park, ("signal", "approved", 253402300799.0, waiter))
+    queue.set_limits("emails", running=2, rate="5/s")
+
+    browser.get(proc.url)
+    row = _wait(browser, lambda d: _css(d, f'#jobs tr[data-job="{sleeper}"] .wait')[0].text, "the sleeper's wait")
+    shown = browser.execute_script(  # the time alone when it is today, else the date too
+        "const t = new Date(arguments[0]); return t.toDateString() === new Date().toDateString() "
+        "? t.toLocaleTimeString([], {hour: '2-digit', minute: '2-digit'}) "
+        ": t.toLocaleString([], {dateStyle: 'short', timeStyle: 'short'})",
+        wake.isoformat(),
+    )
+    assert row == f"sleeping until {shown}"
+    assert _css(browser, f'#jobs tr[data-job="{waiter}"] .wait')[0].text == "waiting for signal 'approved'"
+    limits = _wait(browser, lambda d: _css(d, '#queues tr[data-queue="emails"] .qlimits')[0].text, "the limits")
+    assert limits == "run ≤2 · 5/s"
+
+    # Filter by meta: only the sleeper (tenant 42) is left; its detail shows its key and meta.
+    _css(browser, "#f-meta")[0].send_keys("tenant=42\n")
+    _wait(browser, lambda d: not _css(d, f'#jobs tr[data-job="{waiter}"]'), "the other tenant filtered out")
+    assert _css(browser, f'#jobs tr[data-job="{sleeper}"]')
+    _click(browser, f'#jobs tr[data-job="{sleeper}"] td.mono')
+    detail = _wait(browser, lambda d: "tenant:42" in _css(d, "#detail")[0].text and _css(d, "#detail")[0].text, "the detail")
+    assert '{"tenant":"42"}' in detail and f"sleeping until {shown}" in detail
+
+    # Dead letters: the failed jobs with their last error, retried all at once.
+    def decline(args: Any) -> None:
+        raise RuntimeError("card declined")
+
+    queue.register("charge", decline, queue="payments", retries=0)
+    charges = [queue.enqueue("charge", {"n": n}) for n in range(2)]
+    queue.worker(queues={"payments": 1}, burst=True, poll_interval=0.05).run()
+    _css(browser, "#f-meta")[0].clear()
+    _click(browser, "#f-failed")
+    _wait(browser, lambda d: {tr.get_attribute("data-job") for tr in _css(d, "#jobs tr[data-job]")} == set(charges), "the failed jobs")
+    assert "RuntimeError: card declined" in _css(browser, f'#jobs tr[data-job="{charges[0]}"]')[0].text
+    _click(browser, "#retry-shown")
+    _wait(browser, lambda d: d.switch_to.alert, "the retry confirmation").accept()
+    _wait(browser, lambda d: not _css(d, "#jobs tr[data-job]"), "no failed job left")
+    assert {queue.get_job(j).status for j in charges} == {"pending"}  # type: ignore[union-attr]
+
+
+def test_send_a_signal_from_the_job_view(browser: Any, ui: tuple[UiProcess, djobs.Queue]) -> None:
+    proc, queue = ui
+
+    @queue.handler("approval", queue="approvals")
+    def approval(ctx: djobs.Context, args: Any) -> Any:
+        return {"approved_by": ctx.wait_for_signal("approved")}
+
+    job_id = queue.enqueue("approval", {})
+    queue.worker(queues={"approvals": 1}, burst=True, poll_interval=0.05).run()
+    assert queue.get_job(job_id).wait_signal == "approved"  # type: ignore[union-attr]
+
+    browser.get(proc.url)
+    _click(browser, f'#jobs tr[data-job="{job_id}"] td.mono')
+    _wait(browser, lambda d: not _css(d, "#signal")[0].get_attribute("hidden"), "the signal form")
+    assert _css(browser, "#s-name")[0].get_attribute("value") == "approved"  # what the job waits for
+    _css(browser, "#s-payload")[0].send_keys('{"by": "ann"}')
+    _click(browser, '#signal button[data-action="signal"]')
+    _wait(browser, lambda d: "signal 'approved' sent" in _css(d, "#flash")[0].text, "the signal sent")
+    queue.worker(queues={"approvals": 1}, burst=True, poll_interval=0.05).run()
+    assert queue.result(job_id, timeout=10) == {"approved_by": {"by": "ann"}}
+    _wait(browser, lambda d: "completed" in _css(d, f'#jobs tr[data-job="{job_id}"] .jstatus')[0].text, "completed")
+    _wait(browser, lambda d: _css(d, "#signal")[0].get_attribute("hidden") is not None, "no form for a finished job")

@@ -28,7 +28,17 @@ from textual.widgets import Footer, Header, ProgressBar, Static, Tree
 from djobs.jobs import Checkpoint, Job, JobStatus
 
 from ..data import Detail, DetailPoller, SubJobNode
-from ..format import DASH, age, full_time, pretty_json, progress_parts, short_id, status_text
+from ..format import (
+    DASH,
+    age,
+    full_time,
+    one_line,
+    pretty_json,
+    progress_parts,
+    short_id,
+    status_text,
+    wait_text,
+)
 from ..widgets.events import event_line
 from . import LiveScreen
 
@@ -46,6 +56,7 @@ class JobDetailScreen(LiveScreen):
         Binding("u", "resume", "Resume"),
         Binding("c", "cancel", "Cancel"),
         Binding("t", "retry", "Retry"),
+        Binding("s", "signal", "Send signal"),
     ]
 
     def __init__(
@@ -228,6 +239,10 @@ class JobDetailScreen(LiveScreen):
     def action_retry(self) -> None:
         self.djobs_app.retry_job(self.job_id)
 
+    def action_signal(self) -> None:
+        job = self.detail.job if self.detail is not None else None
+        self.djobs_app.send_signal(self.job_id, job.wait_signal if job is not None else None)
+
 
 def _fields(job: Job, now: datetime) -> Table:
     grid = Table.grid(padding=(0, 2))
@@ -237,7 +252,7 @@ def _fields(job: Job, now: datetime) -> Table:
     grid.add_column()
     pairs: list[tuple[str, Any]] = [
         ("id", str(job.id)),
-        ("status", status_text(job.status)),
+        ("status", _status(job, now)),
         ("type", job.type),
         ("queue", job.queue),
         ("priority", str(job.priority)),
@@ -250,10 +265,18 @@ def _fields(job: Job, now: datetime) -> Table:
         ("heartbeat", age(job.last_heartbeat_at, now) + " ago" if job.last_heartbeat_at else DASH),
         ("unique key", job.unique_key or DASH),
         ("parent", job.parent_id or DASH),
+        ("key", job.key or DASH),
+        ("meta", one_line(job.meta, 60) if job.meta else DASH),
     ]
     for (k1, v1), (k2, v2) in zip(pairs[::2], pairs[1::2], strict=True):
         grid.add_row(k1, v1, k2, v2)
     return grid
+
+
+def _status(job: Job, now: datetime) -> Text:
+    """The status, and for a waiting job what it waits for."""
+    waits = wait_text(job, now)
+    return Text.assemble(status_text(job.status), (f" · {waits}" if waits else "", "blue"))
 
 
 #: Characters of args, result or error shown: a multi-megabyte payload must not stall the screen.

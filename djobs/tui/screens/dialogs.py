@@ -1,4 +1,5 @@
-"""Modal dialogs: a yes/no confirmation for actions that cannot be undone, and the enqueue form."""
+"""Modal dialogs: a yes/no confirmation for actions that cannot be undone, the enqueue form and the form
+that sends a signal to a job."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
+
+from djobs import validate
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -46,6 +49,38 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(answer)
 
 
+class _FormScreen(ModalScreen[Any]):
+    """A modal form: Enter or the submit button reads it (`read_form`, ValueError shown under the form
+    at `ERROR_ID`), Escape or the other button dismisses it with None."""
+
+    ERROR_ID = ""
+
+    def read_form(self) -> Any:
+        raise NotImplementedError
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "submit":
+            self.action_submit()
+        else:
+            self.action_cancel()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_submit()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def action_submit(self) -> None:
+        try:
+            request = self.read_form()
+        except ValueError as exc:
+            self.query_one(self.ERROR_ID, Static).update(f"[b red]{escape(str(exc))}[/]")
+            return
+        self.dismiss(request)
+
+
 @dataclass(frozen=True)
 class EnqueueRequest:
     type: str
@@ -54,7 +89,7 @@ class EnqueueRequest:
     priority: int | None
 
 
-class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
+class EnqueueScreen(_FormScreen):
     """A small form: job type (from the registered ones when there are any), JSON args validated before
     submit, optional queue and priority. Dismisses with an `EnqueueRequest`, or None when cancelled."""
 
@@ -99,28 +134,7 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
     def on_mount(self) -> None:
         self.query_one("#enqueue-type").focus()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "submit":
-            self.action_submit()
-        else:
-            self.action_cancel()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_submit()
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def action_submit(self) -> None:
-        error = self.query_one("#enqueue-error", Static)
-        try:
-            request = self.read_form()
-        except ValueError as exc:
-            error.update(f"[b red]{escape(str(exc))}[/]")
-            return
-        self.dismiss(request)
+    ERROR_ID = "#enqueue-error"
 
     def read_form(self) -> EnqueueRequest:
         """The form as a request; ValueError with a message for the user when something is invalid."""
@@ -144,3 +158,56 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
         except ValueError:
             raise ValueError(f"priority must be an integer, not {raw_priority!r}") from None
         return EnqueueRequest(job_type, args, queue, priority)
+
+
+@dataclass(frozen=True)
+class SignalRequest:
+    name: str
+    payload: Any
+
+
+class SignalScreen(_FormScreen):
+    """Send a signal to a job: its name (the one the job waits for, when it waits for one) and a JSON
+    payload, both checked before submit. Dismisses with a `SignalRequest`, or None when cancelled."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "submit", "Send")]
+
+    def __init__(self, job_id: str, waits_for: str | None) -> None:
+        super().__init__(classes="dialog-screen")
+        self.job_id = job_id
+        self.waits_for = waits_for
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="signal", classes="dialog"):
+            yield Static(f"[b]Send a signal to job {escape(self.job_id)}[/]", classes="dialog-title")
+            with Grid(id="signal-form"):
+                yield Label("name")
+                yield Input(value=self.waits_for or "", placeholder="approved", id="signal-name")
+                yield Label("payload (JSON)")
+                yield Input(value="null", placeholder='{"by": "ann"}', id="signal-payload")
+            yield Static("", id="signal-error")
+            with Horizontal(classes="buttons"):
+                yield Button("Send (ctrl+s)", variant="success", id="submit")
+                yield Button("Cancel (esc)", id="cancel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#signal-payload" if self.waits_for else "#signal-name").focus()
+
+    ERROR_ID = "#signal-error"
+
+    def read_form(self) -> SignalRequest:
+        """The form as a request; ValueError with a message for the user when something is invalid."""
+        name = self.query_one("#signal-name", Input).value.strip()
+        if not name:
+            raise ValueError("name the signal")
+        try:
+            validate.name("signal name", name)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(str(exc)) from None
+        raw = self.query_one("#signal-payload", Input).value.strip() or "null"
+        try:
+            payload = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the payload is not valid JSON: {exc.msg} at column {exc.colno}") from None
+        return SignalRequest(name, payload)

@@ -19,7 +19,7 @@ from textual.widgets import Input
 from djobs.jobs import TERMINAL, Job
 
 from ..data import JobFilter
-from ..format import age, one_line, progress_cell, short_id, status_text
+from ..format import age, one_line, progress_cell, short_id, status_text, wait_text
 from .table import Column, LiveTable, Row
 
 MARK = Text("●", style="bold yellow")
@@ -38,7 +38,7 @@ class FilterBar(Input):
     def __init__(self) -> None:
         super().__init__(
             placeholder="filter: words match part of a type or queue (mail, failed mail); "
-            "status: queue: type: pick exactly; empty clears",
+            "status: queue: type: pick exactly; meta:tenant=42 (text) or meta:n:=3 (JSON); empty clears",
             id="filter",
         )
 
@@ -66,7 +66,7 @@ class JobsTable(LiveTable):
         Column("try", number=True),
         Column("prog", 6),
         Column("created", 7),
-        Column("error", 60, shrink_to=5),
+        Column("error / waiting for", 60, shrink_to=5),
     )
     BINDINGS = [
         Binding("enter", "open", "Detail"),
@@ -76,6 +76,7 @@ class JobsTable(LiveTable):
         Binding("c", "cancel", "Cancel job"),
         Binding("t", "retry", "Retry job"),
         Binding("d", "delete", "Delete job"),
+        Binding("s", "signal", "Send signal"),
         Binding("space", "mark", "Mark"),
         Binding("a", "mark_all", "Mark all shown"),
         Binding("escape", "clear_marks", "Clear marks", show=False),
@@ -96,6 +97,8 @@ class JobsTable(LiveTable):
         rows: list[Row] = []
         for job in jobs:
             error = one_line(job.last_error, 48) if job.last_error else ""
+            waits = wait_text(job, now)
+            tail: Text | str = Text(waits, style="blue") if waits else Text(error, style="red") if error else ""
             rows.append(
                 (
                     job.id,
@@ -110,7 +113,7 @@ class JobsTable(LiveTable):
                         # a finished job's last progress report is history, not news
                         "" if job.status in TERMINAL else progress_cell(job.progress),
                         age(job.created_at, now),
-                        Text(error, style="red") if error else "",
+                        tail,
                     ),
                 )
             )
@@ -192,6 +195,12 @@ class JobsTable(LiveTable):
             self.djobs_app.bulk("delete", sorted(self.marked), self.marked_not_shown())
         elif (job_id := self.selected_key()) is not None:
             self.djobs_app.bulk("delete", [job_id])
+
+    def action_signal(self) -> None:
+        if (job_id := self.selected_key()) is not None:
+            shown = self._shown[0] if self._shown is not None else []
+            waits_for = next((j.wait_signal for j in shown if j.id == job_id), None)
+            self.djobs_app.send_signal(job_id, waits_for)
 
     def action_retry(self) -> None:
         if self.marked:

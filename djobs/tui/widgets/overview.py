@@ -14,6 +14,7 @@ from textual.binding import Binding
 
 from djobs.jobs import STATUS_ORDER, JobStatus, PauseMode, QueueStats, ScheduleInfo, WorkerInfo
 
+from ..data import QueueLimits
 from ..format import DASH, age, next_fire
 from .table import Column, LiveTable, Row
 
@@ -40,18 +41,24 @@ class QueueSummary(LiveTable):
         Column("", 6),  # "paused", or nothing: the column takes no space while no queue is paused
         *(Column(_COUNT_HEADERS[s], number=True) for s in STATUS_ORDER),
         Column("/min", number=True),
+        Column("limits (held back)", 44, shrink_to=6),  # empty while no queue has limits
     )
     BINDINGS = [
         Binding("p", "pause", "Pause queue"),
         Binding("u", "resume", "Resume queue"),
     ]
 
-    def update_from(self, stats: list[QueueStats]) -> None:
+    def update_from(self, stats: list[QueueStats], limits: dict[str, QueueLimits] | None = None) -> None:
+        limits = limits or {}
+        # A limited queue holding no jobs yet is listed too, with its limits.
+        known = {st.name for st in stats}
+        empty = [QueueStats(name, False, None, None) for name in limits if name not in known]
         rows: list[Row] = []
-        for st in sorted(stats, key=lambda s: s.name):
+        for st in sorted([*stats, *empty], key=lambda s: s.name):
             cells: list[Any] = [st.name, PAUSED if st.paused else ""]
             cells += [_count(st.counts.get(s.value, 0)) for s in STATUS_ORDER]
             cells.append(_count(st.completed_last_minute))
+            cells.append(limits_text(limits[st.name]) if st.name in limits else "")
             rows.append((st.name, tuple(cells)))
         self.sync(rows)
 
@@ -162,6 +169,28 @@ class SchedulesPanel(LiveTable):
     def action_resume(self) -> None:
         if (name := self.selected_key()) is not None:
             self.djobs_app.resume_schedule(name)
+
+
+def limits_text(ql: QueueLimits) -> Text:
+    """"run ≤5 (3 held) · 10/s · key run ≤1 · key 1/s (7 held)": each limit, and how many due jobs it holds
+    back when it holds any."""
+    lim, held = ql.limits, ql.held_back
+    parts: list[tuple[str, str]] = []
+    if lim.running is not None:
+        parts.append((f"run ≤{lim.running}", "running"))
+    if lim.rate is not None:
+        parts.append((str(lim.rate), "rate"))
+    if lim.key_running is not None:
+        parts.append((f"key run ≤{lim.key_running}", "key_running"))
+    if lim.key_rate is not None:
+        parts.append((f"key {lim.key_rate}", "key_rate"))
+    out = Text()
+    for i, (label, which) in enumerate(parts):
+        out.append(" · " if i else "")
+        out.append(label)
+        if held.get(which):
+            out.append(f" ({held[which]:,} held)", style="bold yellow")
+    return out
 
 
 def _count(n: int) -> Any:

@@ -1,3 +1,3 @@
 """Fleet-wide duties, run only by the elected leader: recovering silent workers' jobs (`rescuer`), firing
 schedules (`scheduler`), fan-out deadlines and backstops (`deadlines`), trimming the event log
-(`trimmer`). Leadership itself is in `elector`."""
+(`trimmer`), deleting finished jobs past their retention (`retention`). Leadership itself is in `elector`."""

@@ -1,0 +1,100 @@
+"""Peewee's PostgreSQL pool with the limits PoolConfig promises (see pool.py). Its own module, imported only
+when a PostgreSQL database is opened: `djobs enqueue` on SQLite skips playhouse.pool."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from playhouse.pool import PooledPostgresqlDatabase
+
+from djobs.storage.pool import PoolConfig
+
+#: A pooled connection idle for less than this is reused without a round trip to check it.
+TRUST_IDLE_SECONDS = 30.0
+
+
+class DjobsPooledPostgres(PooledPostgresqlDatabase):
+    """Peewee's pool plus the two limits it lacks: idle count and idle time."""
+
+    djobs_pool = True  # what storage/base.py asks, so it need not import this module on SQLite
+
+    def __init__(self, database: str, pool: PoolConfig, **kwargs: Any) -> None:
+        self._pool_cfg = pool
+        self._idle_since: dict[int, float] = {}
+        # Who checked each connection out: a thread that ends without handing its connection back (peewee
+        # binds connections to threads) would otherwise hold a pool place for ever.
+        self._owners: dict[int, threading.Thread] = {}
+        super().__init__(
+            database,
+            max_connections=pool.max_open,
+            stale_timeout=max(1, int(pool.max_lifetime)),
+            timeout=30,
+            **kwargs,
+        )
+
+    def _connect(self) -> Any:
+        with self._pool_lock:
+            cutoff = time.time() - self._pool_cfg.max_idle_time
+            keep = []
+            current: list[Any] = getattr(self, "_connections")  # noqa: B009 - set by the base class
+            for ts, counter, conn in current:
+                if self._idle_since.get(id(conn), time.time()) < cutoff:
+                    self._idle_since.pop(id(conn), None)
+                    self._close_raw(conn)
+                else:
+                    keep.append((ts, counter, conn))
+            if len(keep) != len(current):
+                import heapq
+
+                heapq.heapify(keep)
+                self._connections = keep
+            in_use: dict[int, Any] = getattr(self, "_in_use")  # noqa: B009 - set by the base class
+            for key in [k for k, t in self._owners.items() if not t.is_alive()]:
+                self._owners.pop(key, None)
+                orphan = in_use.pop(key, None)
+                if orphan is not None:
+                    self._close_raw(orphan.connection)
+            conn = super()._connect()
+            self._owners[id(conn)] = threading.current_thread()
+            return conn
+
+    def _is_closed(self, conn: Any) -> bool:
+        """Checked at check-out. Peewee asks the server (`SELECT 1`, a round trip and a transaction) every
+        time; a worker hands its connections back whenever it idles, so ask only for a connection that sat
+        unused for a while. A connection that died meanwhile fails its next statement, which the caller's
+        retry policy handles like any lost connection."""
+        if conn.closed:
+            return True
+        idle = time.time() - self._idle_since.get(id(conn), 0.0)
+        if idle < TRUST_IDLE_SECONDS:
+            status = self._adapter.txn_status(conn)
+            if status == self._adapter.txn_idle:
+                return False
+        return bool(super()._is_closed(conn))
+
+    def release_idle(self) -> None:
+        """Hand this thread's connection back before a long idle wait: pooled if the pool holds no idle
+        connection yet, closed otherwise. An idle worker's threads take turns on one connection, so keeping
+        a second one open would only cost the server a backend per worker."""
+        with self._pool_lock:
+            spare = len(self._connections) >= 1
+        if spare:
+            conn = self.connection()
+            self.manual_close()
+            with self._pool_lock:
+                self._idle_since.pop(id(conn), None)
+        else:
+            self.close()
+
+    def _close(self, conn: Any, close_conn: bool = False) -> None:
+        with self._pool_lock:
+            self._owners.pop(id(conn), None)
+            if not close_conn and len(self._connections) >= self._pool_cfg.max_idle:
+                close_conn = True
+            super()._close(conn, close_conn)
+            if close_conn:
+                self._idle_since.pop(id(conn), None)
+            else:
+                self._idle_since[id(conn)] = time.time()
