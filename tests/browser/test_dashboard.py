@@ -44,6 +44,11 @@ def _wait(driver: Any, condition: Any, what: str) -> Any:
     return wait.until(condition, message=f"waiting for {what}")
 
 
+def _read(driver: Any, read: Any, what: str) -> Any:
+    """Read from the page once it holds still: a read that meets a redrawn element is tried again."""
+    return _wait(driver, lambda d: (read(d),), what)[0]
+
+
 def _css(driver: Any, selector: str) -> list[Any]:
     from selenium.webdriver.common.by import By
 
@@ -76,7 +81,7 @@ def test_sign_in_see_pause_cancel_and_watch_live(browser: Any, ui: tuple[UiProce
     _wait(browser, lambda d: _css(d, f'#jobs tr[data-job="{image}"]'), "the jobs table")
     for job_id in mail:
         assert _css(browser, f'#jobs tr[data-job="{job_id}"]'), job_id
-    queues = {tr.get_attribute("data-queue") for tr in _css(browser, "#queues tr[data-queue]")}
+    queues = _read(browser, lambda d: {tr.get_attribute("data-queue") for tr in _css(d, "#queues tr[data-queue]")}, "the queues")
     assert queues == {"default", "emails"}
     text = _wait(browser, lambda d: _css(d, f'#jobs tr[data-job="{mail[0]}"]')[0].text, "the first job's row")
     assert "send-email" in text and "pending" in text and "u0@example.com" in text
@@ -153,7 +158,9 @@ def test_waits_limits_and_the_meta_filter(browser: Any, ui: tuple[UiProcess, djo
         wake.isoformat(),
     )
     assert row == f"sleeping until {shown}"
-    assert _css(browser, f'#jobs tr[data-job="{waiter}"] .wait')[0].text == "waiting for signal 'approved'"
+    assert _read(browser, lambda d: _css(d, f'#jobs tr[data-job="{waiter}"] .wait')[0].text, "the waiter") == (
+        "waiting for signal 'approved'"
+    )
     limits = _wait(browser, lambda d: _css(d, '#queues tr[data-queue="emails"] .qlimits')[0].text, "the limits")
     assert limits == "run ≤2 · 5/s"
 
@@ -175,7 +182,7 @@ def test_waits_limits_and_the_meta_filter(browser: Any, ui: tuple[UiProcess, djo
     _css(browser, "#f-meta")[0].clear()
     _click(browser, "#f-failed")
     _wait(browser, lambda d: {tr.get_attribute("data-job") for tr in _css(d, "#jobs tr[data-job]")} == set(charges), "the failed jobs")
-    assert "RuntimeError: card declined" in _css(browser, f'#jobs tr[data-job="{charges[0]}"]')[0].text
+    assert "RuntimeError: card declined" in _read(browser, lambda d: _css(d, f'#jobs tr[data-job="{charges[0]}"]')[0].text, "the row")
     _click(browser, "#retry-shown")
     _wait(browser, lambda d: d.switch_to.alert, "the retry confirmation").accept()
     _wait(browser, lambda d: not _css(d, "#jobs tr[data-job]"), "no failed job left")
@@ -196,7 +203,7 @@ def test_send_a_signal_from_the_job_view(browser: Any, ui: tuple[UiProcess, djob
     browser.get(proc.url)
     _click(browser, f'#jobs tr[data-job="{job_id}"] td.mono')
     _wait(browser, lambda d: not _css(d, "#signal")[0].get_attribute("hidden"), "the signal form")
-    assert _css(browser, "#s-name")[0].get_attribute("value") == "approved"  # what the job waits for
+    assert _read(browser, lambda d: _css(d, "#s-name")[0].get_attribute("value"), "the name") == "approved"  # awaited
     _css(browser, "#s-payload")[0].send_keys('{"by": "ann"}')
     _click(browser, '#signal button[data-action="signal"]')
     _wait(browser, lambda d: "signal 'approved' sent" in _css(d, "#flash")[0].text, "the signal sent")
