@@ -11,9 +11,9 @@ runs are interleaved so a change in the machine's load hits every command alike.
 90th percentile of wall-clock time per command, its ratio to `djobs --help` (the floor any Typer command
 pays) and to `python -c pass`, and the load average before and after.
 
-Goal: `djobs enqueue` and one Tab completion each at most 150 ms on SQLite (both take the typer-free fast
-path, djobs/cli/fast.py; the "Typer path" rows run the same through the Typer app alone), and `djobs jobs`
-as quick as it can be.
+Goal: `djobs enqueue`, the read commands (`jobs`, `inspect`, `why`) and one Tab completion each at most
+150 ms on SQLite (all take the typer-free fast path, djobs/cli/fast.py; the "Typer path" rows run the same
+through the Typer app alone).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def send_email(args):
 """
 
 
-def commands(completing: list[str]) -> dict[str, tuple[list[str], dict[str, str]]]:
+def commands(completing: list[str], job_id: str) -> dict[str, tuple[list[str], dict[str, str]]]:
     """name -> (argv, extra environment)."""
     words = ["djobs", *completing]
     tab = {"_DJOBS_COMPLETE": "complete_bash", "COMP_WORDS": " ".join(words), "COMP_CWORD": str(len(words) - 1)}
@@ -64,21 +64,26 @@ def commands(completing: list[str]) -> dict[str, tuple[list[str], dict[str, str]
         "djobs enqueue": ([str(BIN), *enqueue], {}),
         "djobs enqueue (Typer path)": ([*TYPER, *enqueue], {}),
         "djobs jobs": ([str(BIN), "jobs", "--limit", "20"], {}),
+        "djobs jobs (Typer path)": ([*TYPER, "jobs", "--limit", "20"], {}),
+        "djobs inspect": ([str(BIN), "inspect"], {}),
+        "djobs why ID": ([str(BIN), "why", job_id], {}),
         f"Tab: djobs {' '.join(completing)}<TAB>": ([str(BIN)], tab),
         "Tab (Typer path)": (TYPER, tab),
     }
 
 
-def seed(url: str, jobs: int) -> None:
-    """`jobs` finished and pending jobs, written through the library in batches."""
+def seed(url: str, jobs: int) -> str:
+    """`jobs` pending jobs, written through the library in batches; the id of the last one."""
     import djobs
 
     queue = djobs.Queue(djobs.connect(url))
     queue.register("resize", lambda args: args)
     batch = 1000
+    ids: list[str] = []
     for start in range(0, jobs, batch):
-        queue.enqueue_many([djobs.Sub("resize", {"n": n}) for n in range(start, min(jobs, start + batch))])
+        ids = queue.enqueue_many([djobs.Sub("resize", {"n": n}) for n in range(start, min(jobs, start + batch))])
     queue.storage.close()
+    return ids[-1]
 
 
 def main() -> None:
@@ -95,10 +100,10 @@ def main() -> None:
         url = opts.database or f"sqlite:///{root / 'bench.db'}"
         (root / "benchjobs.py").write_text(HANDLERS)
         (root / "djobs.toml").write_text(CONFIG.format(url=url))
-        seed(url, opts.jobs)
+        job_id = seed(url, opts.jobs)
         env = {k: v for k, v in os.environ.items() if not k.startswith("DJOBS_") and k != "PYTHONDONTWRITEBYTECODE"}
         env["COLUMNS"] = "120"
-        cmds = commands(["enqueue", "se"])
+        cmds = commands(["enqueue", "se"], job_id)
         times: dict[str, list[float]] = {name: [] for name in cmds}
         load_before = os.getloadavg()
         for run in range(opts.runs + 1):

@@ -1,6 +1,6 @@
 """The typer-free fast path (djobs/cli/fast.py) answers exactly as the Typer app: the real `djobs`
 executable against `main()` of djobs/cli/app.py (the Typer app alone), same stdout, stderr, exit code and
-job row, for enqueue command lines and Tab presses in each shell."""
+job row, for enqueue command lines, the read commands and Tab presses in each shell."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -68,9 +69,13 @@ def _recent(value: object) -> object:
     return "recent" if t.tzinfo and abs((t - datetime.now(UTC)).total_seconds()) < 86400 else value
 
 
-def _both(tmp: Path, args: list[str], env: dict[str, str], stdin: str = "") -> None:
-    """Run `args` through the executable and through the Typer app in twin projects; assert the same."""
+def _both(tmp: Path, args: list[str], env: dict[str, str], stdin: str = "", db: Path | None = None) -> None:
+    """Run `args` through the executable and through the Typer app in twin projects (each with a copy of
+    the database `db`, if given); assert the same."""
     fast_root, typer_root = _project(tmp / "fast"), _project(tmp / "typer")
+    if db is not None:
+        for root in (fast_root, typer_root):
+            _copy_db(db, root / "djobs.db")
     out = []
     for root, argv in ((fast_root, [str(DJOBS)]), (typer_root, TYPER)):
         done = subprocess.run([*argv, *args], cwd=root, env=env, input=stdin, capture_output=True, text=True,
@@ -146,6 +151,95 @@ def test_enqueue_imports_no_typer_driver_dashboard_or_handler_code(tmp_path):
     assert "sendmail imported" not in done.stderr
     # nor the records a producer never makes (their dataclasses are made on first use)
     assert {"djobs.info", "djobs.event_types", "djobs.outcomes", "djobs.schedule"} & modules == set()
+
+
+def _copy_db(source: Path, target: Path) -> None:
+    """A copy of the SQLite database `source`, with what is still in its write-ahead log."""
+    import sqlite3
+
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
+
+PAST = 1_600_000_000.0  # 2020-09-13: every time in the seeded database, so ages read the same in both runs
+
+
+def _seeded(tmp: Path) -> tuple[Path, dict[str, str]]:
+    """A database with a pending, a delayed, a failed and a cancelled job, their events and a stopped
+    worker, every time in it moved to PAST; and the jobs' ids by status."""
+    import sqlite3
+
+    import djobs
+
+    path = tmp / "seed.db"
+    queue = djobs.Queue(djobs.connect(f"sqlite:///{path}"))
+    try:
+        queue.register("send-email", lambda args: None, queue="emails")
+
+        def decline(args: object) -> None:
+            raise RuntimeError("card declined")
+
+        queue.register("charge", decline, queue="payments", retries=0)
+        ids = {"pending": queue.enqueue("send-email", {"to": "a@example.com"}, unique="mail:a", meta={"t": "1"})}
+        ids["delayed"] = queue.enqueue("send-email", {"to": "b@example.com"}, at=datetime(2030, 1, 1, tzinfo=UTC))
+        ids["failed"] = queue.enqueue("charge", {"n": 1})
+        ids["cancelled"] = queue.enqueue("send-email", [1, 2])
+        queue.cancel_job(ids["cancelled"])
+        queue.worker(queues={"payments": 1}, burst=True, poll_interval=0.05).run()
+    finally:
+        queue.storage.close()
+    db = sqlite3.connect(path)
+    try:
+        for table, cols in (("djobs_jobs", "created_at updated_at started_at completed_at last_heartbeat_at"),
+                            ("djobs_events", "ts"), ("djobs_workers", "started_at heartbeat_at stopped_at")):
+            for col in cols.split():
+                db.execute(f"UPDATE {table} SET {col} = {PAST} WHERE {col} IS NOT NULL")
+        db.execute(f"UPDATE djobs_jobs SET run_at = {PAST} WHERE run_at < 1800000000")
+        db.commit()
+    finally:
+        db.close()
+    return path, ids
+
+
+READS = [
+    ["jobs"], ["jobs", "--status", "pending"], ["jobs", "-q", "emails", "-t", "send-email", "-n", "1"],
+    ["--json", "jobs"], ["jobs", "--wide", "--status=failed"], ["jobs", "--status", "bogus"], ["jobs", "-n", "0"],
+    ["jobs", "-n", "1e3"], ["jobs", "extra"], ["jobs", "--help"], ["why", "{pending}"], ["why", "{delayed}"],
+    ["--json", "why", "{failed}"], ["why", "no-such-id"], ["why"], ["inspect"], ["inspect", "{failed}"],
+    ["--json", "inspect", "{cancelled}"], ["inspect", "nope"], ["workers"], ["workers", "-a"],
+    ["workers", "--all", "--json"], ["schedules"], ["--json", "schedules"], ["schedules", "rm", "nightly"],
+    ["--database", "sqlite:///elsewhere.db", "jobs"], ["--config", "missing.toml", "workers"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("args", READS, ids=lambda a: " ".join(a)[:60])
+def test_a_read_command_answers_as_the_typer_app(tmp_path, args):
+    db, ids = _seeded(tmp_path)
+    _both(tmp_path, [a.format(**ids) for a in args], _env(), db=db)
+
+
+def test_reads_take_their_options_from_the_environment_as_the_typer_app(tmp_path):
+    db, _ = _seeded(tmp_path)
+    _both(tmp_path / "1", ["jobs"], _env(DJOBS_JOBS_STATUS="failed", DJOBS_JOBS_QUEUE="payments"), db=db)
+    _both(tmp_path / "2", ["jobs"], _env(DJOBS_JOBS_LIMIT="1", DJOBS_JSON="1"), db=db)
+    _both(tmp_path / "3", ["workers"], _env(DJOBS_WORKERS_ALL="true"), db=db)
+
+
+def test_a_read_imports_no_typer_driver_or_handler_code(tmp_path):
+    db, ids = _seeded(tmp_path)
+    root = _project(tmp_path / "p")
+    _copy_db(db, root / "djobs.db")
+    for args in (["jobs"], ["why", ids["pending"]], ["inspect"], ["inspect", ids["failed"]], ["workers"], ["schedules"]):
+        done, modules = _modules(root, args, _env())
+        assert done.returncode == 0 and done.stdout.strip(), (args, done.stderr[-2000:])
+        assert {"djobs.cli.fast", "djobs.cli.reads", "peewee"} <= modules, args  # it ran here
+        heavy = {m for m in modules if m.split(".")[0] in ("typer", "click", "textual", "rich", "psycopg", "sendmail",
+                                                            "producermods", "pydantic")}  # fmt: skip
+        assert heavy == set(), args
 
 
 def _modules(root: Path, args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, set[str]]:

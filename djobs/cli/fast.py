@@ -1,13 +1,17 @@
-"""The typer-free fast path of the `djobs` executable: a plain `djobs enqueue` and Tab presses.
+"""The typer-free fast path of the `djobs` executable: a plain `djobs enqueue`, the read commands and Tab
+presses.
 
-Importing typer alone takes most of the 150 ms a `djobs enqueue` from cron or a shell loop, and each Tab
-press, may take. So `main` first reads the command line against `spec.COMMANDS` (the Typer app's command
-tree, generated from it by specgen.py) and answers the two cases it fully understands:
+Importing typer alone takes most of the 150 ms a `djobs enqueue` from cron or a shell loop, a `djobs jobs`
+from a monitoring script, and each Tab press, may take. So `main` first reads the command line against
+`spec.COMMANDS` (the Typer app's command tree, generated from it by specgen.py) and answers the cases it
+fully understands:
 
-- `djobs [global options] enqueue TYPE [options]` without --wait, --help, --debug, `--`, a short option
-  glued to its value, a value that looks like an option or an option value read from the environment
-  that Typer would convert: the options are converted as Typer converts them, and the command body is
-  the one the Typer command runs (`produce.enqueue_job`), errors mapped by the same `common.report`;
+- `djobs [global options] COMMAND [words] [options]` for a command of `COMMANDS` (enqueue without --wait;
+  inspect, jobs, why, workers, schedules), without --help, --debug, `--`, a short option glued to its
+  value, a value that looks like an option or an option value read from the environment that Typer would
+  convert: the options are converted as Typer converts them, and the command body is the one the Typer
+  command runs (`produce.enqueue_job`, the functions of reads.py), errors mapped by the same
+  `common.report`;
 - a Tab press (`_DJOBS_COMPLETE=complete_bash|zsh|fish`) on a command name, an option name, or a value
   whose completer is a provider of complete.py or a choice, answered in the format Typer's completion
   classes print.
@@ -41,7 +45,7 @@ def main() -> None:
         if os.environ.get("_DJOBS_COMPLETE"):
             code = complete(os.environ["_DJOBS_COMPLETE"])
         else:
-            code = enqueue(sys.argv[1:])
+            code = run(sys.argv[1:])
     except Defer:
         from djobs.cli.app import main as typer_main
 
@@ -177,35 +181,74 @@ def _values(command: dict[str, Any], given: dict[str, list[Any]], only: tuple[st
     return out
 
 
-# --------------------------------------------------------------------------------------- enqueue
+# ------------------------------------------------------------------------------------- commands
 
 
-def enqueue(argv: list[str]) -> int:
-    """`djobs [global options] enqueue TYPE [options]`: the exit code, or Defer."""
+def _enqueue(words: list[str], opts: dict[str, Any]) -> Any:
+    if len(words) != 1 or opts["wait"] or opts["timeout"] is not None:
+        raise Defer  # a wait outlasts any start-up: Typer's way
+
+    def run(st: Any) -> None:
+        from djobs.cli import produce
+
+        _, job_id = produce.enqueue_job(st, words[0], **opts)
+        produce.print_id(st, job_id)
+
+    return run
+
+
+def _read(body: str, positional: int | tuple[int, ...] = 0) -> Any:
+    """A read-only command of reads.py taking `positional` words (a count, or the counts allowed)."""
+    allowed = positional if isinstance(positional, tuple) else (positional,)
+
+    def bind(words: list[str], opts: dict[str, Any]) -> Any:
+        if len(words) not in allowed:
+            raise Defer
+
+        def run(st: Any) -> None:
+            from djobs.cli import reads
+
+            getattr(reads, body)(st, *words, **opts)
+
+        return run
+
+    return bind
+
+
+# The commands the fast path runs: name → bind(positional words, options) → run(State), or Defer.
+COMMANDS = {
+    "enqueue": _enqueue,
+    "jobs": _read("jobs"),
+    "why": _read("why", 1),
+    "workers": _read("workers"),
+    "inspect": _read("inspect", (0, 1)),
+    "schedules": _read("schedules"),
+}
+
+
+def run(argv: list[str]) -> int:
+    """`djobs [global options] COMMAND [words] [options]` for a command of COMMANDS: the exit code, or Defer."""
     flags, args = _hoist(argv)
     root = spec.COMMANDS[""]
     given, _, at = _parse(root, args, stop_at_word=True)
     for flag in flags:
         given.setdefault(_lookup(root, flag)["dest"], []).append(True)  # type: ignore[index]
-    if at >= len(args) or args[at] != "enqueue":
+    if at >= len(args) or args[at] not in COMMANDS:
         raise Defer
     glob = _values(root, given)
-    command = spec.COMMANDS["enqueue"]
-    given, words, _ = _parse(command, args[at + 1 :], stop_at_word=False)
-    if len(words) != 1:
-        raise Defer
-    opts = _values(command, given)
-    if glob["debug"] or opts["wait"] or opts["timeout"] is not None:
-        raise Defer  # a traceback, or a wait: Typer's way (a wait outlasts any start-up)
+    name = args[at]
+    given, words, _ = _parse(spec.COMMANDS[name], args[at + 1 :], stop_at_word=False)
+    body = COMMANDS[name](words, _values(spec.COMMANDS[name], given))
+    if glob["debug"]:
+        raise Defer  # a traceback: Typer's way
 
-    from djobs.cli import common, produce
+    from djobs.cli import common
 
     common.ONE_SHOT = True
     common.WIDE = glob["wide"]
     st = common.State(config_path=glob["config"], database=glob["database"], json=glob["json_"])
     try:
-        _, job_id = produce.enqueue_job(st, words[0], **opts)
-        produce.print_id(st, job_id)
+        body(st)
         sys.stdout.flush()
         return common.EXIT_OK
     except KeyboardInterrupt:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
 import typer
 
-from djobs.cli import common, complete
+from djobs.cli import common, complete, reads
 
 
 class Status(StrEnum):
@@ -19,9 +18,6 @@ class Status(StrEnum):
     waiting = "waiting"
     cancelled = "cancelled"
     paused = "paused"
-
-
-RECENT_EVENTS = 20
 
 
 def inspect(
@@ -36,64 +32,7 @@ def inspect(
     result or error (with the end of the last failed attempt's traceback), attempts, progress, checkpoints,
     sub-jobs and recent events.
     """
-    from djobs.cli import render
-
-    st = common.state(ctx)
-    queue = common.open_queue(st, handlers=False)
-    if job_id is None:
-        stats, workers = queue.queue_stats(), queue.workers()
-        schedules, unapplied = listed_schedules(st, queue)
-        data = {
-            "queues": [{"name": q.name, "paused": q.paused, "counts": q.counts} for q in stats],
-            "workers": workers,
-            "schedules": [schedule_json(s, unapplied) for s in schedules],
-        }
-        common.output(st, data, lambda: render.overview(stats, workers, schedules, unapplied))
-        return
-    detail = queue.job_detail(job_id, events=RECENT_EVENTS)
-    data = common.to_jsonable(detail.job)
-    data.update(checkpoints=detail.checkpoints, sub_jobs=detail.sub_jobs, events=detail.events)
-    common.output(
-        st, data, lambda: render.job_detail(detail.job, detail.checkpoints, detail.sub_jobs, detail.events)
-    )
-
-
-def schedule_json(s: Any, unapplied: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """The `schedules --json` shape: name, job, next_fire, last_fire, paused (plus spec, queue, source and
-    whether it is in the database yet)."""
-    return {
-        "name": s.name, "job": s.job, "next_fire": s.next_fire, "last_fire": s.last_fire, "paused": s.paused,
-        "spec": s.spec, "queue": s.queue, "source": "config" if s.name in unapplied else getattr(s, "source", None),
-        "applied": s.name not in unapplied,
-    }  # fmt: skip
-
-
-def listed_schedules(st: common.State, queue: Any) -> tuple[list[Any], frozenset[str]]:
-    """The database's schedules, plus the config's that no worker or `config apply` has written yet
-    (their next fire computed from now), and the names of the latter."""
-    found = list(queue.schedules())
-    conf = st.config()
-    if conf is None:
-        return found, frozenset()
-    from datetime import UTC, datetime
-
-    from djobs import config as cfg
-    from djobs.jobs import ScheduleInfo
-
-    have = {s.name for s in found}
-    now = datetime.now(UTC)
-    extra = []
-    for s in conf.schedules.values():
-        if s.name in have:
-            continue
-        spec = cfg.schedule_spec(s)
-        queue_name = s.queue or (conf.declared_job(s.job) or {}).get("queue") or ""
-        extra.append(ScheduleInfo(
-            name=s.name, job=s.job, spec=spec.spec, args=s.args, queue=queue_name, priority=s.priority,
-            timezone=s.timezone, paused=False, last_fire=None,
-            next_fire=datetime.fromtimestamp(spec.next_after(now.timestamp()), UTC),
-        ))  # fmt: skip
-    return sorted(found + extra, key=lambda s: s.name), frozenset(s.name for s in extra)
+    reads.inspect(common.state(ctx), job_id)
 
 
 def jobs(
@@ -112,14 +51,7 @@ def jobs(
     ),
 ) -> None:
     """List jobs, newest first."""
-    from djobs.cli import render
-
-    st = common.state(ctx)
-    queue = common.open_queue(st, handlers=False)
-    found = queue.list_jobs(
-        status=status.value if status else None, queue=queue_name, type=job_type, limit=limit
-    )
-    common.output(st, found, lambda: render.jobs_table(found))
+    reads.jobs(common.state(ctx), status.value if status else None, queue_name, job_type, limit)
 
 
 def why(
@@ -127,16 +59,7 @@ def why(
     job_id: str = typer.Argument(..., metavar="ID", help="The job id.", autocompletion=complete.any_job),
 ) -> None:
     """Explain in words why a job is not running yet."""
-    from djobs.cli import render
-    from djobs.explain import why as explain
-
-    st = common.state(ctx)
-    queue = common.open_queue(st, handlers=False)
-    conf = st.config()
-    reasons = explain(queue, job_id, stale_after=conf.stale_after if conf is not None else 30.0)
-    job = queue.get_job(job_id)
-    status = getattr(job.status, "value", job.status) if job is not None else None
-    common.output(st, {"id": job_id, "status": status, "reasons": reasons}, lambda: render.reasons(job_id, reasons))
+    reads.why(common.state(ctx), job_id)
 
 
 def workers(
@@ -149,11 +72,7 @@ def workers(
 
     Host, pid, queues with concurrency, running jobs, paused, last heartbeat.
     """
-    from djobs.cli import render
-
-    st = common.state(ctx)
-    found = common.open_queue(st, handlers=False).workers(include_dead=include_dead)
-    common.output(st, found, lambda: render.workers_table(found))
+    reads.workers(common.state(ctx), include_dead)
 
 
 schedules_app = typer.Typer(
@@ -169,11 +88,7 @@ def schedules(ctx: typer.Context) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from djobs.cli import render
-
-    st = common.state(ctx)
-    found, unapplied = listed_schedules(st, common.open_queue(st, handlers=False))
-    common.output(st, [schedule_json(s, unapplied) for s in found], lambda: render.schedules_table(found, unapplied))
+    reads.schedules(common.state(ctx))
 
 
 @schedules_app.command("rm")

@@ -1,0 +1,110 @@
+"""The bodies of the read-only commands: `inspect [ID]`, `jobs`, `why ID`, `workers`, `schedules`.
+
+They take the global options' `State` and plain values, not a typer context, so the typer-free fast path
+(`djobs/cli/fast.py`) runs the very code the Typer commands in `status.py` run: looking at the queue from a
+shell loop or a monitoring script should cost what the lookup costs, not typer's import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from djobs.cli import common
+
+RECENT_EVENTS = 20
+
+
+def inspect(st: common.State, job_id: str | None = None) -> None:
+    from djobs.cli import render
+
+    queue = common.open_queue(st, handlers=False)
+    if job_id is None:
+        stats, workers = queue.queue_stats(), queue.workers()
+        found, unapplied = listed_schedules(st, queue)
+        data = {
+            "queues": [{"name": q.name, "paused": q.paused, "counts": q.counts} for q in stats],
+            "workers": workers,
+            "schedules": [schedule_json(s, unapplied) for s in found],
+        }
+        common.output(st, data, lambda: render.overview(stats, workers, found, unapplied))
+        return
+    detail = queue.job_detail(job_id, events=RECENT_EVENTS)
+    data = common.to_jsonable(detail.job)
+    data.update(checkpoints=detail.checkpoints, sub_jobs=detail.sub_jobs, events=detail.events)
+    common.output(
+        st, data, lambda: render.job_detail(detail.job, detail.checkpoints, detail.sub_jobs, detail.events)
+    )
+
+
+def jobs(
+    st: common.State, status: str | None = None, queue_name: str | None = None, job_type: str | None = None,
+    limit: int = 50,
+) -> None:  # fmt: skip
+    from djobs.cli import render
+
+    found = common.open_queue(st, handlers=False).list_jobs(status=status, queue=queue_name, type=job_type, limit=limit)
+    common.output(st, found, lambda: render.jobs_table(found))
+
+
+def why(st: common.State, job_id: str) -> None:
+    from djobs.cli import render
+    from djobs.explain import why as explain
+
+    queue = common.open_queue(st, handlers=False)
+    conf = st.config()
+    reasons = explain(queue, job_id, stale_after=conf.stale_after if conf is not None else 30.0)
+    job = queue.get_job(job_id)
+    status = getattr(job.status, "value", job.status) if job is not None else None
+    common.output(st, {"id": job_id, "status": status, "reasons": reasons}, lambda: render.reasons(job_id, reasons))
+
+
+def workers(st: common.State, include_dead: bool = False) -> None:
+    from djobs.cli import render
+
+    found = common.open_queue(st, handlers=False).workers(include_dead=include_dead)
+    common.output(st, found, lambda: render.workers_table(found))
+
+
+def schedules(st: common.State) -> None:
+    from djobs.cli import render
+
+    found, unapplied = listed_schedules(st, common.open_queue(st, handlers=False))
+    common.output(st, [schedule_json(s, unapplied) for s in found], lambda: render.schedules_table(found, unapplied))
+
+
+def schedule_json(s: Any, unapplied: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The `schedules --json` shape: name, job, next_fire, last_fire, paused (plus spec, queue, source and
+    whether it is in the database yet)."""
+    return {
+        "name": s.name, "job": s.job, "next_fire": s.next_fire, "last_fire": s.last_fire, "paused": s.paused,
+        "spec": s.spec, "queue": s.queue, "source": "config" if s.name in unapplied else getattr(s, "source", None),
+        "applied": s.name not in unapplied,
+    }  # fmt: skip
+
+
+def listed_schedules(st: common.State, queue: Any) -> tuple[list[Any], frozenset[str]]:
+    """The database's schedules, plus the config's that no worker or `config apply` has written yet
+    (their next fire computed from now), and the names of the latter."""
+    found = list(queue.schedules())
+    conf = st.config()
+    if conf is None:
+        return found, frozenset()
+    from datetime import UTC, datetime
+
+    from djobs import config as cfg
+    from djobs.jobs import ScheduleInfo
+
+    have = {s.name for s in found}
+    now = datetime.now(UTC)
+    extra = []
+    for s in conf.schedules.values():
+        if s.name in have:
+            continue
+        spec = cfg.schedule_spec(s)
+        queue_name = s.queue or (conf.declared_job(s.job) or {}).get("queue") or ""
+        extra.append(ScheduleInfo(
+            name=s.name, job=s.job, spec=spec.spec, args=s.args, queue=queue_name, priority=s.priority,
+            timezone=s.timezone, paused=False, last_fire=None,
+            next_fire=datetime.fromtimestamp(spec.next_after(now.timestamp()), UTC),
+        ))  # fmt: skip
+    return sorted(found + extra, key=lambda s: s.name), frozenset(s.name for s in extra)
