@@ -212,7 +212,10 @@ READS = [
     ["--json", "why", "{failed}"], ["why", "no-such-id"], ["why"], ["inspect"], ["inspect", "{failed}"],
     ["--json", "inspect", "{cancelled}"], ["inspect", "nope"], ["workers"], ["workers", "-a"],
     ["workers", "--all", "--json"], ["schedules"], ["--json", "schedules"], ["schedules", "rm", "nightly"],
-    ["--database", "sqlite:///elsewhere.db", "jobs"], ["--config", "missing.toml", "workers"],
+    ["--database", "sqlite:///elsewhere.db", "jobs"], ["--config", "missing.toml", "workers"], ["health"],
+    ["health", "-q", "emails", "-q", "payments", "--max-lag", "9999d"], ["--json", "health", "--queue=nope"],
+    ["health", "--max-lag", "0s"], ["health", "-q", " "], ["health", "--max-lag", "soon"],
+    ["--database", "sqlite:///new.db", "health"],
 ]  # fmt: skip
 
 
@@ -227,13 +230,16 @@ def test_reads_take_their_options_from_the_environment_as_the_typer_app(tmp_path
     _both(tmp_path / "1", ["jobs"], _env(DJOBS_JOBS_STATUS="failed", DJOBS_JOBS_QUEUE="payments"), db=db)
     _both(tmp_path / "2", ["jobs"], _env(DJOBS_JOBS_LIMIT="1", DJOBS_JSON="1"), db=db)
     _both(tmp_path / "3", ["workers"], _env(DJOBS_WORKERS_ALL="true"), db=db)
+    _both(tmp_path / "4", ["health"], _env(DJOBS_HEALTH_MAX_LAG="5m", DJOBS_HEALTH_QUEUE="emails"), db=db)
 
 
 def test_a_read_imports_no_typer_driver_or_handler_code(tmp_path):
     db, ids = _seeded(tmp_path)
     root = _project(tmp_path / "p")
     _copy_db(db, root / "djobs.db")
-    for args in (["jobs"], ["why", ids["pending"]], ["inspect"], ["inspect", ids["failed"]], ["workers"], ["schedules"]):
+    reads = (["jobs"], ["why", ids["pending"]], ["inspect"], ["inspect", ids["failed"]], ["workers"], ["schedules"],
+             ["health", "-q", "nope"])  # fmt: skip
+    for args in reads:
         done, modules = _modules(root, args, _env())
         assert done.returncode == 0 and done.stdout.strip(), (args, done.stderr[-2000:])
         assert {"djobs.cli.fast", "djobs.cli.reads", "peewee"} <= modules, args  # it ran here

@@ -7,7 +7,7 @@ from a monitoring script, and each Tab press, may take. So `main` first reads th
 fully understands:
 
 - `djobs [global options] COMMAND [words] [options]` for a command of `COMMANDS` (enqueue without --wait;
-  inspect, jobs, why, workers, schedules), without --help, --debug, `--`, a short option glued to its
+  inspect, jobs, why, workers, schedules, health), without --help, --debug, `--`, a short option glued to its
   value, a value that looks like an option or an option value read from the environment that Typer would
   convert: the options are converted as Typer converts them, and the command body is the one the Typer
   command runs (`produce.enqueue_job`, the functions of reads.py), errors mapped by the same
@@ -205,17 +205,18 @@ def _read(body: str, positional: int | tuple[int, ...] = 0) -> Any:
         if len(words) not in allowed:
             raise Defer
 
-        def run(st: Any) -> None:
+        def run(st: Any) -> int | None:
             from djobs.cli import reads
 
-            getattr(reads, body)(st, *words, **opts)
+            return getattr(reads, body)(st, *words, **opts)
 
         return run
 
     return bind
 
 
-# The commands the fast path runs: name → bind(positional words, options) → run(State), or Defer.
+# The commands the fast path runs: name → bind(positional words, options) → run(State) → an exit code
+# (None: 0), or Defer.
 COMMANDS = {
     "enqueue": _enqueue,
     "jobs": _read("jobs"),
@@ -223,6 +224,7 @@ COMMANDS = {
     "workers": _read("workers"),
     "inspect": _read("inspect", (0, 1)),
     "schedules": _read("schedules"),
+    "health": _read("health"),
 }
 
 
@@ -248,9 +250,9 @@ def run(argv: list[str]) -> int:
     common.WIDE = glob["wide"]
     st = common.State(config_path=glob["config"], database=glob["database"], json=glob["json_"])
     try:
-        body(st)
+        code = body(st)
         sys.stdout.flush()
-        return common.EXIT_OK
+        return common.EXIT_OK if code is None else code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -1,4 +1,4 @@
-"""The bodies of the read-only commands: `inspect [ID]`, `jobs`, `why ID`, `workers`, `schedules`.
+"""The bodies of the read-only commands: `inspect [ID]`, `jobs`, `why ID`, `workers`, `schedules`, `health`.
 
 They take the global options' `State` and plain values, not a typer context, so the typer-free fast path
 (`djobs/cli/fast.py`) runs the very code the Typer commands in `status.py` run: looking at the queue from a
@@ -7,6 +7,7 @@ shell loop or a monitoring script should cost what the lookup costs, not typer's
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from djobs.cli import common
@@ -70,6 +71,31 @@ def schedules(st: common.State) -> None:
 
     found, unapplied = listed_schedules(st, common.open_queue(st, handlers=False))
     common.output(st, [schedule_json(s, unapplied) for s in found], lambda: render.schedules_table(found, unapplied))
+
+
+def health(st: common.State, queues: list[str] | None = None, max_lag: str = "1m") -> int:
+    """`djobs health`: its exit code (0 healthy, 1 with the problems, 75 when the database is away)."""
+    from djobs.cli.produce import parse_duration_option
+
+    lag = parse_duration_option("--max-lag", max_lag)
+    if lag.total_seconds() <= 0:
+        raise common.UsageProblem("--max-lag: must be more than zero")
+    for name in queues or ():
+        if not name.strip():
+            raise common.UsageProblem("--queue: a queue name cannot be empty")
+    queue = common.open_queue(st, handlers=False)
+    queue.latest_event_id()  # the database answers at all (StorageUnavailable: exit 75), then the checks
+    report = queue.health(max_lag=lag, queues=list(queues) if queues else None)
+    if not report.ok and any(p.startswith("the database") for p in report.problems):
+        for problem in report.problems:
+            print(f"djobs: {problem}", file=sys.stderr)
+        return common.EXIT_UNAVAILABLE
+    common.output(
+        st,
+        {"ok": report.ok, "problems": list(report.problems)},
+        human=lambda: print("\n".join(report.problems) if report.problems else "healthy"),
+    )
+    return common.EXIT_OK if report.ok else common.EXIT_FAILURE
 
 
 def schedule_json(s: Any, unapplied: frozenset[str] = frozenset()) -> dict[str, Any]:
