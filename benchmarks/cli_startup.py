@@ -11,9 +11,9 @@ runs are interleaved so a change in the machine's load hits every command alike.
 90th percentile of wall-clock time per command, its ratio to `djobs --help` (the floor any Typer command
 pays) and to `python -c pass`, and the load average before and after.
 
-Goal: `djobs enqueue`, the read commands (`jobs`, `inspect`, `why`) and one Tab completion each at most
-150 ms on SQLite (all take the typer-free fast path, djobs/cli/fast.py; the "Typer path" rows run the same
-through the Typer app alone).
+Goal: `djobs enqueue`, every other command that needs no handler code (`jobs`, `inspect`, `why`,
+`limits set` stand for them here) and one Tab completion each at most 150 ms on SQLite (all take the
+typer-free fast path, djobs/cli/fast.py; the "Typer path" rows run the same through the Typer app alone).
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ def commands(completing: list[str], job_id: str) -> dict[str, tuple[list[str], d
         "djobs jobs (Typer path)": ([*TYPER, "jobs", "--limit", "20"], {}),
         "djobs inspect": ([str(BIN), "inspect"], {}),
         "djobs why ID": ([str(BIN), "why", job_id], {}),
+        "djobs limits set": ([str(BIN), "limits", "set", "default", "--rate", "100/s"], {}),
+        "djobs limits set (Typer path)": ([*TYPER, "limits", "set", "default", "--rate", "100/s"], {}),
         f"Tab: djobs {' '.join(completing)}<TAB>": ([str(BIN)], tab),
         "Tab (Typer path)": (TYPER, tab),
     }

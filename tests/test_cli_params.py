@@ -129,8 +129,8 @@ def test_queue_spec_parser_gives_positive_concurrencies_or_a_usage_problem(specs
 @given(text=st.one_of(st.text(max_size=20), st.from_regex(r"-?\d{1,20}(\.\d+)?(ms|s|m|h|d|w)?", fullmatch=True)))
 def test_duration_and_since_parsers_never_fail_otherwise(text):
     from djobs.cli.common import UsageProblem
-    from djobs.cli.events import parse_since
     from djobs.cli.jobs import parse_duration_option
+    from djobs.cli.reads import parse_since
 
     for parse in (lambda t: parse_duration_option("--delay", t), parse_since):
         try:

@@ -10,41 +10,11 @@ import json
 import signal
 import sys
 import threading
-from datetime import UTC, datetime
 from typing import Any
 
 import typer
 
-from djobs.cli import common, complete
-
-PAGE = 500
-
-
-def parse_since(text: str) -> datetime:
-    """`--since`: a duration ago (`10m`, `2h`) or an ISO-8601 time (naive = UTC); raises UsageProblem."""
-    from djobs.config import parse_duration
-
-    try:
-        return datetime.now(UTC) - parse_duration(text)
-    except (ValueError, OverflowError):
-        pass
-    try:
-        t = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise common.UsageProblem(f"--since: bad time {text!r} (use a duration like 10m or ISO 8601)") from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
-
-
-def history(queue: Any, *, job_id: str | None, queue_name: str | None, since: datetime | None) -> list[Any]:
-    """All stored events matching the filters, oldest first."""
-    found: list[Any] = []
-    cursor = 0
-    while True:
-        page = queue.events_since(cursor=cursor, limit=PAGE, job_id=job_id, queue=queue_name, since=since)
-        found.extend(page)
-        if len(page) < PAGE:
-            return found
-        cursor = page[-1].id
+from djobs.cli import common, complete, reads
 
 
 def events(
@@ -66,19 +36,15 @@ def events(
     With --follow, keep printing new events (from any process) until Ctrl-C or SIGTERM; with --json
     --follow, one JSON object per line.
     """
-    from djobs.cli import render
-
     st = common.state(ctx)
-    since_t = parse_since(since) if since else None
-    queue = common.open_queue(st, handlers=False)
     if not follow:
-        found = history(queue, job_id=job_id, queue_name=queue_name, since=since_t)
-        common.output(st, found, lambda: render.events_table(found))
+        reads.events(st, job_id, queue_name, since)
         return
-
+    since_t = reads.parse_since(since) if since else None
+    queue = common.open_queue(st, handlers=False)
     cursor = queue.latest_event_id()
     if since_t is not None:
-        for ev in history(queue, job_id=job_id, queue_name=queue_name, since=since_t):
+        for ev in reads.history(queue, job_id=job_id, queue_name=queue_name, since=since_t):
             _print_one(st, ev)
             cursor = max(cursor, ev.id)  # the history already printed everything up to here
     stop = threading.Event()

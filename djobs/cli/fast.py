@@ -1,17 +1,18 @@
-"""The typer-free fast path of the `djobs` executable: a plain `djobs enqueue`, the read commands and Tab
-presses.
+"""The typer-free fast path of the `djobs` executable: the short commands (enqueue, reads, pause, cancel…)
+and Tab presses.
 
-Importing typer alone takes most of the 150 ms a `djobs enqueue` from cron or a shell loop, a `djobs jobs`
-from a monitoring script, and each Tab press, may take. So `main` first reads the command line against
-`spec.COMMANDS` (the Typer app's command tree, generated from it by specgen.py) and answers the cases it
-fully understands:
+Importing typer alone takes most of the 150 ms a `djobs enqueue` from cron or a shell loop, a `djobs
+jobs` or `djobs health` from a monitoring script, and each Tab press, may take. So `main` first reads the
+command line against `spec.COMMANDS` (the Typer app's command tree, generated from it by specgen.py) and
+answers the cases it fully understands:
 
-- `djobs [global options] COMMAND [words] [options]` for a command of `COMMANDS` (enqueue without --wait;
-  inspect, jobs, why, workers, schedules, health), without --help, --debug, `--`, a short option glued to its
-  value, a value that looks like an option or an option value read from the environment that Typer would
-  convert: the options are converted as Typer converts them, and the command body is the one the Typer
-  command runs (`produce.enqueue_job`, the functions of reads.py), errors mapped by the same
-  `common.report`;
+- `djobs [global options] COMMAND [words] [options]` for a command of `COMMANDS`: every command that
+  needs no handler code and does not run on (enqueue without --wait, the read commands, cancel, retry,
+  purge, signal, pause, resume, limits, dlq, events without --follow, schedules), without --help, --debug,
+  `--`, a short option glued to its value, a value that looks like an option or an option value read from
+  the environment that Typer would convert: the options are converted as Typer converts them, and the
+  command body is the one the Typer command runs (`produce.enqueue_job`, the functions of reads.py and
+  acts.py), errors mapped by the same `common.report`;
 - a Tab press (`_DJOBS_COMPLETE=complete_bash|zsh|fish`) on a command name, an option name, or a value
   whose completer is a provider of complete.py or a choice, answered in the format Typer's completion
   classes print.
@@ -176,6 +177,8 @@ def _values(command: dict[str, Any], given: dict[str, list[Any]], only: tuple[st
             if option["type"] != "str" or option["multiple"] or not isinstance(envvar, str):
                 raise Defer  # Typer converts it (booleans, numbers, lists split on spaces)
             out[dest] = os.environ[envvar]
+        elif option.get("required"):
+            raise Defer  # Typer says it is missing
         else:
             out[dest] = option["default"]
     return out
@@ -197,35 +200,85 @@ def _enqueue(words: list[str], opts: dict[str, Any]) -> Any:
     return run
 
 
-def _read(body: str, positional: int | tuple[int, ...] = 0) -> Any:
-    """A read-only command of reads.py taking `positional` words (a count, or the counts allowed)."""
+def _body(module: str, name: str, positional: int | tuple[int, ...] = 0, *, unless: tuple[str, ...] = ()) -> Any:
+    """The function `name` of cli/`module`.py (reads or acts), taking the command's `positional` words (a
+    count, or the counts allowed) and its options; Defer when any option of `unless` is given."""
     allowed = positional if isinstance(positional, tuple) else (positional,)
 
     def bind(words: list[str], opts: dict[str, Any]) -> Any:
-        if len(words) not in allowed:
+        if len(words) not in allowed or any(opts.pop(option) for option in unless):
             raise Defer
 
         def run(st: Any) -> int | None:
-            from djobs.cli import reads
+            from djobs.cli import acts, reads
 
-            return getattr(reads, body)(st, *words, **opts)
+            return getattr(acts if module == "acts" else reads, name)(st, *words, **opts)
 
         return run
 
     return bind
 
 
-# The commands the fast path runs: name → bind(positional words, options) → run(State) → an exit code
-# (None: 0), or Defer.
+# The commands the fast path runs: path → bind(positional words, options) → run(State) → an exit code
+# (None: 0), or Defer. Every command that needs no handler code, except the long-running ones.
 COMMANDS = {
     "enqueue": _enqueue,
-    "jobs": _read("jobs"),
-    "why": _read("why", 1),
-    "workers": _read("workers"),
-    "inspect": _read("inspect", (0, 1)),
-    "schedules": _read("schedules"),
-    "health": _read("health"),
+    "jobs": _body("reads", "jobs"),
+    "why": _body("reads", "why", 1),
+    "workers": _body("reads", "workers"),
+    "inspect": _body("reads", "inspect", (0, 1)),
+    "schedules": _body("reads", "schedules"),
+    "health": _body("reads", "health"),
+    "events": _body("reads", "events", unless=("follow",)),
+    "limits": _body("reads", "limits"),
+    "limits show": _body("reads", "limits", 1),
+    "dlq": _body("reads", "dlq"),
+    "cancel": _body("acts", "cancel", 1),
+    "retry": _body("acts", "retry", 1),
+    "purge": _body("acts", "purge"),
+    "signal": _body("acts", "signal", 2),
+    "pause job": _body("acts", "pause_job", 1),
+    "pause queue": _body("acts", "pause_queue", 1),
+    "pause worker": _body("acts", "pause_worker", 1),
+    "pause schedule": _body("acts", "pause_schedule", 1),
+    "resume job": _body("acts", "resume_job", 1),
+    "resume queue": _body("acts", "resume_queue", 1),
+    "resume worker": _body("acts", "resume_worker", 1),
+    "resume schedule": _body("acts", "resume_schedule", 1),
+    "limits set": _body("acts", "set_limits", 1),
+    "limits clear": _body("acts", "clear_limits", 1),
+    "dlq requeue": _body("acts", "requeue_failed"),
+    "schedules rm": _body("acts", "remove_schedule", 1),
 }
+# A first word that is no subcommand of these groups is their default subcommand's argument, as the
+# app's group class resolves it (`djobs limits QUEUE` is `djobs limits show QUEUE`).
+_DEFAULT_SUB = {"limits": "show"}
+
+
+def _resolve(args: list[str]) -> tuple[str, list[str], dict[str, list[Any]]]:
+    """(the command's path, its arguments, the options given to it) for `args` starting at the command
+    word, walking into subcommands as click does; Defer on what it does not handle."""
+    path, rest = args[0], args[1:]
+    command = spec.COMMANDS.get(path)
+    if command is None:
+        raise Defer
+    while command.get("commands"):
+        given, _, at = _parse(command, rest, stop_at_word=True)
+        if at >= len(rest):
+            return path, rest, given  # the group's own callback (a listing), or Typer's help
+        subs = {c["name"] for c in command["commands"]}
+        word = rest[at]
+        if given:
+            raise Defer  # group options before a subcommand go to the group's callback: Typer's way
+        if word in subs:
+            path, rest = f"{path} {word}", rest[at + 1 :]
+        elif path in _DEFAULT_SUB:
+            path, rest = f"{path} {_DEFAULT_SUB[path]}", rest[at:]
+        else:
+            raise Defer  # no such command: Typer says so
+        command = spec.COMMANDS[path]
+    given, words, _ = _parse(command, rest, stop_at_word=False)
+    return path, words, given
 
 
 def run(argv: list[str]) -> int:
@@ -235,12 +288,13 @@ def run(argv: list[str]) -> int:
     given, _, at = _parse(root, args, stop_at_word=True)
     for flag in flags:
         given.setdefault(_lookup(root, flag)["dest"], []).append(True)  # type: ignore[index]
-    if at >= len(args) or args[at] not in COMMANDS:
+    if at >= len(args):
         raise Defer
     glob = _values(root, given)
-    name = args[at]
-    given, words, _ = _parse(spec.COMMANDS[name], args[at + 1 :], stop_at_word=False)
-    body = COMMANDS[name](words, _values(spec.COMMANDS[name], given))
+    path, words, given = _resolve(args[at:])
+    if path not in COMMANDS:
+        raise Defer
+    body = COMMANDS[path](words, _values(spec.COMMANDS[path], given))
     if glob["debug"]:
         raise Defer  # a traceback: Typer's way
 

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from djobs.cli import common, complete
+from djobs.cli import acts, common, complete, reads
 
 
 class _QueueOrCommand(TyperGroup):
@@ -33,39 +33,18 @@ dlq_app = typer.Typer(
 _QUEUE_ARG = typer.Argument(..., metavar="QUEUE", help="The queue.", autocompletion=complete.queue_names)
 
 
-def limits_json(name: str, lim: Any, held: dict[str, int]) -> dict[str, Any]:
-    """The `limits --json` shape of one queue: each limit (null: none; rates as "N/s") and how many due
-    jobs each holds back now."""
-    rates = {k: None if getattr(lim, k) is None else str(getattr(lim, k)) for k in ("rate", "key_rate")}
-    return {
-        "queue": name, "rate": rates["rate"], "running": lim.running, "key_rate": rates["key_rate"],
-        "key_running": lim.key_running, "held_back": held,
-    }  # fmt: skip
-
-
-def _show_limits(st: common.State, rows: list[dict[str, Any]], one: bool) -> None:
-    from djobs.cli import render
-
-    common.output(st, rows[0] if one else rows, lambda: render.limits_table(rows))
-
-
 @limits_app.callback(invoke_without_command=True)
 def limits(ctx: typer.Context) -> None:
     """Show every queue's fleet-wide limits and how many due jobs each holds back now."""
     if ctx.invoked_subcommand is not None:
         return
-    st = common.state(ctx)
-    queue = common.open_queue(st, handlers=False)
-    rows = [limits_json(name, lim, queue.held_back(name)) for name, lim in sorted(queue.all_limits().items())]
-    _show_limits(st, rows, one=False)
+    reads.limits(common.state(ctx))
 
 
 @limits_app.command("show")
 def show(ctx: typer.Context, name: str = _QUEUE_ARG) -> None:
     """Show one queue's limits (`djobs limits QUEUE` does the same)."""
-    st = common.state(ctx)
-    queue = common.open_queue(st, handlers=False)
-    _show_limits(st, [limits_json(name, queue.limits(name), queue.held_back(name))], one=True)
+    reads.limits(common.state(ctx), name)
 
 
 @limits_app.command("set")
@@ -91,36 +70,13 @@ def set_(
 
     Every worker obeys the change within a couple of seconds. Jobs carry their key from `enqueue --key`.
     """
-    import djobs
-
-    if rate is None and running is None and key_rate is None and key_running is None:
-        raise common.UsageProblem("give at least one of --rate, --running, --key-rate, --key-running (clear removes them)")
-    parsed = {}
-    for option, text in (("--rate", rate), ("--key-rate", key_rate)):
-        if text is not None:
-            try:
-                parsed[option] = djobs.Rate.parse(text)
-            except ValueError as exc:
-                raise common.UsageProblem(f"{option}: {exc}") from None
-    st = common.state(ctx)
-    queue = common.open_queue(st, handlers=False)
-    queue.set_limits(name, parsed.get("--rate"), running, parsed.get("--key-rate"), key_running)
-    row = limits_json(name, queue.limits(name), queue.held_back(name))
-    common.output(st, row, lambda: print(common.printable(f"limits of {name}: {_describe(row)}")))
+    acts.set_limits(common.state(ctx), name, rate, running, key_rate, key_running)
 
 
 @limits_app.command("clear")
 def clear(ctx: typer.Context, name: str = _QUEUE_ARG) -> None:
     """Remove every limit of a queue."""
-    st = common.state(ctx)
-    queue = common.open_queue(st, handlers=False)
-    queue.set_limits(name)
-    common.output(st, limits_json(name, queue.limits(name), {}), lambda: print(common.printable(f"cleared the limits of {name}")))
-
-
-def _describe(row: dict[str, Any]) -> str:
-    parts = [f"{k.replace('_', ' ')} {row[k]}" for k in ("rate", "running", "key_rate", "key_running") if row[k] is not None]
-    return ", ".join(parts) or "none"
+    acts.clear_limits(common.state(ctx), name)
 
 
 _DLQ_QUEUE = typer.Option(
@@ -143,11 +99,7 @@ def dlq(
     """List failed jobs, newest failure first, with their last error (`inspect ID` shows the traceback)."""
     if ctx.invoked_subcommand is not None:
         return
-    from djobs.cli import render
-
-    st = common.state(ctx)
-    found = common.open_queue(st, handlers=False).dead_letters(queue=queue_name, type=job_type, limit=limit)
-    common.output(st, found, lambda: render.dead_letters_table(found))
+    reads.dlq(common.state(ctx), queue_name, job_type, limit)
 
 
 @dlq_app.command("requeue")
@@ -164,15 +116,7 @@ def requeue(
 
     A job whose unique key another job holds now stays failed.
     """
-    from djobs.cli import render
-    from djobs.cli.events import parse_since
-
-    st = common.state(ctx)
-    since_t = parse_since(since) if since else None
-    queue = common.open_queue(st, handlers=False)
-    with render.spinner("requeueing failed jobs", enabled=not st.json):
-        n = queue.requeue_failed(queue=queue_name, type=job_type, since=since_t)
-    common.output(st, {"requeued": n}, lambda: print(f"requeued {n} job{'s' if n != 1 else ''}"))
+    acts.requeue_failed(common.state(ctx), queue_name, job_type, since)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from djobs.cli import common, complete, produce
+from djobs.cli import acts, common, complete, produce
 from djobs.cli.produce import (  # noqa: F401 - also used from here by other commands and tests
     EARLIEST,
     LATEST,
@@ -130,30 +130,14 @@ def cancel(
     ctx: typer.Context, job_id: str = typer.Argument(..., metavar="ID", help="The job id.", autocompletion=complete.unfinished_job)
 ) -> None:
     """Cancel a job (and its sub-jobs)."""
-    st = common.state(ctx)
-    queue = common.open_queue(st, handlers=False)
-    done = queue.cancel_job(job_id)
-    job = queue.get_job(job_id)
-    status = getattr(job.status, "value", job.status) if job is not None else "cancelled"
-    if done is False:
-        raise common.OperationFailed(f"job {job_id} is already {status}; nothing to cancel")
-    common.output(st, {"id": job_id, "status": status}, lambda: print(common.printable(f"cancelled {job_id}")))
+    acts.cancel(common.state(ctx), job_id)
 
 
 def retry(
     ctx: typer.Context, job_id: str = typer.Argument(..., metavar="ID", help="The job id.", autocompletion=complete.finished_badly)
 ) -> None:
     """Requeue a failed or cancelled job."""
-    st = common.state(ctx)
-    queue = common.open_queue(st, handlers=False)
-    job = queue.get_job(job_id)
-    if job is not None:
-        status = getattr(job.status, "value", job.status)
-        if status not in ("failed", "cancelled"):
-            raise common.OperationFailed(f"job {job_id} is {status}; only failed or cancelled jobs can be retried")
-    if queue.retry_job(job_id) is False:
-        raise common.OperationFailed(f"job {job_id} could not be requeued")
-    common.output(st, {"id": job_id, "status": "pending"}, lambda: print(common.printable(f"requeued {job_id}")))
+    acts.retry(common.state(ctx), job_id)
 
 
 def purge(
@@ -169,18 +153,7 @@ def purge(
 
     Their checkpoints and fan-out records go with them.
     """
-    from djobs.cli import render
-
-    st = common.state(ctx)
-    age = parse_duration_option("--older-than", older_than)
-    statuses = tuple(s.value for s in status) if status else ("completed", "failed", "cancelled")
-    queue = common.open_queue(st, handlers=False)
-    with render.spinner(f"purging {', '.join(statuses)} jobs older than {older_than}", enabled=not st.json):
-        count = queue.purge(statuses=statuses, older_than=age)
-    common.output(
-        st, {"purged": count, "statuses": list(statuses), "older_than_seconds": age.total_seconds()},
-        lambda: print(f"purged {count} job{'s' if count != 1 else ''}"),
-    )  # fmt: skip
+    acts.purge(common.state(ctx), [s.value for s in status] if status else None, older_than)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,5 @@
-"""The bodies of the read-only commands: `inspect [ID]`, `jobs`, `why ID`, `workers`, `schedules`, `health`.
+"""The bodies of the read-only commands: `inspect [ID]`, `jobs`, `why ID`, `workers`, `schedules`, `health`,
+`events` (its history; `--follow` stays in events.py), `limits [QUEUE]`, `dlq`.
 
 They take the global options' `State` and plain values, not a typer context, so the typer-free fast path
 (`djobs/cli/fast.py`) runs the very code the Typer commands in `status.py` run: looking at the queue from a
@@ -8,11 +9,13 @@ shell loop or a monitoring script should cost what the lookup costs, not typer's
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from djobs.cli import common
 
 RECENT_EVENTS = 20
+PAGE = 500  # events read per statement
 
 
 def inspect(st: common.State, job_id: str | None = None) -> None:
@@ -115,8 +118,6 @@ def listed_schedules(st: common.State, queue: Any) -> tuple[list[Any], frozenset
     conf = st.config()
     if conf is None:
         return found, frozenset()
-    from datetime import UTC, datetime
-
     from djobs import config as cfg
     from djobs.jobs import ScheduleInfo
 
@@ -134,3 +135,68 @@ def listed_schedules(st: common.State, queue: Any) -> tuple[list[Any], frozenset
             next_fire=datetime.fromtimestamp(spec.next_after(now.timestamp()), UTC),
         ))  # fmt: skip
     return sorted(found + extra, key=lambda s: s.name), frozenset(s.name for s in extra)
+
+
+def parse_since(text: str) -> datetime:
+    """`--since`: a duration ago (`10m`, `2h`) or an ISO-8601 time (naive = UTC); raises UsageProblem."""
+    from djobs.config import parse_duration
+
+    try:
+        return datetime.now(UTC) - parse_duration(text)
+    except (ValueError, OverflowError):
+        pass
+    try:
+        t = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise common.UsageProblem(f"--since: bad time {text!r} (use a duration like 10m or ISO 8601)") from None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
+
+
+def history(queue: Any, *, job_id: str | None, queue_name: str | None, since: datetime | None) -> list[Any]:
+    """All stored events matching the filters, oldest first."""
+    found: list[Any] = []
+    cursor = 0
+    while True:
+        page = queue.events_since(cursor=cursor, limit=PAGE, job_id=job_id, queue=queue_name, since=since)
+        found.extend(page)
+        if len(page) < PAGE:
+            return found
+        cursor = page[-1].id
+
+
+def events(st: common.State, job_id: str | None = None, queue_name: str | None = None, since: str | None = None) -> None:
+    """`djobs events` without --follow: the stored history."""
+    from djobs.cli import render
+
+    since_t = parse_since(since) if since else None
+    found = history(common.open_queue(st, handlers=False), job_id=job_id, queue_name=queue_name, since=since_t)
+    common.output(st, found, lambda: render.events_table(found))
+
+
+def limits_json(name: str, lim: Any, held: dict[str, int]) -> dict[str, Any]:
+    """The `limits --json` shape of one queue: each limit (null: none; rates as "N/s") and how many due
+    jobs each holds back now."""
+    rates = {k: None if getattr(lim, k) is None else str(getattr(lim, k)) for k in ("rate", "key_rate")}
+    return {
+        "queue": name, "rate": rates["rate"], "running": lim.running, "key_rate": rates["key_rate"],
+        "key_running": lim.key_running, "held_back": held,
+    }  # fmt: skip
+
+
+def limits(st: common.State, name: str | None = None) -> None:
+    """Every queue's limits, or one queue's (`limits QUEUE`, `limits show QUEUE`)."""
+    from djobs.cli import render
+
+    queue = common.open_queue(st, handlers=False)
+    if name is None:
+        rows = [limits_json(q, lim, queue.held_back(q)) for q, lim in sorted(queue.all_limits().items())]
+    else:
+        rows = [limits_json(name, queue.limits(name), queue.held_back(name))]
+    common.output(st, rows if name is None else rows[0], lambda: render.limits_table(rows))
+
+
+def dlq(st: common.State, queue_name: str | None = None, job_type: str | None = None, limit: int = 50) -> None:
+    from djobs.cli import render
+
+    found = common.open_queue(st, handlers=False).dead_letters(queue=queue_name, type=job_type, limit=limit)
+    common.output(st, found, lambda: render.dead_letters_table(found))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from djobs.cli import common, complete
-from djobs.cli.jobs import parse_args_option
+from djobs.cli import acts, common, complete
 
 
 def signal(
@@ -22,14 +21,7 @@ def signal(
     A job waiting for it wakes at once; any other unfinished job keeps it until it waits (first in, first
     out per name). Exit 1 for an unknown job, 2 for a finished one.
     """
-    st = common.state(ctx)
-    value = parse_args_option(payload, "--payload")
-    queue = common.open_queue(st, handlers=False)
-    queue.signal(job_id, name, value)
-    common.output(
-        st, {"id": job_id, "signal": name, "sent": True},
-        lambda: print(common.printable(f"sent signal {name!r} to {job_id}")),
-    )  # fmt: skip
+    acts.signal(common.state(ctx), job_id, name, payload)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,6 +1,6 @@
 """Writes `djobs/cli/spec.py`: the Typer app's command tree as plain data, for the typer-free fast path.
 
-The fast path (`djobs/cli/fast.py`) parses `djobs enqueue` and answers Tab presses without importing typer,
+The fast path (`djobs/cli/fast.py`) parses the commands it runs and answers Tab presses without importing typer,
 so it needs the commands, options, arguments and completers of the app without building it. They are
 derived from the app here (never kept by hand) and committed; `scripts/gen-docs` rewrites the file and
 `tests/test_cli_docs.py` fails when it disagrees with the app.
@@ -86,7 +86,7 @@ def _command(cmd: Any, ctx: Any) -> dict[str, Any]:
         entry.update(
             names=list(param.opts), secondary=list(param.secondary_opts), help=param.help,
             takes_value=not (param.is_flag or param.count), nargs=param.nargs, multiple=param.multiple,
-            hidden=param.hidden, envvar=param.envvar, eager=param.is_eager,
+            hidden=param.hidden, envvar=param.envvar, eager=param.is_eager, required=param.required,
         )  # fmt: skip
         if param.name != "help" and getattr(param, "type_descriptor", None) is not None:
             entry.update(_value_type(param), default=_default(param.default))

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 import typer
 
-from djobs.cli import common, complete, reads
+from djobs.cli import acts, common, complete, reads
 
 
 class Status(StrEnum):
@@ -105,16 +105,7 @@ def remove(
     A schedule the config declares is refused unless --force: the config is the source of truth for its
     schedules, so remove the [schedules.NAME] table and run `djobs config apply` instead.
     """
-    st = common.state(ctx)
-    conf = st.config()
-    if conf is not None and name in conf.schedules and not force:
-        raise common.OperationFailed(
-            f"schedule {name!r} is declared in {conf.path} [schedules.{name}]: remove it there and run "
-            "`djobs config apply` (or use --force; it returns at the next apply)"
-        )
-    if not common.open_queue(st, handlers=False).unschedule(name):
-        raise common.OperationFailed(f"no schedule {name!r}")
-    common.output(st, {"name": name, "action": "removed"}, lambda: print(common.printable(f"removed schedule {name}")))
+    acts.remove_schedule(common.state(ctx), name, force)
 
 
 def register(app: typer.Typer) -> None:
