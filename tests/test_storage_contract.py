@@ -535,3 +535,43 @@ def test_a_database_of_schema_3_is_migrated_and_keeps_its_jobs(store: PeeweeStor
         assert stats.completed_last_minute == 1 and stats.counts == {"completed": 1, "pending": 1}
     finally:
         again.close()
+
+
+def test_group_commit_hands_each_thread_its_own_result_or_error(store: PeeweeStorage) -> None:
+    # Eight threads submitting at once are written in shared groups by whichever of them leads; each must
+    # get back exactly its own result, or its own error, whether it led the group or waited for it.
+    import threading
+
+    def flush(payloads: list[int]) -> list[Any]:
+        store.db_now()  # a statement inside the shared transaction, as a real flush makes
+        return [ValueError(p) if p % 3 == 0 else p * 10 for p in payloads]
+
+    def plain(n: int) -> int:
+        if n % 5 == 0:
+            raise KeyError(n)
+        return -n
+
+    got: dict[int, Any] = {}
+    start = threading.Barrier(8)
+
+    def submit(i: int) -> None:
+        start.wait()
+        for k in range(60):
+            n = i * 1000 + k
+            try:
+                got[n] = store.group_batch(flush, n) if k % 2 else store.group(lambda n=n: plain(n))
+            except (ValueError, KeyError) as exc:
+                got[n] = (type(exc).__name__, exc.args[0])
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    want: dict[int, Any] = {}
+    for n in (i * 1000 + k for i in range(8) for k in range(60)):
+        if n % 2:
+            want[n] = ("ValueError", n) if n % 3 == 0 else n * 10
+        else:
+            want[n] = ("KeyError", n) if n % 5 == 0 else -n
+    assert got == want

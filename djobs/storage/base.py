@@ -44,7 +44,10 @@ class _GroupItem:
         self.alone = alone
         self.result: Any = None
         self.error: BaseException | None = None
-        self.done = threading.Event()
+        # Held until the item is written: its submitter blocks acquiring it, the leader releases it. A bare
+        # lock, not an Event: one wake-up, without a Condition's own lock and waiter list per wait.
+        self.done = threading.Lock()
+        self.done.acquire()
 
 
 class StorageBase:
@@ -228,7 +231,7 @@ class StorageBase:
             if not lead and len(self._group_pending) >= self._group_size:
                 self._group_joined.notify()
         if not lead:
-            item.done.wait()
+            item.done.acquire()
         else:
             gather = True
             while True:
@@ -254,7 +257,8 @@ class StorageBase:
                         if it.error is None:
                             it.error = err
                 for it in batch:
-                    it.done.set()
+                    if it is not item:
+                        it.done.release()
         if item.error is not None:
             raise item.error
         return item.result
