@@ -304,3 +304,37 @@ def test_stale_execution_is_cancelled_when_its_job_is_reclaimed(
         for w in (w1, w2):
             if w is not None:
                 w.stop(timeout=5)
+
+
+def test_a_step_gets_and_returns_what_a_json_round_trip_gives(q: djobs.Queue) -> None:
+    """Scalars pass straight through (a JSON round trip returns them unchanged); anything else is the
+    decoded copy of what was stored; a scalar that does not fit the step's annotated type fails the call as
+    any other value does."""
+    seen: list[object] = []
+
+    def echo(args: object) -> object:
+        seen.append(args)
+        return args
+
+    def typed(n: int) -> int:
+        return n + 1
+
+    def flow(ctx: djobs.Context, args: object) -> object:
+        out = [ctx.call("echo", v) for v in ("text", 7, True, None, 2**70, (1, 2), {"k": (3,)})]
+        try:
+            ctx.call("typed", "seven")
+        except TypeError as exc:
+            out.append(f"TypeError: {exc}")
+        out.append(ctx.call("typed", 41))
+        return out
+
+    q.register("echo", echo)
+    q.register("typed", typed)
+    q.register("flow", flow)
+    job = run_to_end(q, q.enqueue("flow", None))
+    assert seen == ["text", 7, True, None, 2**70, [1, 2], {"k": [3]}]  # tuples arrive as JSON gives them back
+    assert [type(v) for v in seen[:5]] == [str, int, bool, type(None), int]
+    result = job.result
+    assert result[:7] == ["text", 7, True, None, 2**70, [1, 2], {"k": [3]}]
+    assert result[7].startswith("TypeError") and result[8] == 42
+    assert [c.value for c in q.checkpoints(job.id)][:7] == result[:7]

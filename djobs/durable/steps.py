@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 STEP_NOTE = "in durable step "
 #: Durable calls nest at most this deep (their checkpoint keys grow with the depth).
 MAX_CALL_DEPTH = 100
+# Values of these exact types come back from a JSON round trip unchanged, so a step's args or result of
+# one is not decoded again from its JSON text (what a step gets of anything else is that decoded copy).
+_SAME_AFTER_JSON = frozenset({str, int, bool, type(None)})
 
 
 def invoke(handler: Handler, ctx: Context, args: Any) -> Any:
@@ -102,11 +105,14 @@ def call(ctx: Context, name: str, args: Any) -> Any:
             raise NoRetry(stored[2])
         return codec.loads(stored[1])
     handler = ctx.queue.get_handler(name)
-    args_json = handler.check_args(args)
+    if type(args) in _SAME_AFTER_JSON:
+        given = args if handler.args_type is Any else handler.decode(args)
+    else:
+        given = handler.decode(codec.loads(handler.check_args(args)))
     child = ctx.child(key)
     try:
         with tracing.step(name, key) if tracing.on else tracing.OFF:
-            value = invoke(handler, child, handler.decode(codec.loads(args_json)))
+            value = invoke(handler, child, given)
     except (OwnershipLost, Suspend, StorageLost):
         raise
     except BaseException as exc:
@@ -121,7 +127,7 @@ def call(ctx: Context, name: str, args: Any) -> Any:
     except (TypeError, ValueError) as exc:
         raise NoRetry(f"durable call {name!r} (step #{key[2:]}) returned a value that cannot be stored: {exc}") from None
     _write_call_checkpoint(ctx, key, index, name, text, None)
-    return codec.loads(text)
+    return value if type(value) in _SAME_AFTER_JSON else codec.loads(text)
 
 
 def save_checkpoint(ctx: Context, name: str, value: Any) -> None:
