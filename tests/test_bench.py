@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -104,3 +105,31 @@ def test_repeat_interleaves_runs_and_takes_medians() -> None:
 
     assert b._rates("y", boom, lambda: 5.0) == (None, 5.0)
     assert b.errors == ["sqlite y (djobs): RuntimeError: down"] * 3
+
+
+def test_a_harness_worker_is_seen_to_exit_when_it_exits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The benchmark times drains by waiting for its worker processes: the wait must end when the process
+    # does, not on a polling schedule (Popen.wait with a timeout sleeps in steps growing to 50 ms), and
+    # still time out on a process that lives on, leaving it alone as Popen.wait does.
+    import subprocess
+    import sys
+    import time
+
+    from djobs.proof.procs import WorkerProcess
+
+    p = WorkerProcess(["unused"], tmp_path / "logs")
+    p.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    slept: list[float] = []
+    real_sleep = time.sleep
+    monkeypatch.setattr(time, "sleep", lambda s: (slept.append(s), real_sleep(s)))
+    assert p.wait(timeout=30) == 0
+    assert slept == []  # it blocked until the exit instead of polling
+    p.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            p.wait(timeout=0.2)
+        assert p.proc.poll() is None
+    finally:
+        p.proc.kill()
+        p.proc.wait()
+    assert p.wait(timeout=5) == -9
