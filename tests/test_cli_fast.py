@@ -284,7 +284,8 @@ def test_a_command_without_handler_code_imports_no_typer_driver_or_handler_code(
     root = _project(tmp_path / "p")
     _copy_db(db, root / "djobs.db")
     lines = (["jobs"], ["why", ids["pending"]], ["inspect"], ["inspect", ids["failed"]], ["workers"], ["schedules"],
-             ["health", "-q", "nope"], ["events"], ["limits"], ["dlq"], ["pause", "job", ids["pending"]],
+             ["health", "-q", "nope"], ["events"], ["limits"], ["dlq"], ["dlq", "-q", "payments", "-n", "5"],
+             ["limits", "emails"], ["pause", "job", ids["pending"]],
              ["resume", "job", ids["pending"]], ["cancel", ids["delayed"]], ["retry", ids["failed"]],
              ["signal", ids["pending"], "go"], ["limits", "set", "emails", "--rate", "1/s"], ["dlq", "requeue"],
              ["purge", "--older-than", "1d"], ["schedules", "rm", "nightly"])  # fmt: skip

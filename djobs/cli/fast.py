@@ -265,7 +265,7 @@ def _resolve(args: list[str]) -> tuple[str, list[str], dict[str, list[Any]]]:
     while command.get("commands"):
         given, _, at = _parse(command, rest, stop_at_word=True)
         if at >= len(rest):
-            return path, rest, given  # the group's own callback (a listing), or Typer's help
+            return path, [], given  # no word: the group's own callback (a listing), or Typer's help
         subs = {c["name"] for c in command["commands"]}
         word = rest[at]
         if given:
