@@ -287,6 +287,8 @@ def test_stale_execution_is_cancelled_when_its_job_is_reclaimed(
             "UPDATE djobs_jobs SET status = 'pending', locked_by = NULL, run_at = {now} WHERE id = ?",
             (jid,),
         )
+        if q.storage.is_pg:  # and wakes idle workers, as the reaper does (one idle since then sleeps 30 s)
+            sql(q, "SELECT pg_notify('djobs_wake', current_schema())")
         wait_until(lambda: count(led, "hang-start", "sr", "2") == 1, 30, "the job to be claimed again")
         wait_until(
             lambda: count(led, "cancelled", "sr", "1") == 1, 5, "the stale attempt's handler to be cancelled"
