@@ -1,0 +1,100 @@
+"""Batch inserts (`insert_jobs` with many rows, what `enqueue_many`, fan-outs and schedules use) store exactly
+what the same jobs inserted one by one store, whichever columns repeat across the batch and whichever differ,
+on both backends, and all or nothing however many statements the batch takes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from dbsql import sql
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import djobs
+from djobs.jobs import NewJob, new_id
+from djobs.storage import PeeweeStorage
+from djobs.storage.jobs import _MANY_CHUNK
+
+# Stored columns a batch row and a single row must agree on; times are compared relative to created_at.
+_READ = (
+    "SELECT type, queue, args, priority, status, attempt, max_retries, unique_key, parent_id, fanout_id, "
+    "fanout_pos, timeout, job_key, meta, backoff, trace, pause_requested, "
+    "ROUND(run_at - created_at), ROUND(unique_until - created_at), ROUND(updated_at - created_at) FROM djobs_jobs WHERE id = ?"
+)
+
+# Few values per column, so a drawn batch has columns that repeat and columns that differ.
+_FIELD = {
+    "type_": st.sampled_from(["t", "other.type"]),
+    "queue": st.sampled_from(["default", "q2"]),
+    "args_json": st.sampled_from(["{}", '{"a":1}', "null", '"x"', "[1,2.5]"]),
+    "priority": st.sampled_from([0, -3, 2**31 - 1]),
+    "max_retries": st.sampled_from([0, 3]),
+    "at": st.sampled_from([None, 4102444800.0]),
+    "delay": st.sampled_from([0.0, 5, 120.0]),
+    "parent_id": st.sampled_from([None, "p-1"]),
+    "fanout_id": st.sampled_from([None, "f-1"]),
+    "fanout_pos": st.sampled_from([None, 0, 7]),
+    "timeout": st.sampled_from([None, 2.5, 30]),
+    "key": st.sampled_from([None, "tenant:1", "tenant:2"]),
+    "meta_json": st.sampled_from([None, '{"m":"1"}']),
+    "backoff_json": st.sampled_from([None, '{"initial":1,"maximum":9,"multiplier":2,"jitter":0}']),
+    "trace": st.sampled_from([None, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"]),
+}
+
+
+def _job(fields: dict[str, Any], unique: str | None = None, unique_for: float | None = None) -> NewJob:
+    f = dict(fields)
+    base = (new_id(), f.pop("type_"), f.pop("queue"), f.pop("args_json"), f.pop("priority"), f.pop("max_retries"))
+    return NewJob(*base, unique_key=unique, unique_for=unique_for, **f)
+
+
+def _stored(store: PeeweeStorage, job_id: str) -> tuple[Any, ...]:
+    row = sql(store, _READ, (job_id,)).fetchone()
+    assert row is not None, job_id
+    return tuple(row)
+
+
+def _twin(j: NewJob) -> NewJob:
+    return j._replace(id=new_id(), unique_key=None if j.unique_key is None else j.unique_key + "-single")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.fixed_dictionaries(_FIELD), min_size=2, max_size=12), keyed=st.booleans())
+def test_a_batch_stores_what_single_inserts_store(store: PeeweeStorage, rows: list[dict[str, Any]], keyed: bool) -> None:
+    batch = [_job(r, f"u-{new_id()}" if keyed and i % 2 else None, 60.0 if keyed and i % 2 else None)
+             for i, r in enumerate(rows)]  # fmt: skip
+    singles = [_twin(j) for j in batch]
+    store.insert_jobs(batch)
+    for j in singles:
+        store.insert_jobs([j])
+    for b, s in zip(batch, singles, strict=True):
+        got, want = list(_stored(store, b.id)), list(_stored(store, s.id))
+        assert got[7] == b.unique_key and want[7] == s.unique_key
+        got[7] = want[7] = None
+        assert got == want
+
+
+def test_a_batch_larger_than_one_statement_is_all_or_nothing(store: PeeweeStorage) -> None:
+    n = 2 * _MANY_CHUNK + 3
+    store.insert_jobs([_job({"type_": "t", "queue": "default", "args_json": "{}", "priority": 0, "max_retries": 3},
+                            unique="held")])  # fmt: skip
+    args = [f'{{"i":{i}}}' for i in range(n)]
+    jobs = [NewJob(new_id(), "t", "default", a, i % 3, 3) for i, a in enumerate(args)]
+    with pytest.raises(djobs.DuplicateJob):
+        store.insert_jobs([*jobs, NewJob(new_id(), "t", "default", "{}", 0, 3, unique_key="held")])
+    assert store.count_jobs() == 1
+    store.insert_jobs(jobs)
+    assert store.count_jobs() == n + 1
+    stored = dict(sql(store, "SELECT id, args || '|' || priority FROM djobs_jobs WHERE unique_key IS NULL").fetchall())
+    assert stored == {j.id: f"{j.args_json}|{j.priority}" for j in jobs}
+
+
+def test_a_batch_whose_every_column_repeats_but_the_id(store: PeeweeStorage) -> None:
+    same = {"type_": "t", "queue": "q", "args_json": '{"x":[1]}', "priority": 4, "max_retries": 1, "delay": 30.0}
+    jobs = [_job(same) for _ in range(5)]
+    store.insert_jobs(jobs)
+    rows = {_stored(store, j.id) for j in jobs}
+    assert len(rows) == 1
+    (row,) = rows
+    assert row[:7] == ("t", "q", '{"x":[1]}', 4, "pending", 0, 1) and row[17] == 30
