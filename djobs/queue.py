@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from djobs.storage import PeeweeStorage
     from djobs.worker import Worker
 
+#: Delays `new_jobs` groups jobs by value; any other (a user's odd object) by identity.
+_PLAIN_DELAY = frozenset({type(None), int, float, timedelta})
 #: How long a producer trusts what the database said about a job type it has no handler for.
 TYPE_CACHE_SECONDS = 30.0
 IF_EXISTS = ("raise", "return")
@@ -169,37 +171,90 @@ class Queue(ControlAPI, ScheduleAPI, EventAPI, LimitAPI, FlowAPI, SignalAPI):
     ) -> NewJob:
         """A job ready to write, its options resolved against the handler's defaults and checked
         (UnknownJobType, TypeError, ValueError: nothing is written)."""
+        if unique_for is not None and unique is None:
+            raise ValueError("unique_for needs a unique key (unique=...)")
+        h, tpl = self._template(
+            name, priority=priority, retries=retries, delay=delay, at=at, queue=queue, unique_for=unique_for,
+            timeout=timeout, key=key, meta=meta, backoff=backoff, parent_id=parent_id, fanout_id=fanout_id,
+        )  # fmt: skip
+        return _made(tpl, h.check_args(args) if h is not None else encode_args(args), unique, fanout_pos)
+
+    def new_jobs(
+        self, subs: list[Sub], *, retries: int | None = None, queue: str | None = None, parent_id: str | None = None,
+        fanout_id: str | None = None,
+    ) -> list[NewJob]:  # fmt: skip
+        """`new_job` for each sub (`retries` and `queue` where the sub leaves them unset; fan-out positions when
+        `fanout_id` is given). Options are resolved once per distinct setting, not once per job: a batch of
+        a thousand jobs of one type resolves and checks its options once."""
+        templates: dict[Any, tuple[Handler | None, NewJob]] = {}
+        out = []
+        for pos, s in enumerate(subs):
+            r = retries if s.retries is None else s.retries
+            q = queue if s.queue is None else s.queue
+            delay = s.delay
+            # Types too: True equals 1 but is no priority.
+            setting = (s.type, q, s.priority, type(s.priority), r, type(r), delay if type(delay) in _PLAIN_DELAY
+                       else id(delay))  # fmt: skip
+            try:
+                made = templates.get(setting)
+            except TypeError:  # an unhashable name: `_template` says what is wrong with it
+                made = None
+            if made is None:
+                made = self._template(
+                    s.type, priority=s.priority, retries=r, delay=delay, queue=q, parent_id=parent_id,
+                    fanout_id=fanout_id,
+                )  # fmt: skip
+                templates[setting] = made
+            h, tpl = made
+            args_json = h.check_args(s.args) if h is not None else encode_args(s.args)
+            out.append(_made(tpl, args_json, s.unique, None if fanout_id is None else pos))
+        return out
+
+    def _template(
+        self,
+        name: str,
+        *,
+        priority: int | None = None,
+        retries: int | None = None,
+        delay: timedelta | float | None = None,
+        at: datetime | None = None,
+        queue: str | None = None,
+        unique_for: timedelta | float | None = None,
+        timeout: timedelta | float | None = None,
+        key: str | None = None,
+        meta: dict[str, Any] | None = None,
+        backoff: Backoff | None = None,
+        parent_id: str | None = None,
+        fanout_id: str | None = None,
+    ) -> tuple[Handler | None, NewJob]:
+        """Everything of a new job but its id, args, unique key and fan-out position: the type's handler (for
+        the args) and a NewJob to copy those into."""
         h, opts = self._options(name)
-        args_json = h.check_args(args) if h is not None else encode_args(args)
         if at is not None:
             abs_at, rel = validate.when("at", at), 0.0
         else:
             abs_at, rel = None, validate.seconds("delay", to_seconds(delay), allow_negative=True)
-        if unique_for is not None and unique is None:
-            raise ValueError("unique_for needs a unique key (unique=...)")
         if meta is not None and not isinstance(meta, dict):
             raise TypeError(f"meta must be a dict (a JSON object), got {type(meta).__name__}")
         if backoff is not None and not isinstance(backoff, Backoff):
             raise TypeError(f"backoff must be a djobs.Backoff, got {type(backoff).__name__}")
         for k in meta or ():
             validate.name("meta key", k)  # the same limits as the `list_jobs(meta=)` filter, so it can be found
-        return NewJob(
-            id=new_id(),
+        return h, NewJob(
+            id="",
             type=name,
             queue=opts.queue if queue is None else queue,
-            args_json=args_json,
+            args_json="",
             priority=opts.priority if priority is None else validate.int32("priority", priority),
             max_retries=opts.retries if retries is None else validate.int32("retries", retries, minimum=0),
             at=abs_at,
             delay=rel,
-            unique_key=unique,
-            unique_for=None if unique_for is None else to_seconds(unique_for),
             parent_id=parent_id,
             fanout_id=fanout_id,
-            fanout_pos=fanout_pos,
             timeout=opts.timeout if timeout is None else to_seconds(timeout),
             key=key,
             meta_json=None if meta is None else encode_args(meta),
+            unique_for=None if unique_for is None else to_seconds(unique_for),
             backoff_json=None if backoff is None else codec.dumps(backoff.to_json()),
         )
 
@@ -245,10 +300,7 @@ class Queue(ControlAPI, ScheduleAPI, EventAPI, LimitAPI, FlowAPI, SignalAPI):
 
     def enqueue_many(self, subs: list[Sub]) -> list[str]:
         """Enqueue many jobs in one transaction (all or none)."""
-        jobs = [
-            self.new_job(s.type, s.args, priority=s.priority, retries=s.retries, delay=s.delay, queue=s.queue, unique=s.unique)
-            for s in subs
-        ]
+        jobs = self.new_jobs(subs)
         if jobs and tracing.on:
             with tracing.producing(jobs) as traced:
                 self.storage.insert_jobs(traced)
@@ -379,3 +431,9 @@ def _status(status: str | JobStatus | None) -> str | None:
 
 
 __all__ = ["Queue"]
+
+
+def _made(tpl: NewJob, args_json: str, unique: str | None, fanout_pos: int | None) -> NewJob:
+    """A template's job with a fresh id and its own args, unique key and position (fields in order)."""
+    return NewJob._make((new_id(), tpl.type, tpl.queue, args_json, *tpl[4:8], unique, tpl.parent_id, tpl.fanout_id,
+                         fanout_pos, *tpl[12:]))  # fmt: skip

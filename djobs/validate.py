@@ -183,6 +183,21 @@ def new_job(job: Any) -> None:
         json_depth("meta", job.meta_json)
 
 
+def new_jobs(jobs: list[Any]) -> None:
+    """`new_job` for each job of a batch; the fields a job repeats from the one checked before it are not
+    checked again (a batch of one type and one set of options checks them once)."""
+    checked = None
+    for job in jobs:
+        # type, queue, priority, retries, at, delay, timeout, key, meta, unique_for (and True is no priority)
+        same = (*job[1:3], *job[4:8], *job[12:16], type(job.priority), type(job.max_retries))
+        if same != checked:
+            new_job(job)
+            checked = same
+        else:
+            optional_name("unique key", job.unique_key)
+            json_depth("args", job.args_json)
+
+
 def payload(what: str, text_value: str) -> str:
     """A signal's payload as JSON text: bounded in size and nesting."""
     if len(text_value) > MAX_PAYLOAD:

@@ -16,11 +16,12 @@ from djobs.jobs import NewJob, new_id
 from djobs.storage import PeeweeStorage
 from djobs.storage.jobs import _MANY_CHUNK
 
-# Stored columns a batch row and a single row must agree on; times are compared relative to created_at.
+# Stored columns a batch row and a single row must agree on; then its times, compared relative to created_at
+# (each insert reads the database clock when it runs).
 _READ = (
     "SELECT type, queue, args, priority, status, attempt, max_retries, unique_key, parent_id, fanout_id, "
-    "fanout_pos, timeout, job_key, meta, backoff, trace, pause_requested, "
-    "ROUND(run_at - created_at), ROUND(unique_until - created_at), ROUND(updated_at - created_at) FROM djobs_jobs WHERE id = ?"
+    "fanout_pos, timeout, job_key, meta, backoff, trace, pause_requested, run_at, created_at, unique_until, "
+    "updated_at FROM djobs_jobs WHERE id = ?"
 )
 
 # Few values per column, so a drawn batch has columns that repeat and columns that differ.
@@ -50,9 +51,12 @@ def _job(fields: dict[str, Any], unique: str | None = None, unique_for: float | 
 
 
 def _stored(store: PeeweeStorage, job_id: str) -> tuple[Any, ...]:
+    """The row, its times as seconds after created_at to 10 ms (two clock reads of one insert may fall apart under load) (`run_at` as stored when absolute)."""
     row = sql(store, _READ, (job_id,)).fetchone()
     assert row is not None, job_id
-    return tuple(row)
+    run_at, created, until, updated = row[17:]
+    rel = (None if t is None else round(t - created, 2) for t in (until, updated))
+    return (*row[:17], run_at if run_at > created + 3600 else round(run_at - created, 2), *rel)
 
 
 def _twin(j: NewJob) -> NewJob:
@@ -97,4 +101,23 @@ def test_a_batch_whose_every_column_repeats_but_the_id(store: PeeweeStorage) -> 
     rows = {_stored(store, j.id) for j in jobs}
     assert len(rows) == 1
     (row,) = rows
-    assert row[:7] == ("t", "q", '{"x":[1]}', 4, "pending", 0, 1) and row[17] == 30
+    assert row[:7] == ("t", "q", '{"x":[1]}', 4, "pending", 0, 1) and row[17] == 30.0
+
+
+@pytest.mark.parametrize("bad", [{"priority": True}, {"retries": True}, {"delay": float("nan")}, {"queue": ""},
+                                 {"unique": "u\x00"}, {"delay": "5"}])  # fmt: skip
+def test_options_are_checked_per_job_even_when_they_equal_the_job_before(queue: djobs.Queue, bad: dict[str, Any]) -> None:
+    """`enqueue_many` and storage check a batch's repeated options once: True equals 1 and NaN equals nothing,
+    yet each must still be refused, and the good jobs beside it are not written."""
+    queue.handler("t")(lambda: None)
+    good: dict[str, Any] = {k: (1 if k in ("priority", "retries") else 5.0 if k == "delay" else "q" if k == "queue" else None)
+            for k in bad}  # fmt: skip
+    with pytest.raises((TypeError, ValueError)):
+        queue.enqueue_many([djobs.Sub("t", **good), djobs.Sub("t", **good), djobs.Sub("t", **bad)])
+    assert queue.storage.count_jobs() == 0
+
+
+def test_storage_checks_a_repeated_priority_by_type_too(store: PeeweeStorage) -> None:
+    with pytest.raises(TypeError):
+        store.insert_jobs([NewJob(new_id(), "t", "default", "{}", 1, 3), NewJob(new_id(), "t", "default", "{}", True, 3)])
+    assert store.count_jobs() == 0

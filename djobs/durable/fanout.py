@@ -67,14 +67,7 @@ def fan_out(
         return []
     timeout_s = None if timeout is None else validate.seconds("fan-out timeout", to_seconds(timeout))
     fanout_id = "f" + uuid.uuid4().hex
-    jobs = [
-        ctx.queue.new_job(
-            s.type, s.args, priority=s.priority, retries=s.retries if s.retries is not None else retries,
-            delay=s.delay, queue=s.queue or queue, unique=s.unique, parent_id=ctx.job.id, fanout_id=fanout_id,
-            fanout_pos=i,
-        )
-        for i, s in enumerate(subs)
-    ]  # fmt: skip
+    jobs = ctx.queue.new_jobs(subs, retries=retries, queue=queue, parent_id=ctx.job.id, fanout_id=fanout_id)
     if tracing.on:
         jobs = tracing.carry(jobs)  # the sub-jobs' runs join the parent's trace
     fan_row = (fanout_id, ctx.job.id, key, str(strategy), len(subs), timeout_s, int(cancel_on_parent_failure))

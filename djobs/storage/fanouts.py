@@ -58,8 +58,7 @@ class FanOutOps(StorageBase):
         and the sub-jobs. OwnershipLost if the job is no longer this worker's."""
         from djobs import validate
 
-        for j in sub_jobs or ():
-            validate.new_job(j)
+        validate.new_jobs(sub_jobs or [])
         with self.tx():
             o = (owner.job_id, owner.worker_id, owner.attempt)
             if self._ex(_SUSPEND, (wake_at, kind, signal, *o)).rowcount == 0:

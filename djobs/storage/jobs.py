@@ -97,8 +97,7 @@ class JobOps(StorageBase):
     def insert_jobs(self, jobs: list[NewJob]) -> None:
         """Write new jobs, all or none. A unique key held by an active job, or by any job inside its
         idempotency window, raises DuplicateJob naming the holder; nothing is written then."""
-        for j in jobs:
-            validate.new_job(j)
+        validate.new_jobs(jobs)
         keys = [j.unique_key for j in jobs if j.unique_key is not None]
         if len(keys) != len(set(keys)):
             dup = next(k for k in keys if keys.count(k) > 1)
