@@ -135,10 +135,24 @@ MAX_MESSAGE = 3_000
 MAX_STEP_NOTES = 6
 
 
-def safe_str(exc: BaseException) -> str:
-    """str(exc), even for an exception whose __str__ raises (user code: it must not break recording it)."""
+def storable(text: str) -> str:
+    """Text a handler produced (an exception's message, a traceback) as any database column can hold it: a
+    NUL (PostgreSQL refuses it in text) and a lone surrogate (not UTF-8) are written out as escapes. Names
+    and reasons users give are refused instead (`djobs.validate`); this is for what djobs must record."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
     try:
-        return str(exc)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def safe_str(exc: BaseException) -> str:
+    """str(exc), even for an exception whose __str__ raises (user code: it must not break recording it), as
+    the database can store it."""
+    try:
+        return storable(str(exc))
     except Exception:
         return "<str() of the exception failed>"
 

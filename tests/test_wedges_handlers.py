@@ -341,3 +341,39 @@ def test_endings_that_break_their_own_recording_fail_within_the_attempts(queue: 
     assert jobs["group"].attempt == 2 and "several" in jobs["group"].last_error  # type: ignore[union-attr,operator]
     assert jobs["generator"].attempt == 1  # type: ignore[union-attr]
     assert jobs["generator"].last_error.startswith("the result cannot be stored")  # type: ignore[union-attr]
+
+
+def test_errors_the_database_cannot_hold_as_they_are_are_stored_escaped(queue: djobs.Queue) -> None:
+    """A NUL (PostgreSQL refuses it in text) or a lone surrogate (not UTF-8) in a handler's error, a step's
+    NoRetry or a traceback is stored as an escape; before, on PostgreSQL, the worker's every round failed on
+    it and the jobs finished beside it were never recorded either."""
+
+    def nul(args: Any) -> None:
+        raise ValueError("before\x00after")
+
+    def surrogate(args: Any) -> None:
+        raise ValueError("lone \ud800 surrogate")
+
+    def step(ctx: djobs.Context, args: Any) -> None:
+        ctx.call("inner", None)
+
+    def inner(args: Any) -> None:
+        raise djobs.NoRetry("step\x00\udfff")
+
+    for name, fn in (("nul", nul), ("surrogate", surrogate), ("step", step), ("inner", inner), ("fine", lambda: 7)):
+        queue.register(name, fn, retries=0)
+    ids = {name: queue.enqueue(name, None) for name in ("nul", "surrogate", "step", "fine")}
+    with running(queue):
+        wait_until(lambda: all(queue.get_job(i).status.value in ("failed", "completed") for i in ids.values()), 30,  # type: ignore[union-attr]
+                   "every job to end")  # fmt: skip
+    jobs = {name: queue.get_job(i) for name, i in ids.items()}
+    assert jobs["fine"].status is djobs.JobStatus.COMPLETED and jobs["fine"].result == 7  # type: ignore[union-attr]
+    assert jobs["nul"].last_error == "ValueError: before\\x00after"  # type: ignore[union-attr]
+    assert jobs["surrogate"].last_error == "ValueError: lone \\ud800 surrogate"  # type: ignore[union-attr]
+    assert jobs["step"].last_error.startswith("NoRetry: step\\x00\\udfff")  # type: ignore[union-attr]
+    for name in ("nul", "surrogate", "step"):
+        job = jobs[name]
+        assert job is not None and job.status is djobs.JobStatus.FAILED and job.last_traceback, name
+        assert "\x00" not in job.last_traceback and "\\x00" in job.last_traceback or name == "surrogate"
+    (checkpoint,) = queue.checkpoints(ids["step"])
+    assert checkpoint.error == "step\\x00\\udfff"

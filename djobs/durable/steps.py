@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from djobs import codec, tracing, validate
 from djobs.context import Context, _current
 from djobs.errors import (
+    MAX_MESSAGE,
     DeterminismError,
     NoRetry,
     OwnershipLost,
@@ -29,6 +30,7 @@ from djobs.errors import (
     StorageUnavailable,
     Suspend,
     has_no_retry,
+    safe_str,
 )
 from djobs.event_types import CheckpointSaved
 from djobs.registry import encode_args
@@ -118,7 +120,7 @@ def call(ctx: Context, name: str, args: Any) -> Any:
     except BaseException as exc:
         if isinstance(exc, Exception) and has_no_retry(exc):
             # A NoRetry is an outcome: checkpoint it so replay raises it again without running.
-            _write_call_checkpoint(ctx, key, index, name, None, str(exc) or type(exc).__name__)
+            _write_call_checkpoint(ctx, key, index, name, None, safe_str(exc)[:MAX_MESSAGE] or type(exc).__name__)
         if isinstance(exc, Exception):
             exc.add_note(f"{STEP_NOTE}{name!r} (#{key[2:]})")
         raise

@@ -26,6 +26,7 @@ from djobs.errors import (
     Suspend,
     error_text,
     has_no_retry,
+    storable,
 )
 from djobs.outcomes import Outcome, OutcomeKind
 from djobs.registry import encode_args
@@ -56,7 +57,7 @@ class Ended:
 
 
 def traceback_text(exc: BaseException) -> str:
-    text = "".join(traceback.format_exception(exc))
+    text = storable("".join(traceback.format_exception(exc)))
     return text if len(text) <= MAX_TRACEBACK else "…" + text[-MAX_TRACEBACK:]
 
 
