@@ -112,12 +112,12 @@ class StorageBase:
             self._ex(
                 "INSERT INTO djobs_events (ts, kind, job_id, queue, worker_id, data) "
                 f"SELECT {{now}}, v.k, v.j, v.q, v.w, v.d FROM {src}",
-                self._batch_params(rows, 5),
+                self._batch_params(rows),
             )
 
-    def _batch_params(self, rows: list[Row], width: int) -> tuple[Any, ...]:
-        if self.is_pg:
-            return tuple([row[i] for row in rows] for i in range(width))
+    @staticmethod
+    def _batch_params(rows: list[Row]) -> tuple[str]:
+        """The parameter of a `Dialect.batch_source`: the rows as one JSON document."""
         return (json.dumps(rows, separators=(",", ":")),)
 
     # -- schema and connections ----------------------------------------------------------------------------

@@ -33,8 +33,7 @@ _CALL_MANY = (
     "ON CONFLICT (job_id, key) DO NOTHING"
 )
 _CALL_MANY_PG = (
-    "WITH v AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
-    "%s::text[], %s::text[], %s::text[], %s::text[]) AS v(j, k, i, n, v, e, w, a, q, d)), "
+    "WITH v AS (SELECT * FROM {src}), "
     "ok AS (SELECT v.* FROM v JOIN djobs_jobs jb ON jb.id = v.j AND jb.locked_by = v.w "
     "AND jb.attempt = CAST(v.a AS INTEGER) AND jb.status = 'running'), "
     "ins AS (INSERT INTO djobs_checkpoints (job_id, key, call_index, name, value, error, created_at) "
@@ -88,7 +87,11 @@ class CheckpointOps(StorageBase):
         """PostgreSQL: the group's checkpoints and their events in one statement (so, outside a shared
         transaction, one round trip and one commit); the statement returns the rows whose job was still
         owned, the others are OwnershipLost."""
-        cur = self._ex(_CALL_MANY_PG, self._batch_params(rows, 10))
+        sql = self._statements.get("checkpoints-many-pg")
+        if sql is None:
+            src = self.dialect.batch_source(("j", "k", "i", "n", "v", "e", "w", "a", "q", "d"))
+            sql = self._statements["checkpoints-many-pg"] = self._q(_CALL_MANY_PG.replace("{src}", src))
+        cur = self.db.execute_sql(sql, self._batch_params(rows))
         owned = {(r[0], r[1]) for r in cur.fetchall()}
         return [None if (r[0], r[1]) in owned else OwnershipLost(r[0]) for r in rows]
 
@@ -103,7 +106,7 @@ class CheckpointOps(StorageBase):
             sql = self._statements.get("checkpoints-many")
             if sql is None:
                 sql = self._statements["checkpoints-many"] = self._q(_CALL_MANY.format(src=self.dialect.batch_source(_CALL_COLS)))
-            cur = self.db.execute_sql(sql, self._batch_params([r[:8] for r in rows], 8))
+            cur = self.db.execute_sql(sql, self._batch_params([r[:8] for r in rows]))
         results: list[Any] = [None] * len(rows)
         if cur.rowcount != len(rows):
             for i, r in enumerate(rows):

@@ -126,7 +126,7 @@ class ClaimOps(StorageBase):
             "mark_started", ("id", "a", "e"), f"held = 0, started_at = {{{{now}}}} - CAST({{v}}.e AS {_D})", "djobs_jobs.id"
         )
         rows = [(i, str(a), e) for (i, a), e in started.items()]
-        self.db.execute_sql(sql, (*self._batch_params(rows, 3), worker_id))
+        self.db.execute_sql(sql, (*self._batch_params(rows), worker_id))
 
     def _complete_many(self, done: list[Outcome], worker_id: str, started: dict[tuple[str, int], str]) -> set[str]:
         """Completions in one statement. A prefetched claim that started and finished since the last round
@@ -140,7 +140,7 @@ class ClaimOps(StorageBase):
             "djobs_jobs.id",
         )
         rows = [(o.job_id, o.result_json, str(o.attempt), started.pop((o.job_id, o.attempt), None)) for o in done]
-        return {r[0] for r in self.db.execute_sql(sql, (*self._batch_params(rows, 4), worker_id)).fetchall()}
+        return {r[0] for r in self.db.execute_sql(sql, (*self._batch_params(rows), worker_id)).fetchall()}
 
     def _write_outcome(self, o: Outcome, worker_id: str, failed: list[tuple[str, str | None]]) -> bool:
         from djobs.outcomes import OutcomeKind

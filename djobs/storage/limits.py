@@ -268,7 +268,7 @@ class LimitOps(StorageBase):
                 "INSERT INTO djobs_key_buckets (queue, job_key, tokens, refilled_at) "
                 f"SELECT ?, v.k, CAST(v.t AS {_D}), ? FROM {src} WHERE true ON CONFLICT (queue, job_key) "
                 "DO UPDATE SET tokens = excluded.tokens, refilled_at = excluded.refilled_at",
-                (q, now, *self._batch_params([(k, str(buckets[k] - m)) for k, m in spent.items() if k is not None], 2)),
+                (q, now, *self._batch_params([(k, str(buckets[k] - m)) for k, m in spent.items() if k is not None])),
             )
         return rows, retry, reused
 

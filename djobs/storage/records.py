@@ -22,10 +22,14 @@ if TYPE_CHECKING:
     from djobs.info import Checkpoint, JobSummary, StoredEvent
 
 _STATUSES = {s.value: s for s in JobStatus}
+_fromtimestamp = datetime.fromtimestamp
+_EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 def when(ts: Any) -> datetime | None:
     """Stored epoch seconds to an aware UTC datetime; None for None or anything out of range."""
+    if type(ts) is float and 0.0 <= ts < WAIT_FOREVER:  # what every row djobs wrote holds (NaN fails both)
+        return _fromtimestamp(ts, UTC)
     if ts is None:
         return None
     try:
@@ -40,8 +44,10 @@ def when(ts: Any) -> datetime | None:
 def json_value(text: Any) -> Any:
     """Decoded JSON, or the raw text when it does not decode or nests deeper than djobs stores (a value
     hundreds deep decodes here and then breaks whatever walks it: a renderer, the JSON output). Never raises."""
-    if text is None:
+    if text is None or text == "null":
         return None
+    if text == "{}":  # the args of most jobs: no parse (a new dict each time: the caller may change it)
+        return {}
     try:
         validate.json_depth("value", text)
         return json.loads(text)
@@ -54,6 +60,8 @@ def _status(text: Any) -> JobStatus:
 
 
 def _int(value: Any, default: int = 0) -> int:
+    if type(value) is int:
+        return value
     try:
         return int(value)
     except (TypeError, ValueError):
@@ -106,8 +114,8 @@ def job(row: Any) -> Job:
         run_at=when(g(10)),
         started_at=when(g(11)),
         completed_at=when(g(12)),
-        created_at=when(g(13)) or datetime.fromtimestamp(0, UTC),
-        updated_at=when(g(14)) or datetime.fromtimestamp(0, UTC),
+        created_at=when(g(13)) or _EPOCH,
+        updated_at=when(g(14)) or _EPOCH,
         last_heartbeat_at=when(g(15)),
         locked_by=g(16),
         unique_key=g(17),
