@@ -178,6 +178,24 @@ def test_prefetched_claims_and_their_start(store: PeeweeStorage) -> None:
     assert 28 < store.db_now() - started_at < 60, "the start is the database clock minus the time since it started"
 
 
+@pytest.mark.parametrize("available", [1, 3, 6])
+def test_a_claim_and_its_prefetch_split_the_jobs_in_claim_order(store: PeeweeStorage, available: int) -> None:
+    """What a dispatcher asks each round (free slots, then a prefetch of the same queue and types; one
+    statement on PostgreSQL): the best jobs start now, the next ones are held, the rest stay pending."""
+    jobs = [new(priority=p) for p in (1, 9, 5, 7, 3, 8)[:available]]
+    store.insert_jobs(jobs)
+    other = new(type_="other")  # same queue, another type: neither request takes it
+    store.insert_jobs([other])
+    got = store.cycle(W1, [], [ClaimRequest("default", ("t",), 2, False), ClaimRequest("default", ("t",), 2, True)]).claims
+    best = sorted(jobs, key=lambda j: -j.priority)
+    by_request = {k: sorted((c.job.priority for c in got if c.request == k), reverse=True) for k in (0, 1)}
+    assert by_request == {0: [j.priority for j in best[:2]], 1: [j.priority for j in best[2:4]]}
+    held = dict(sql(store, "SELECT id, held FROM djobs_jobs WHERE status = 'running'").fetchall())
+    assert held == {c.job.id: int(c.request == 1) for c in got}
+    assert all(c.job.attempt == 1 and c.job.status is djobs.JobStatus.RUNNING for c in got)
+    assert status(store, other.id) == "pending" and store.count_jobs() == available + 1
+
+
 def test_a_prefetched_claim_started_and_completed_in_one_round(store: PeeweeStorage) -> None:
     store.insert_jobs([new(), new()])
     a, b = claim(store, n=2, held=True)

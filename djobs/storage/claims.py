@@ -84,6 +84,33 @@ class ClaimOps(StorageBase):
             sql = self._statements[key] = self.dialect.render(sql)
         return sql
 
+    def _claim_pair(self, worker_id: str, now: ClaimRequest, ahead: ClaimRequest) -> list[Row]:
+        """PostgreSQL: a claim for free slots and the prefetch behind it (same queue and types) in one
+        statement, a round trip less per round. The first `now.limit` jobs in claim order start now, the rest
+        are held; each row ends with its place in that order."""
+        key = f"claim-pair:{len(now.types)}"
+        sql = self._statements.get(key)
+        if sql is None:
+            pick = _PICK.replace("{types}", self.dialect.marks(len(now.types))).replace(
+                "SELECT id FROM", "SELECT id, priority, run_at FROM", 1
+            )
+            take = _TAKE.format(a="j.").replace("held = ?", "held = CASE WHEN o.n > ? THEN 1 ELSE 0 END")
+            sql = self._statements[key] = self.dialect.render(
+                f"WITH c AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED), "
+                "o AS (SELECT id, row_number() OVER (ORDER BY priority DESC, run_at, id) AS n FROM c) "
+                f"UPDATE djobs_jobs j SET {take} FROM o WHERE j.id = o.id RETURNING {{jcols}}, o.n"
+            )
+        params = (now.queue, *now.types, now.queue, worker_id, now.limit + ahead.limit, worker_id, now.limit)
+        return list(self.db.execute_sql(sql, params).fetchall())
+
+    @staticmethod
+    def _pairs(claims: list[ClaimRequest], k: int) -> bool:
+        """Claims k and k+1 are a claim for free slots and its prefetch (what a dispatcher asks each round)."""
+        if k + 1 >= len(claims):
+            return False
+        a, b = claims[k], claims[k + 1]
+        return not a.held and b.held and not a.limited and not b.limited and (a.queue, a.types) == (b.queue, b.types)
+
     def _claim(self, worker_id: str, req: ClaimRequest) -> list[Row]:
         pick = (req.queue, *req.types, req.queue, worker_id, req.limit)
         take = (worker_id, int(req.held))
@@ -192,7 +219,15 @@ class ClaimOps(StorageBase):
                 if owned[i] and o.event is not None:
                     rows.append((o.event[0], o.job_id, o.queue, worker_id, o.event[1]))
             retry: float | None = None
+            paired = -1
             for k, req in enumerate(claims):
+                if k == paired:
+                    continue
+                if self.is_pg and self._pairs(claims, k):
+                    paired = k + 1
+                    for r in self._claim_pair(worker_id, req, claims[k + 1]):
+                        won.append(Claim(records.job(r), r[COL["fanout_id"]], k if r[-1] <= req.limit else k + 1, r[COL["trace"]]))
+                    continue
                 if req.limited:
                     got, again = self._claim_limited(worker_id, req, turn)  # type: ignore[attr-defined]
                     if again is not None:
