@@ -26,6 +26,7 @@ from djobs.errors import (
     Suspend,
     error_text,
     has_no_retry,
+    safe_str,
     storable,
 )
 from djobs.outcomes import Outcome, OutcomeKind
@@ -100,7 +101,7 @@ def classify(
         try:
             text = encode_args(value, "it")
         except (TypeError, ValueError, RecursionError) as e:
-            err = f"the result cannot be stored: {e}"
+            err = f"the result cannot be stored: {safe_str(e)}"
             return _ended_failure(job, handler, TypeError(err), err, out, terminal=True)
         return Ended(
             Outcome(OutcomeKind.COMPLETE, job.id, job.attempt, result_json=text, queue=job.queue, event=("job_completed", None)),
