@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dbsql import sql
@@ -233,3 +234,33 @@ def test_a_key_due_after_the_keys_were_listed_is_claimed_in_the_next_round(q: dj
     b = q.enqueue("rec", {"tag": "b0"}, key="b")
     second = q.storage.cycle("w-test", [], [req], (), (), False, False, 1).claims  # well within the list's life
     assert [c.job.id for c in second] == [b]
+
+
+def test_one_round_under_a_running_cap_and_a_rate_spends_what_it_claims(q: djobs.Queue) -> None:
+    """Round by round, as a dispatcher claims (one statement after the queue's row lock on PostgreSQL): the
+    cap bounds each round by what is running, the bucket loses exactly what was claimed, and an empty
+    bucket says when to look again."""
+    from djobs.outcomes import ClaimRequest, Outcome, OutcomeKind
+
+    q.set_limits("default", running=3, rate=djobs.Rate(5, 3600))
+    for i in range(10):
+        q.enqueue("rec", {"tag": f"j{i}"}, priority=i)
+    req = [ClaimRequest("default", ("rec",), 10, False, True)]
+
+    def tokens() -> float:
+        return float(sql(q.storage, "SELECT tokens FROM djobs_queues WHERE name = 'default'").fetchone()[0])
+
+    def round_(done: tuple[Any, ...] | list[Any] = ()) -> Any:
+        outs = [Outcome(OutcomeKind.COMPLETE, c.job.id, c.job.attempt, result_json="null") for c in done]
+        return q.storage.cycle("w-test", outs, req, (), (), False, False, 0)
+
+    first = round_()
+    assert sorted(c.job.priority for c in first.claims) == [7, 8, 9] and running_now(q) == 3
+    assert tokens() == pytest.approx(2, abs=0.01)
+    assert round_().claims == [] and tokens() == pytest.approx(2, abs=0.01)  # the cap binds: nothing spent
+    second = round_(first.claims)
+    assert sorted(c.job.priority for c in second.claims) == [5, 6] and running_now(q) == 2
+    assert tokens() == pytest.approx(0, abs=0.01)
+    third = round_(second.claims)
+    assert third.claims == [] and running_now(q) == 0
+    assert third.limit_retry is not None and third.limit_retry > time.time() + 600  # one token back in 720 s

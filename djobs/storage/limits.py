@@ -175,6 +175,8 @@ class LimitOps(StorageBase):
         if paused:
             return [], None
         n = req.limit
+        if self.is_pg and key_cap is None and not key_n:
+            return self._claim_capped_pg(worker_id, req, running_cap, rate_n, rate_per, tokens, refilled_at, now)
         if running_cap is not None:
             running = self._ex(_RUNNING, (req.queue,)).fetchone()[0]
             n = min(n, int(running_cap) - int(running))
@@ -196,6 +198,42 @@ class LimitOps(StorageBase):
                 "UPDATE djobs_queues SET tokens = ?, refilled_at = ? WHERE name = ?", (bucket - len(rows), now, req.queue)
             )
         return rows, retry
+
+    def _claim_capped_pg(
+        self, worker_id: str, req: ClaimRequest, cap: Any, rate_n: Any, rate_per: Any, tokens: Any, refilled_at: Any,
+        now: float,
+    ) -> tuple[list[Row], float | None]:  # fmt: skip
+        """PostgreSQL, queue-level limits only: after the queue's row is locked, one statement counts the
+        running jobs (a statement begun after the lock sees what the previous holder claimed), claims within
+        the cap and spends the claimed jobs' tokens: two round trips a round instead of four."""
+        n = req.limit
+        bucket = None
+        if rate_n:
+            bucket = _refill(tokens, refilled_at, float(rate_n), float(rate_per), now)
+            n = min(n, math.floor(bucket + 1e-9))
+            if n <= 0:
+                return [], now + (1 - bucket) * float(rate_per) / float(rate_n) if bucket < 1 else None
+        name = f"limited-capped:{len(req.types)}"
+        sql = self._statements.get(name)
+        if sql is None:
+            pick = _PICK.replace("{types}", self.dialect.marks(len(req.types))).replace("{key}", "").replace(
+                "LIMIT ?",
+                "LIMIT GREATEST(0, LEAST(CAST(? AS INTEGER), CAST(? AS INTEGER) - "
+                "(SELECT COUNT(*) FROM djobs_jobs WHERE queue = ? AND status = 'running')))",
+            )
+            sql = self._statements[name] = self.dialect.render(
+                f"WITH c AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED), "
+                "u AS (UPDATE djobs_jobs j SET status = 'running', attempt = j.attempt + 1, locked_by = ?, held = ?, "
+                "started_at = {now}, last_heartbeat_at = {now}, updated_at = {now}, wait_kind = NULL, "
+                "wait_signal = NULL FROM c WHERE j.id = c.id RETURNING {jcols}), "
+                f"t AS (UPDATE djobs_queues SET tokens = CAST(? AS {_D}) - (SELECT COUNT(*) FROM u), refilled_at = ? "
+                "WHERE name = ? AND CAST(? AS BOOLEAN)) SELECT * FROM u"
+            )
+        params = (
+            req.queue, *req.types, worker_id, n, None if cap is None else int(cap), req.queue, worker_id, int(req.held),
+            bucket or 0.0, now, req.queue, bucket is not None,
+        )  # fmt: skip
+        return list(self.db.execute_sql(sql, params).fetchall()), None
 
     def _claim_keys(
         self, worker_id: str, req: ClaimRequest, n: int, key_cap: Any, key_n: Any, key_per: Any, now: float, turn: int
