@@ -264,3 +264,21 @@ def test_one_round_under_a_running_cap_and_a_rate_spends_what_it_claims(q: djobs
     third = round_(second.claims)
     assert third.claims == [] and running_now(q) == 0
     assert third.limit_retry is not None and third.limit_retry > time.time() + 600  # one token back in 720 s
+
+
+def test_key_running_and_key_rate_together_bind_each_key(q: djobs.Queue) -> None:
+    """Both per-key limits at once (one round trip reads the keys' running counts and buckets on PostgreSQL):
+    each key runs at most its cap across rounds, and its bucket loses what it claimed."""
+    from djobs.outcomes import ClaimRequest
+
+    q.set_limits("default", key_running=2, key_rate=djobs.Rate(3, 3600))
+    for k in ("a", "b"):
+        for i in range(4):
+            q.enqueue("rec", {"tag": f"{k}{i}"}, key=k)
+    req = [ClaimRequest("default", ("rec",), 10, False, True)]
+    first = q.storage.cycle("w-test", [], req, (), (), False, False, 0)
+    assert Counter(c.job.key for c in first.claims) == {"a": 2, "b": 2}
+    again = q.storage.cycle("w-test", [], req, (), (), False, False, 1)
+    assert again.claims == [], "the cap of 2 per key binds while the first two run"
+    tokens = dict(sql(q.storage, "SELECT job_key, tokens FROM djobs_key_buckets WHERE queue = 'default'").fetchall())
+    assert {k: round(float(v), 2) for k, v in tokens.items()} == {"a": 1.0, "b": 1.0}

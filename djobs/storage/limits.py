@@ -259,13 +259,12 @@ class LimitOps(StorageBase):
         allow: dict[str | None, float] = dict.fromkeys(keys, float("inf"))
         buckets: dict[str, float] = {}
         retry: float | None = None
+        running, stored = self._key_state(q, [k for k in keys if k is not None], key_cap is not None, bool(key_n))
         if key_cap is not None:
-            running = dict(self._ex(_KEY_RUNNING, (q,)).fetchall())
             for k in keys:
                 if k is not None:  # jobs without a key: only the queue's own limits bind them
                     allow[k] = int(key_cap) - int(running.get(k, 0))
         if key_n:
-            stored = self._key_buckets(q, [k for k in keys if k is not None])
             for k in keys:
                 if k is None:
                     continue
@@ -293,14 +292,18 @@ class LimitOps(StorageBase):
         spent: Counter[str | None] = Counter()
         keyed = [(k, share[k]) for k in order if k is not None and share[k]]
         if keyed:
-            # One statement for every key instead of a statement per key.
-            take = self._take_keys_pg if self.is_pg else self._take_keys_sqlite
-            for r in take(worker_id, req, keyed):
+            # One statement for every key instead of a statement per key (on PostgreSQL it also spends the
+            # keys' tokens).
+            if self.is_pg:
+                got = self._take_keys_pg(worker_id, req, keyed, [(k, str(buckets[k])) for k, _ in keyed] if key_n else None, now)
+            else:
+                got = self._take_keys_sqlite(worker_id, req, keyed)
+            for r in got:
                 rows.append(r)
                 spent[r[COL["job_key"]]] += 1
         if share.get(None):
             rows.extend(self._take(worker_id, req, share[None], None, keyed=True))
-        if key_n and any(k is not None for k in spent):
+        if key_n and not self.is_pg and any(k is not None for k in spent):
             src = self.dialect.batch_source(("k", "t"))
             self._ex(
                 "INSERT INTO djobs_key_buckets (queue, job_key, tokens, refilled_at) "
@@ -321,6 +324,22 @@ class LimitOps(StorageBase):
         keys.sort(key=lambda k: (k is None, k or ""))
         self._due_key_lists[queue] = (now, keys)
         return keys, False
+
+    def _key_state(
+        self, queue: str, keys: list[str], counts: bool, buckets: bool
+    ) -> tuple[dict[str, Any], dict[str, tuple[Any, Any]]]:
+        """Running jobs per key (if `counts`) and the keys' stored buckets (if `buckets`); both in one round
+        trip on PostgreSQL."""
+        if not (self.is_pg and counts and buckets and keys):
+            running = dict(self._ex(_KEY_RUNNING, (queue,)).fetchall()) if counts else {}
+            return running, self._key_buckets(queue, keys) if buckets else {}
+        rows = self._ex(
+            "SELECT 0, job_key, COUNT(*), NULL FROM djobs_jobs WHERE queue = ? AND status = 'running' "
+            "AND job_key IS NOT NULL GROUP BY job_key UNION ALL "
+            "SELECT 1, job_key, tokens, refilled_at FROM djobs_key_buckets WHERE queue = ? AND job_key = ANY(?::text[])",
+            (queue, queue, keys),
+        ).fetchall()
+        return {r[1]: r[2] for r in rows if r[0] == 0}, {r[1]: (r[2], r[3]) for r in rows if r[0] == 1}
 
     def _key_buckets(self, queue: str, keys: list[str]) -> dict[str, tuple[Any, Any]]:
         if not keys:
@@ -357,20 +376,43 @@ class LimitOps(StorageBase):
         params.append(worker_id)
         return list(self.db.execute_sql(sql, params).fetchall())
 
-    def _take_keys_pg(self, worker_id: str, req: ClaimRequest, shares: list[tuple[str, int]]) -> list[Row]:
-        name = f"limited-keys:{len(req.types)}"
+    def _take_keys_pg(
+        self, worker_id: str, req: ClaimRequest, shares: list[tuple[str, int]], buckets: list[tuple[str, str]] | None,
+        now: float,
+    ) -> list[Row]:  # fmt: skip
+        """PostgreSQL: each key's share by a LATERAL pick; with `buckets` (key, refilled tokens) the statement
+        also stores each claiming key's bucket less what it claimed."""
+        name = f"limited-keys:{len(req.types)}:{buckets is not None}"
         sql = self._statements.get(name)
         if sql is None:
-            sql = self._statements[name] = self.dialect.render(
+            take = (
+                "UPDATE djobs_jobs j SET status = 'running', attempt = j.attempt + 1, locked_by = ?, held = ?, "
+                "started_at = {now}, last_heartbeat_at = {now}, updated_at = {now}, wait_kind = NULL, "
+                "wait_signal = NULL FROM c WHERE j.id = c.id RETURNING {jcols}"
+            )
+            claim = (
                 "WITH c AS MATERIALIZED (SELECT p.id FROM unnest(?::text[], ?::int[]) AS v(k, n) CROSS JOIN LATERAL "
                 f"(SELECT id FROM djobs_jobs WHERE queue = ? AND job_key = v.k AND status IN {CLAIMABLE} "
                 f"AND run_at <= {{now}} AND type IN ({self.dialect.marks(len(req.types))}) AND NOT EXISTS "
                 "(SELECT 1 FROM djobs_workers w WHERE w.id = ? AND w.paused = 1) ORDER BY priority DESC, run_at, id "
-                "LIMIT v.n FOR UPDATE SKIP LOCKED) p) UPDATE djobs_jobs j SET status = 'running', attempt = j.attempt + 1, "
-                "locked_by = ?, held = ?, started_at = {now}, last_heartbeat_at = {now}, updated_at = {now}, "
-                "wait_kind = NULL, wait_signal = NULL FROM c WHERE j.id = c.id RETURNING {jcols}"
+                "LIMIT v.n FOR UPDATE SKIP LOCKED) p) "
             )
-        params = ([k for k, _ in shares], [n for _, n in shares], req.queue, *req.types, worker_id, worker_id, int(req.held))
+            if buckets is None:
+                claim += take
+            else:
+                claim += (
+                    f", u AS ({take}), b AS (INSERT INTO djobs_key_buckets (queue, job_key, tokens, refilled_at) "
+                    f"SELECT ?, u.job_key, MIN(CAST(v.t AS {_D})) - COUNT(*), ? FROM u JOIN "
+                    f"{self.dialect.batch_source(('k', 't'))} ON v.k = u.job_key GROUP BY u.job_key "
+                    "ON CONFLICT (queue, job_key) DO UPDATE SET tokens = excluded.tokens, refilled_at = excluded.refilled_at) "
+                    "SELECT * FROM u"
+                )
+            sql = self._statements[name] = self.dialect.render(claim)
+        params: tuple[Any, ...] = (
+            [k for k, _ in shares], [n for _, n in shares], req.queue, *req.types, worker_id, worker_id, int(req.held)
+        )
+        if buckets is not None:
+            params += (req.queue, now, *self._batch_params(buckets))
         return list(self.db.execute_sql(sql, params).fetchall())
 
     # -- explaining ----------------------------------------------------------------------------------------
