@@ -100,6 +100,11 @@ class StorageUnavailable(DjobsError):
     """The database cannot be reached (or stays unreachable after the configured retries)."""
 
 
+class StorageRefused(StorageUnavailable):
+    """The database refused a statement for what it was asked to store (a value no column holds, a constraint
+    or trigger of its own), not for being away: the same statement gets the same answer."""
+
+
 class ConfigError(DjobsError, ValueError):
     """A djobs.toml problem; the message names the file, the table and the key."""
 

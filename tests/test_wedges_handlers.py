@@ -377,3 +377,31 @@ def test_errors_the_database_cannot_hold_as_they_are_are_stored_escaped(queue: d
         assert "\x00" not in job.last_traceback and "\\x00" in job.last_traceback or name == "surrogate"
     (checkpoint,) = queue.checkpoints(ids["step"])
     assert checkpoint.error == "step\\x00\\udfff"
+
+
+def test_an_outcome_the_database_refuses_fails_its_job_and_the_worker_goes_on(queue: djobs.Queue) -> None:
+    """The database refuses one completion for what it holds (here a trigger or CHECK constraint of its own):
+    the round is written outcome by outcome, that job fails naming the refusal, the jobs finished beside it
+    are recorded, and the worker claims on. Before, the worker retried the same round forever."""
+    if queue.storage.is_pg:
+        sql(queue.storage, "ALTER TABLE djobs_jobs ADD CONSTRAINT refuse_poison CHECK (result IS NULL OR strpos(result, 'poison') = 0)")
+    else:
+        sql(queue.storage, "CREATE TRIGGER refuse_poison BEFORE UPDATE ON djobs_jobs WHEN NEW.result LIKE '%poison%' "
+                           "BEGIN SELECT RAISE(ABORT, 'poison refused by a trigger'); END")  # fmt: skip
+    queue.register("poison", lambda args: "poison", retries=3)
+    queue.register("fine", lambda args: args)
+    events: list[str] = []
+    queue.on_job_fail(lambda job, exc: events.append(f"{job.id}:{type(exc).__name__}"))
+    poison = queue.enqueue("poison", None)
+    fine = [queue.enqueue("fine", i) for i in range(6)]
+    with running(queue, queues={"default": 4}):
+        wait_until(lambda: all(queue.get_job(i).status.value in ("completed", "failed") for i in [poison, *fine]), 30,  # type: ignore[union-attr]
+                   "every job to end")  # fmt: skip
+        later = queue.enqueue("fine", 99)
+        wait_until(lambda: queue.get_job(later).status is djobs.JobStatus.COMPLETED, 30, "a job enqueued after it to run")  # type: ignore[union-attr]
+    job = queue.get_job(poison)
+    assert job is not None and job.status is djobs.JobStatus.FAILED and job.attempt == 1
+    assert job.last_error is not None and job.last_error.startswith("djobs could not record this attempt's outcome (completed)")
+    assert "refuse" in job.last_error and job.result is None
+    assert [queue.get_job(i).result for i in fine] == list(range(6))  # type: ignore[union-attr]
+    assert events == [f"{poison}:StorageRefused"]

@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 
 import peewee as pw
 
-from djobs.errors import StorageUnavailable, one_line
+from djobs.errors import StorageRefused, StorageUnavailable, one_line
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,10 +57,14 @@ def operation(fn: F | None = None, *, read: bool = False) -> Any:
                         raise unavailable(exc) from exc
                 except (pw.DataError, pw.NotSupportedError, pw.ProgrammingError, pw.InternalError) as exc:
                     self.reset_connection()
-                    raise unavailable(exc, "the database refused a statement") from exc
+                    raise StorageRefused(f"the database refused a statement: {one_line(exc)}") from exc
                 except pw.DatabaseError as exc:
                     if isinstance(exc, pw.IntegrityError):
-                        raise
+                        if is_unique_violation(exc):
+                            raise
+                        # A constraint or trigger the database has beyond djobs's own (or a NOT NULL).
+                        self.reset_connection()
+                        raise StorageRefused(f"the database refused a statement: {one_line(exc)}") from exc
                     self.reset_connection()
                     raise unavailable(exc) from exc
             raise AssertionError("unreachable")

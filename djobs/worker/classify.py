@@ -23,6 +23,7 @@ from djobs.errors import (
     OwnershipLost,
     RetryAfter,
     StorageLost,
+    StorageRefused,
     Suspend,
     error_text,
     has_no_retry,
@@ -126,6 +127,19 @@ def classify(
         if problem is not None:
             return _ended_failure(job, handler, exc, problem, out, terminal=True)
     return _ended_failure(job, handler, exc, error_text(exc), out)
+
+
+def unrecorded(e: Ended, problem: str) -> None:
+    """Turn an ending the database refused to store (alone, so for what it holds: a value no column takes,
+    a constraint or trigger of the database's own) into a failure for good that names the problem, which
+    it can store: the job ends and the worker's rounds go on, instead of retrying the refused write forever."""
+    assert e.outcome is not None
+    o = e.outcome
+    error = storable(f"djobs could not record this attempt's outcome ({e.label}): {problem}")[:MAX_ERROR]
+    e.outcome = Outcome(OutcomeKind.FAIL, o.job_id, o.attempt, queue=o.queue, error=error,
+                        event=("job_failed", codec.dumps({"error": error})))  # fmt: skip
+    e.label = "failed"
+    e.exc = StorageRefused(error)
 
 
 def _ended_failure(job: Job, handler: Handler, exc: BaseException, error: str, out: Any, terminal: bool = False) -> Ended:

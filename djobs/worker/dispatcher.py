@@ -16,11 +16,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from djobs.errors import StorageUnavailable
+from djobs.errors import StorageRefused, StorageUnavailable
 from djobs.event_types import JobCompleted, JobFailed, JobRetrying
 from djobs.jobs import JobStatus, decide, from_epoch
 from djobs.outcomes import ClaimRequest, OutcomeKind, RoundResult
-from djobs.worker.classify import Ended
+from djobs.worker.classify import Ended, unrecorded
 
 if TYPE_CHECKING:
     from djobs.worker.executor import Executor, Running
@@ -165,11 +165,18 @@ class Dispatcher:
                 attempt, self.w.storage_retry if batch else self.w.dequeue_retry, "write outcomes and claim"
             )
         except StorageUnavailable as exc:
-            log.warning("worker %s: database unavailable (%s); %d outcome(s) kept for retry", self.w.id, exc, len(writes))
-            self.retry_outcomes = batch
+            if not isinstance(exc, StorageRefused) or not writes:
+                return self._kept(batch, started, exc)
+            # Refused for what it holds, the same round would be refused forever: write its outcomes one by
+            # one instead (no claims this time), so one outcome the database will not store cannot hold up the
+            # others, nor this worker's next rounds.
+            log.error("worker %s: the database refused a round (%s); writing its %d outcome(s) one by one",
+                      self.w.id, exc, len(writes))  # fmt: skip
             self.ex.started_held.extendleft(reversed(started))
-            self.w.pause_for(min(5.0, max(self.w.poll_interval, 1.0)))
-            return False, 0
+            try:
+                result = self._one_by_one(writes)
+            except StorageUnavailable as again:
+                return self._kept(batch, [], again)
         owned = dict(zip((id(e) for e in writes), result.owned, strict=True))
         fanouts: set[str] = set()
         announced: list[Ended] = []
@@ -196,6 +203,36 @@ class Dispatcher:
         if fanouts:
             self.decide(fanouts)
         return bool(batch) or bool(started), len(won)
+
+    def _kept(self, batch: list[Ended], started: list[tuple[str, int, float]], exc: StorageUnavailable) -> tuple[bool, int]:
+        log.warning("worker %s: database unavailable (%s); %d outcome(s) kept for retry", self.w.id, exc, len(batch))
+        self.retry_outcomes = batch
+        self.ex.started_held.extendleft(reversed(started))
+        self.w.pause_for(min(5.0, max(self.w.poll_interval, 1.0)))
+        return False, 0
+
+    def _one_by_one(self, writes: list[Ended]) -> RoundResult:
+        """Each outcome in a round of its own; one the database refuses even alone becomes a failure that
+        names why (`classify.unrecorded`), which is written instead."""
+        owned: list[bool] = []
+        failed: list[tuple[str, str | None]] = []
+        for e in writes:
+            for last in (False, True):
+                o = e.outcome
+                assert o is not None
+                if not self.w.persist_events:
+                    o = dataclasses.replace(o, event=None)
+                try:
+                    r = self.storage.cycle(self.w.id, [o], [], (), (), self.w.persist_events, False, self.rounds, False)
+                    break
+                except StorageRefused as exc:
+                    if last:
+                        raise
+                    log.error("worker %s: job %s: the database refused its outcome (%s)", self.w.id, o.job_id, exc)
+                    unrecorded(e, str(exc))
+            owned += r.owned
+            failed += r.failed
+        return RoundResult(owned, [], failed)
 
     def _account(self, e: Ended) -> None:
         if e.accounted or e.entry is None:
