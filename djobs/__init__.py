@@ -87,6 +87,7 @@ _EXPORTS: dict[str, str] = {
     "DeterminismError": "djobs.errors",
     "NotPaused": "djobs.errors",
     "StorageUnavailable": "djobs.errors",
+    "StorageRefused": "djobs.errors",
     "ConfigError": "djobs.errors",
     # retries and schedules
     "RetryConfig": "djobs.retry",
@@ -179,6 +180,7 @@ if TYPE_CHECKING:  # let type checkers and IDEs see the real names
         NotPaused,
         RetryAfter,
         SignalTimeout,
+        StorageRefused,
         StorageUnavailable,
         SubJobError,
         UnknownJobType,
