@@ -430,10 +430,10 @@ def _status(status: str | JobStatus | None) -> str | None:
     return status.value if isinstance(status, JobStatus) else status
 
 
-__all__ = ["Queue"]
-
-
 def _made(tpl: NewJob, args_json: str, unique: str | None, fanout_pos: int | None) -> NewJob:
     """A template's job with a fresh id and its own args, unique key and position (fields in order)."""
     return NewJob._make((new_id(), tpl.type, tpl.queue, args_json, *tpl[4:8], unique, tpl.parent_id, tpl.fanout_id,
                          fanout_pos, *tpl[12:]))  # fmt: skip
+
+
+__all__ = ["Queue"]
