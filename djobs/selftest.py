@@ -61,7 +61,10 @@ FANOUT_CASES = (
 )
 NON_TERMINAL = ("pending", "running", "waiting", "retrying", "paused")
 STOP_TIMEOUT = 45.0  # a worker drains for at most 30 s by default, then exits
-PG_RESTART = ["pg_ctlcluster", "--skip-systemctl-redirect", "{version}", "{cluster}", "restart"]
+PG_CTL = ["pg_ctlcluster", "--skip-systemctl-redirect", "{version}", "{cluster}"]
+#: How long pg_ctl may wait for the server to stop (its default, 60 s, is shorter than a busy server's
+#: shutdown checkpoint can take: a checkpoint syncing tens of thousands of files on a loaded machine).
+PG_STOP_WAIT = 300
 
 
 def _epoch(dt: Any) -> float | None:
@@ -88,11 +91,17 @@ def job_row(job: Any) -> JobRow:
 
 
 def restart_postgres() -> None:
+    """Restart the local Debian cluster (DJOBS_PG_CLUSTER, default "main"). If the restart fails, the server
+    is started again before the error is raised, so a failed restart never leaves it down."""
     version = sorted(os.listdir("/etc/postgresql"))[-1]
-    # The Debian cluster to restart: DJOBS_PG_CLUSTER (default "main").
     cluster = os.environ.get("DJOBS_PG_CLUSTER", "main")
-    cmd = [part.format(version=version, cluster=cluster) for part in PG_RESTART]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    ctl = [part.format(version=version, cluster=cluster) for part in PG_CTL]
+    try:
+        subprocess.run([*ctl, "restart", "--", "-t", str(PG_STOP_WAIT)], check=True, capture_output=True,
+                       timeout=PG_STOP_WAIT + 60)  # fmt: skip
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        subprocess.run([*ctl, "start"], check=False, capture_output=True, timeout=PG_STOP_WAIT + 60)
+        raise
 
 
 class _Run:

@@ -27,6 +27,7 @@ from dbsql import sql
 from worker_proc import WorkerProc
 
 import djobs
+from djobs.selftest import restart_postgres
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -305,11 +306,6 @@ def test_sigterm_releases_a_job_longer_than_the_drain_timeout(db_url: str, queue
 # -- PostgreSQL restart ---------------------------------------------------------------------------------------
 
 
-def _pg_cluster() -> tuple[str, str]:
-    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
-    return (versions[-1] if versions else "15"), os.environ.get("DJOBS_PG_CLUSTER", "main")
-
-
 @pytest.mark.skipif(
     os.environ.get("DJOBS_TEST_PG_RESTART") != "1",
     reason="restarts the shared PostgreSQL server: opt in with DJOBS_TEST_PG_RESTART=1",
@@ -327,9 +323,7 @@ def test_worker_recovers_by_itself_from_a_postgres_restart_mid_drain(pg_url: str
 
     done_before = len(ledger.records("end"))
     assert done_before < n, "the drain finished before the restart: nothing was tested"
-    version, cluster = _pg_cluster()
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "restart"], check=True,
-                   timeout=120, capture_output=True)
+    restart_postgres()
 
     def counts() -> dict[str, int] | None:
         try:
