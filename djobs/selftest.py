@@ -30,7 +30,6 @@ import functools
 import logging
 import os
 import random
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -39,7 +38,7 @@ from datetime import timedelta
 from typing import Any
 
 from djobs.proof import durable_time, invariants, misbehave
-from djobs.proof.dbutil import Throwaway, redact, throwaway
+from djobs.proof.dbutil import Throwaway, redact, restart_postgres, throwaway
 from djobs.proof.invariants import FanoutCase, Interruption, JobRow, Snapshot
 from djobs.proof.ledger import read_ledger
 from djobs.proof.limits import LIMITED_QUEUE, RUNNING_CAP, RunningSampler
@@ -61,10 +60,6 @@ FANOUT_CASES = (
 )
 NON_TERMINAL = ("pending", "running", "waiting", "retrying", "paused")
 STOP_TIMEOUT = 45.0  # a worker drains for at most 30 s by default, then exits
-PG_CTL = ["pg_ctlcluster", "--skip-systemctl-redirect", "{version}", "{cluster}"]
-#: How long pg_ctl may wait for the server to stop (its default, 60 s, is shorter than a busy server's
-#: shutdown checkpoint can take: a checkpoint syncing tens of thousands of files on a loaded machine).
-PG_STOP_WAIT = 300
 
 
 def _epoch(dt: Any) -> float | None:
@@ -88,20 +83,6 @@ def job_row(job: Any) -> JobRow:
         last_error=job.last_error,
         locked_by=getattr(job, "locked_by", None),
     )
-
-
-def restart_postgres() -> None:
-    """Restart the local Debian cluster (DJOBS_PG_CLUSTER, default "main"). If the restart fails, the server
-    is started again before the error is raised, so a failed restart never leaves it down."""
-    version = sorted(os.listdir("/etc/postgresql"))[-1]
-    cluster = os.environ.get("DJOBS_PG_CLUSTER", "main")
-    ctl = [part.format(version=version, cluster=cluster) for part in PG_CTL]
-    try:
-        subprocess.run([*ctl, "restart", "--", "-t", str(PG_STOP_WAIT)], check=True, capture_output=True,
-                       timeout=PG_STOP_WAIT + 60)  # fmt: skip
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-        subprocess.run([*ctl, "start"], check=False, capture_output=True, timeout=PG_STOP_WAIT + 60)
-        raise
 
 
 class _Run:

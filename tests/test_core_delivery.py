@@ -27,7 +27,7 @@ from dbsql import sql
 from worker_proc import WorkerProc
 
 import djobs
-from djobs.selftest import restart_postgres
+from djobs.proof.dbutil import restart_postgres
 
 pytestmark = pytest.mark.timeout(240)
 

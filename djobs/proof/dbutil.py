@@ -8,13 +8,15 @@
         db.path
 
 A PostgreSQL URL gets a fresh schema that is dropped on exit; any other URL (or none) gets a temp SQLite
-file in a temp directory, removed on exit unless `keep=True`.
+file in a temp directory, removed on exit unless `keep=True`. `restart_postgres()` restarts the local
+Debian cluster (`djobs selftest --db-restart`, the restart tests).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -99,3 +101,23 @@ def throwaway(url: str | None, prefix: str = "djobs_proof", keep: bool = False) 
     finally:
         if not keep:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+PG_CTL = ["pg_ctlcluster", "--skip-systemctl-redirect", "{version}", "{cluster}"]
+#: How long pg_ctl may wait for the server to stop (its default, 60 s, is shorter than a busy server's
+#: shutdown checkpoint can take: a checkpoint syncing tens of thousands of files on a loaded machine).
+PG_STOP_WAIT = 300
+
+
+def restart_postgres() -> None:
+    """Restart the local Debian cluster (DJOBS_PG_CLUSTER, default "main"). If the restart fails, the server
+    is started again before the error is raised, so a failed restart never leaves it down."""
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    cluster = os.environ.get("DJOBS_PG_CLUSTER", "main")
+    ctl = [part.format(version=version, cluster=cluster) for part in PG_CTL]
+    try:
+        subprocess.run([*ctl, "restart", "--", "-t", str(PG_STOP_WAIT)], check=True, capture_output=True,
+                       timeout=PG_STOP_WAIT + 60)  # fmt: skip
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        subprocess.run([*ctl, "start"], check=False, capture_output=True, timeout=PG_STOP_WAIT + 60)
+        raise
