@@ -145,7 +145,20 @@ async def _loaded(pilot: Any) -> None:
         await pilot.pause(0.02)
         if log.scroll_y >= log.max_scroll_y:
             break
-    await pilot.pause()
+    await _settled(pilot)
+
+
+async def _settled(pilot: Any) -> None:
+    """Until two screenshots 0.05 s apart agree: some parts repaint a few messages after the data is in
+    (the footer recomposes for the focused screen's keys, a scrollbar appears once the layout knows the
+    height), and on a loaded machine those messages can come after a single pause."""
+    last = None
+    for _ in range(100):
+        await pilot.pause(0.05)
+        shot = pilot.app.export_screenshot()
+        if shot == last:
+            return
+        last = shot
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -165,7 +178,7 @@ def test_detail_screen_of_a_fan_out_parent(frozen_app: Any, snap_compare: Any) -
             await pilot.pause(0.02)
         while len(app.screen.query_one("#detail-subjobs").root.children) < 3:
             await pilot.pause(0.02)
-        await pilot.pause()
+        await _settled(pilot)
 
     assert snap_compare(frozen_app, terminal_size=SIZE, run_before=open_parent)
 
@@ -179,7 +192,7 @@ def test_confirm_dialog(frozen_app: Any, snap_compare: Any) -> None:
         await pilot.press("c")
         while not isinstance(pilot.app.screen, ConfirmScreen):
             await pilot.pause(0.02)
-        await pilot.pause(0.2)  # the footer recomposes for the dialog's keys
+        await _settled(pilot)
 
     assert snap_compare(frozen_app, terminal_size=SIZE, run_before=ask)
 
@@ -195,6 +208,6 @@ def test_marked_jobs_and_the_bulk_confirmation(frozen_app: Any, snap_compare: An
         await pilot.press("t")
         while not isinstance(pilot.app.screen, ConfirmScreen):
             await pilot.pause(0.02)
-        await pilot.pause(0.2)  # the footer recomposes for the dialog's keys
+        await _settled(pilot)
 
     assert snap_compare(frozen_app, terminal_size=SIZE, run_before=mark_and_ask)
