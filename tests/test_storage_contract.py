@@ -17,6 +17,7 @@ import djobs
 from djobs.jobs import NewJob, Owner, PauseMode, decide, new_id
 from djobs.outcomes import ClaimRequest, Outcome, OutcomeKind
 from djobs.storage import PeeweeStorage
+from djobs.storage.schema import STATUS_INDEXES
 
 W1, W2 = "worker-one", "worker-two"
 
@@ -532,25 +533,55 @@ def _job_indexes(store: PeeweeStorage) -> set[str]:
     return {r[0] for r in sql(store, q).fetchall()}
 
 
-def test_a_database_of_schema_3_is_migrated_and_keeps_its_jobs(store: PeeweeStorage, db_url: str) -> None:
-    """Version 3 kept two indexes of finished jobs; opening it with this djobs leaves one, rows intact."""
-    store.insert_jobs([new(), new()])
+#: What schema 4 had in place of SQLite's partial indexes over statuses (and still has on PostgreSQL): the
+#: same keys, with `status IN (…)` predicates.
+_SCHEMA_4_INDEXES = (
+    "CREATE INDEX djobs_jobs_claim2 ON djobs_jobs (queue, priority DESC, run_at, id) "
+    "WHERE status IN ('pending','retrying','waiting')",
+    "CREATE UNIQUE INDEX djobs_jobs_unique_active ON djobs_jobs (unique_key) "
+    "WHERE unique_key IS NOT NULL AND status NOT IN ('completed','failed','cancelled')",
+    "CREATE INDEX djobs_jobs_keyed ON djobs_jobs (queue, job_key, priority DESC, run_at, id) "
+    "WHERE job_key IS NOT NULL AND status IN ('pending','retrying','waiting')",
+)
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_an_older_schema_is_migrated_and_keeps_its_jobs(store: PeeweeStorage, db_url: str, version: int) -> None:
+    """Version 3 kept two indexes of finished jobs, version 4 wrote the statuses of SQLite's partial indexes as
+    IN lists; opening either with this djobs leaves today's indexes only, rows and unique keys intact."""
+    current = {names[1 - store.is_pg] for names in STATUS_INDEXES.values()}
+    store.insert_jobs([new(), new(), new(unique_key="held")])
     c = claim(store, n=1)[0]
     store.cycle(W1, [Outcome(OutcomeKind.COMPLETE, c.job.id, 1, result_json="1")], [])
+    old = [*_SCHEMA_4_INDEXES]
+    if version == 3:
+        old += [
+            "CREATE INDEX djobs_jobs_finished ON djobs_jobs (status, completed_at) WHERE status IN ('completed','failed','cancelled')",
+            "CREATE INDEX djobs_jobs_done ON djobs_jobs (completed_at, queue) WHERE status = 'completed'",
+        ]
+    else:
+        old.append(
+            "CREATE INDEX djobs_jobs_finished2 ON djobs_jobs (status, completed_at, queue) "
+            "WHERE status IN ('completed','failed','cancelled')"
+        )
     for stmt in (
-        "DROP INDEX djobs_jobs_finished2",
-        "CREATE INDEX djobs_jobs_finished ON djobs_jobs (status, completed_at) WHERE status IN ('completed','failed','cancelled')",
-        "CREATE INDEX djobs_jobs_done ON djobs_jobs (completed_at, queue) WHERE status = 'completed'",
-        "UPDATE djobs_meta SET value = '3' WHERE \"key\" = 'schema_version'",
+        *(f"DROP INDEX {name}" for name in sorted(current)),
+        *old,
+        f"UPDATE djobs_meta SET value = '{version}' WHERE \"key\" = 'schema_version'",
     ):
         sql(store, stmt)
     again = djobs.connect(db_url)
     try:
-        assert again.count_jobs(status="completed") == 1 and again.count_jobs(status="pending") == 1
+        assert again.count_jobs(status="completed") == 1 and again.count_jobs(status="pending") == 2
         indexes = _job_indexes(again)
-        assert "djobs_jobs_finished2" in indexes and not {"djobs_jobs_finished", "djobs_jobs_done"} & indexes
+        gone = {"djobs_jobs_finished", "djobs_jobs_done"}
+        if not store.is_pg:
+            gone |= {names[0] for names in STATUS_INDEXES.values()}
+        assert current <= indexes and not gone & indexes
         (stats,) = again.queue_stats()
-        assert stats.completed_last_minute == 1 and stats.counts == {"completed": 1, "pending": 1}
+        assert stats.completed_last_minute == 1 and stats.counts == {"completed": 1, "pending": 2}
+        with pytest.raises(djobs.DuplicateJob):
+            again.insert_jobs([new(unique_key="held")])
     finally:
         again.close()
 

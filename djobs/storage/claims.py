@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from djobs.jobs import MAX_REFUNDS
 from djobs.storage import records
 from djobs.storage.base import Row, StorageBase
-from djobs.storage.dialect import CLAIMABLE, COL, OWNED
+from djobs.storage.dialect import COL, IS_CLAIMABLE, OWNED
 from djobs.storage.errors import operation
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ _D = "DOUBLE PRECISION"
 #: A prefetched claim whose start is not yet recorded: (job id, attempt, monotonic time it started).
 StartedHeld = tuple[str, int, float]
 _PICK = (
-    f"SELECT id FROM djobs_jobs WHERE queue = ? AND status IN {CLAIMABLE} AND run_at <= {{now}} AND type IN ({{types}}) "
+    f"SELECT id FROM djobs_jobs WHERE queue = ? AND {IS_CLAIMABLE} AND run_at <= {{now}} AND type IN ({{types}}) "
     "AND NOT EXISTS (SELECT 1 FROM djobs_queues q WHERE q.name = ? AND (q.paused = 1 OR q.limited = 1)) "
     "AND NOT EXISTS (SELECT 1 FROM djobs_workers w WHERE w.id = ? AND w.paused = 1) "
     "ORDER BY priority DESC, run_at, id LIMIT ?"
@@ -292,7 +292,7 @@ class ClaimOps(StorageBase):
             return None
         row = self._ex(
             f"SELECT MIN(run_at) FROM djobs_jobs WHERE queue IN ({self.dialect.marks(len(queues))}) "
-            f"AND status IN {CLAIMABLE}",
+            f"AND {IS_CLAIMABLE}",
             queues,
         ).fetchone()
         return None if row[0] is None else float(row[0])

@@ -30,13 +30,27 @@ def sql_list(values: tuple[str, ...]) -> str:
 
 
 TERMINAL = sql_list(TERMINAL_VALUES)
-#: Said beside `status = 'failed'` (or 'completed') so SQLite may use the index of finished jobs: its planner
-#: proves a partial index's `status IN (…)` only from that same term, not from one status (PostgreSQL can).
-FINISHED = f"status IN {TERMINAL}"
+
+
+def status_is(values: tuple[str, ...]) -> str:
+    """`status` is one of `values`, as comparisons joined by OR rather than `status IN (…)`. SQLite's partial
+    indexes say their statuses so: SQLite evaluates an IN list in an index's WHERE far more slowly than ORed
+    comparisons, on every row a statement writes (measured: 1.7 µs more per single-row insert and index; a
+    batch insert of no-op jobs 5.6 -> 4.8 µs a job). Queries say the same term, so either backend's planner
+    can prove a partial index usable (SQLite proves it from that term or one of its comparisons)."""
+    return "(" + " OR ".join(f"status = '{v}'" for v in values) + ")"
+
+
+#: Finished jobs: the predicate of their index. A statement naming one finished status may use that index
+#: on both backends (a comparison implies the OR it is part of).
+FINISHED = status_is(TERMINAL_VALUES)
 ACTIVE = sql_list(ACTIVE_VALUES)
 #: What a claim takes once due: pending and retrying jobs, and waiting jobs whose timer is due (sleepers,
 #: signal waits past their timeout). Waiting jobs with nothing to wake them keep `run_at` at WAIT_FOREVER.
-CLAIMABLE = "('pending','retrying','waiting')"
+CLAIMABLE_VALUES = ("pending", "retrying", "waiting")
+IS_CLAIMABLE = status_is(CLAIMABLE_VALUES)
+#: The same, as PostgreSQL's partial indexes say it (see `schema.STATUS_INDEXES`).
+IN_CLAIMABLE = f"status IN {sql_list(CLAIMABLE_VALUES)}"
 #: `run_at` of a waiting job that only an event wakes (a fan-out's decision, a signal with no timeout):
 #: 9999-12-31T23:59:59Z, past any time a user may give (`at` is validated to year 9999).
 WAIT_FOREVER = 253402300799.0

@@ -11,7 +11,6 @@ from typing import Any
 
 from djobs.errors import DuplicateJob
 from djobs.jobs import Retention
-from djobs.storage.dialect import FINISHED
 from djobs.storage.errors import operation
 from djobs.storage.jobs import EXPIRED, RETRY_SET, JobOps
 
@@ -31,7 +30,7 @@ class FlowOps(JobOps):
     ) -> int:
         """Retry every failed job matching the filters (failed at or after epoch `since`), `batch` per
         transaction; how many were requeued. A job whose unique key another job holds now stays failed."""
-        where = f"status = 'failed' AND {FINISHED}"
+        where = "status = 'failed'"
         params: list[Any] = []
         for col, val in (("queue", queue), ("type", type)):
             if val is not None:

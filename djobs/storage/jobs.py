@@ -11,7 +11,7 @@ from djobs.errors import DuplicateJob
 from djobs.jobs import TERMINAL_VALUES, Job, NewJob
 from djobs.storage import records
 from djobs.storage.base import StorageBase
-from djobs.storage.dialect import FINISHED, TERMINAL, Dialect
+from djobs.storage.dialect import TERMINAL, Dialect
 from djobs.storage.errors import is_unique_violation, operation
 
 if TYPE_CHECKING:
@@ -359,7 +359,6 @@ class JobOps(StorageBase):
     ) -> list[Job]:
         """Failed jobs, newest failure first."""
         where, params = self._filters("failed", queue, type, None)
-        where += f" AND {FINISHED}"
         if since is not None:
             where += " AND completed_at >= ?"
             params.append(since)

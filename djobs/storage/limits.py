@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from djobs import validate
 from djobs.jobs import Limits, Rate
 from djobs.storage.base import Row, StorageBase
-from djobs.storage.dialect import CLAIMABLE, COL
+from djobs.storage.dialect import COL, IS_CLAIMABLE
 from djobs.storage.errors import operation
 
 if TYPE_CHECKING:
@@ -40,14 +40,14 @@ _RUNNING = "SELECT COUNT(*) FROM djobs_jobs WHERE queue = ? AND status = 'runnin
 # Due keys of a queue (NULL for jobs without one). Finding them reads every due job of the queue, so a
 # claim reuses the list for KEYS_TTL seconds; what decides how many each key may take (running counts,
 # buckets) is read fresh in every claim.
-_DUE_KEYS = f"SELECT DISTINCT job_key FROM djobs_jobs WHERE queue = ? AND status IN {CLAIMABLE} AND run_at <= {{now}} LIMIT ?"
+_DUE_KEYS = f"SELECT DISTINCT job_key FROM djobs_jobs WHERE queue = ? AND {IS_CLAIMABLE} AND run_at <= {{now}} LIMIT ?"
 _KEY_RUNNING = (
     "SELECT job_key, COUNT(*) FROM djobs_jobs WHERE queue = ? AND status = 'running' AND job_key IS NOT NULL "
     "GROUP BY job_key"
 )
 # The pick of a limited claim: as the unlimited one, without skipping limited queues, optionally one key.
 _PICK = (
-    f"SELECT id FROM djobs_jobs WHERE queue = ? AND status IN {CLAIMABLE} AND run_at <= {{now}} AND type IN ({{types}}) "
+    f"SELECT id FROM djobs_jobs WHERE queue = ? AND {IS_CLAIMABLE} AND run_at <= {{now}} AND type IN ({{types}}) "
     "{key}AND NOT EXISTS (SELECT 1 FROM djobs_workers w WHERE w.id = ? AND w.paused = 1) "
     "ORDER BY priority DESC, run_at, id LIMIT ?"
 )
@@ -360,7 +360,7 @@ class LimitOps(StorageBase):
         sql = self._statements.get(name)
         if sql is None:
             arm = (
-                f"SELECT id FROM (SELECT id FROM djobs_jobs WHERE queue = ? AND job_key = ? AND status IN {CLAIMABLE} "
+                f"SELECT id FROM (SELECT id FROM djobs_jobs WHERE queue = ? AND job_key = ? AND {IS_CLAIMABLE} "
                 f"AND run_at <= {{now}} AND type IN ({self.dialect.marks(len(req.types))}) "
                 "ORDER BY priority DESC, run_at, id LIMIT ?)"
             )
@@ -392,7 +392,7 @@ class LimitOps(StorageBase):
             )
             claim = (
                 "WITH c AS MATERIALIZED (SELECT p.id FROM unnest(?::text[], ?::int[]) AS v(k, n) CROSS JOIN LATERAL "
-                f"(SELECT id FROM djobs_jobs WHERE queue = ? AND job_key = v.k AND status IN {CLAIMABLE} "
+                f"(SELECT id FROM djobs_jobs WHERE queue = ? AND job_key = v.k AND {IS_CLAIMABLE} "
                 f"AND run_at <= {{now}} AND type IN ({self.dialect.marks(len(req.types))}) AND NOT EXISTS "
                 "(SELECT 1 FROM djobs_workers w WHERE w.id = ? AND w.paused = 1) ORDER BY priority DESC, run_at, id "
                 "LIMIT v.n FOR UPDATE SKIP LOCKED) p) "
@@ -428,7 +428,7 @@ class LimitOps(StorageBase):
         out["running"] = int(self._ex(_RUNNING, (queue,)).fetchone()[0])
         out["due"] = int(
             self._ex(
-                f"SELECT COUNT(*) FROM djobs_jobs WHERE queue = ? AND status IN {CLAIMABLE} AND run_at <= {{now}}",
+                f"SELECT COUNT(*) FROM djobs_jobs WHERE queue = ? AND {IS_CLAIMABLE} AND run_at <= {{now}}",
                 (queue,),
             ).fetchone()[0]
         )
@@ -442,7 +442,7 @@ class LimitOps(StorageBase):
             )
             out["key_due"] = int(
                 self._ex(
-                    f"SELECT COUNT(*) FROM djobs_jobs WHERE queue = ? AND job_key = ? AND status IN {CLAIMABLE} "
+                    f"SELECT COUNT(*) FROM djobs_jobs WHERE queue = ? AND job_key = ? AND {IS_CLAIMABLE} "
                     "AND run_at <= {now}",
                     (queue, key),
                 ).fetchone()[0]
@@ -469,7 +469,7 @@ class LimitOps(StorageBase):
             out["rate"] = due
         if lim.key_running is not None or lim.key_rate is not None:
             rows = self._ex(
-                f"SELECT job_key, COUNT(*) FROM djobs_jobs WHERE queue = ? AND status IN {CLAIMABLE} AND run_at <= {{now}} "
+                f"SELECT job_key, COUNT(*) FROM djobs_jobs WHERE queue = ? AND {IS_CLAIMABLE} AND run_at <= {{now}} "
                 f"AND job_key IS NOT NULL GROUP BY job_key LIMIT {MAX_KEYS}",
                 (queue,),
             ).fetchall()

@@ -16,9 +16,9 @@ from typing import Any
 
 import peewee as pw
 
-from djobs.storage.dialect import CLAIMABLE, TERMINAL
+from djobs.storage.dialect import FINISHED, IN_CLAIMABLE, IS_CLAIMABLE, TERMINAL
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def make_models(db: pw.Database) -> SimpleNamespace:
@@ -251,16 +251,32 @@ def make_models(db: pw.Database) -> SimpleNamespace:
     )
 
 
+#: The partial indexes over statuses: (PostgreSQL's name, SQLite's name). SQLite's say their statuses as ORed
+#: comparisons (`status_is`, which says why); PostgreSQL's keep the IN lists they were built with: it evaluates
+#: those as cheaply and proves them from the same ORs in the queries, so rebuilding its indexes on upgrade
+#: (the jobs table locked against writes while every finished job is indexed again) would buy nothing.
+STATUS_INDEXES = {
+    "claim": ("djobs_jobs_claim2", "djobs_jobs_claim3"),
+    "unique": ("djobs_jobs_unique_active", "djobs_jobs_unique_held"),
+    "keyed": ("djobs_jobs_keyed", "djobs_jobs_keyed2"),
+    "finished": ("djobs_jobs_finished2", "djobs_jobs_finished3"),
+}
+
+
 def extra_ddl(is_pg: bool) -> list[str]:
     """Indexes Peewee's model DDL cannot express portably (partial indexes) and the wake-up trigger."""
+    ix = {kind: names[0] if is_pg else names[1] for kind, names in STATUS_INDEXES.items()}
+    if is_pg:
+        claimable, finished, held = IN_CLAIMABLE, f"status IN {TERMINAL}", f"status NOT IN {TERMINAL}"
+    else:
+        claimable, finished, held = IS_CLAIMABLE, FINISHED, f"NOT {FINISHED}"
     stmts = [
         # The claim's index: only claimable rows, in claim order.
+        f"CREATE INDEX IF NOT EXISTS {ix['claim']} ON djobs_jobs (queue, priority DESC, run_at, id) WHERE {claimable}",
         "DROP INDEX IF EXISTS djobs_jobs_claim",
-        "CREATE INDEX IF NOT EXISTS djobs_jobs_claim2 ON djobs_jobs (queue, priority DESC, run_at, id) "
-        f"WHERE status IN {CLAIMABLE}",
         # A unique key is held only while the job is not terminal: race-safe, no check-then-insert.
-        "CREATE UNIQUE INDEX IF NOT EXISTS djobs_jobs_unique_active ON djobs_jobs (unique_key) "
-        f"WHERE unique_key IS NOT NULL AND status NOT IN {TERMINAL}",
+        f"CREATE UNIQUE INDEX IF NOT EXISTS {ix['unique']} ON djobs_jobs (unique_key) "
+        f"WHERE unique_key IS NOT NULL AND {held}",
         # Idempotency windows: keys held past the end of their job.
         "CREATE INDEX IF NOT EXISTS djobs_jobs_unique_window ON djobs_jobs (unique_key, unique_until) "
         "WHERE unique_until IS NOT NULL",
@@ -268,14 +284,13 @@ def extra_ddl(is_pg: bool) -> list[str]:
         # Fleet-wide `running` and `key_running` caps count these.
         "CREATE INDEX IF NOT EXISTS djobs_jobs_running_queue ON djobs_jobs (queue, job_key) WHERE status = 'running'",
         # Per-key limits pick each key's next jobs; jobs without a key cost this index nothing.
-        "CREATE INDEX IF NOT EXISTS djobs_jobs_keyed ON djobs_jobs (queue, job_key, priority DESC, run_at, id) "
-        f"WHERE job_key IS NOT NULL AND status IN {CLAIMABLE}",
+        f"CREATE INDEX IF NOT EXISTS {ix['keyed']} ON djobs_jobs (queue, job_key, priority DESC, run_at, id) "
+        f"WHERE job_key IS NOT NULL AND {claimable}",
         # Dead letters, newest first; retention of finished jobs; the last minute's throughput by queue (the
         # dashboard reads it every second). One index for the three: each completion maintains one, not two.
+        f"CREATE INDEX IF NOT EXISTS {ix['finished']} ON djobs_jobs (status, completed_at, queue) WHERE {finished}",
         "DROP INDEX IF EXISTS djobs_jobs_finished",
         "DROP INDEX IF EXISTS djobs_jobs_done",
-        "CREATE INDEX IF NOT EXISTS djobs_jobs_finished2 ON djobs_jobs (status, completed_at, queue) "
-        f"WHERE status IN {TERMINAL}",
         # Listings are newest first by id (ids are time-ordered): no index on created_at to keep up per insert.
         "DROP INDEX IF EXISTS djobs_jobs_created",
         # Counts by queue and status (inspect, the dashboard) read this index alone.
@@ -284,6 +299,8 @@ def extra_ddl(is_pg: bool) -> list[str]:
         "CREATE INDEX IF NOT EXISTS djobs_jobs_parent ON djobs_jobs (parent_id) WHERE parent_id IS NOT NULL",
         "CREATE INDEX IF NOT EXISTS djobs_jobs_fanout ON djobs_jobs (fanout_id) WHERE fanout_id IS NOT NULL",
     ]
+    if not is_pg:  # the versions that said IN, once the new ones exist
+        stmts += [f"DROP INDEX IF EXISTS {names[0]}" for names in STATUS_INDEXES.values()]
     if is_pg:
         stmts += [
             "CREATE OR REPLACE FUNCTION djobs_notify_wake() RETURNS trigger AS $$ "

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 from djobs.storage import records
 from djobs.storage.base import StorageBase
-from djobs.storage.dialect import FINISHED
 from djobs.storage.errors import operation
 
 if TYPE_CHECKING:
@@ -24,7 +23,7 @@ class StatsOps(StorageBase):
         recent = {
             q: int(n)
             for q, n in self._ex(
-                f"SELECT queue, COUNT(*) FROM djobs_jobs WHERE {FINISHED} AND status = 'completed' AND completed_at >= {{now}} - 60 "
+                "SELECT queue, COUNT(*) FROM djobs_jobs WHERE status = 'completed' AND completed_at >= {now} - 60 "
                 "GROUP BY queue"
             )
         }
