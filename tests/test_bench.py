@@ -76,6 +76,18 @@ def test_ratio_and_reading_from_given_numbers() -> None:
     assert percentile([1.0, 2.0, 3.0, 4.0], 99) == 4.0
 
 
+def test_the_printed_report_says_how_busy_the_machine_was() -> None:
+    from rich.console import Console
+
+    from djobs.proof.report import print_bench
+
+    report = BenchReport([BenchRow("sqlite", "end-to-end, 1 process", "jobs/s", 5000.0, 10000.0)], params={})
+    report.env.update(load_average_at_start=0.25, load_average_at_end=1.5, cpus=2)
+    console = Console(record=True, width=120)
+    print_bench(report, console)
+    assert "load average 0.25 → 1.5 on 2 CPUs" in console.export_text()
+
+
 def test_bench_command_json_and_bad_backend() -> None:
     from djobs.cli.app import app
 

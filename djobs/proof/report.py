@@ -151,6 +151,9 @@ def print_bench(report: BenchReport, console: Any, errors: Any | None = None) ->
     for note in bench_notes(report):
         console.print(f"  {note}", style="dim")
     console.print(report.reading)
+    start, end = report.env.get("load_average_at_start"), report.env.get("load_average_at_end")
+    if start is not None and end is not None:
+        console.print(f"load average {start} → {end} on {report.env.get('cpus', '?')} CPUs", style="dim")
     for e in report.errors:
         (errors or console).print(f"[red]error:[/] {e}")
 
