@@ -96,3 +96,25 @@ def test_claims_retries_and_listings_read_the_partial_indexes(
         assert STATUS_INDEXES[kind][1 - store.is_pg] in plans, plans
         assert not _scans_the_table(plans, store.is_pg), plans
     assert store.count_jobs(status="pending") == 30 - 10 + 5 + 9 - 6
+
+
+def test_a_duplicate_unique_key_finds_its_holder_through_the_indexes(
+    store: PeeweeStorage, recorded: list[tuple[str, Any]]
+) -> None:
+    """Every refused duplicate looks up the job holding its key: on a big table that must be two index
+    reads (the active holders', the idempotency windows'), not a scan."""
+    store.insert_jobs(_jobs(20))
+    held = NewJob(new_id(), "t", "default", "{}", 0, 0, unique_key="held")  # active: the unique index refuses
+    store.insert_jobs([held])
+
+    def duplicate() -> None:
+        with pytest.raises(djobs.DuplicateJob) as err:
+            store.insert_jobs([NewJob(new_id(), "t", "default", "{}", 0, 0, unique_key="held")])
+        assert err.value.existing_id == held.id
+
+    for op in (duplicate, lambda: store.key_holder("held")):
+        plans = _plans(store, recorded, op)
+        assert STATUS_INDEXES["unique"][1 - store.is_pg] in plans and "djobs_jobs_unique_window" in plans, plans
+        assert not _scans_the_table(plans, store.is_pg), plans
+    assert store.key_holder("held") == held.id and store.key_holder("free") is None
+

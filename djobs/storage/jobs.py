@@ -11,7 +11,7 @@ from djobs.errors import DuplicateJob
 from djobs.jobs import TERMINAL_VALUES, Job, NewJob
 from djobs.storage import records
 from djobs.storage.base import StorageBase
-from djobs.storage.dialect import TERMINAL, Dialect
+from djobs.storage.dialect import FINISHED, TERMINAL, Dialect
 from djobs.storage.errors import is_unique_violation, operation
 
 if TYPE_CHECKING:
@@ -168,10 +168,14 @@ class JobOps(StorageBase):
     def _key_holder(self, keys: list[str]) -> tuple[str, str] | None:
         if not keys:
             return None
+        # Two arms, each read from its own partial index (the active holders', the windows'): one WHERE with
+        # an OR of the two made SQLite scan the whole table on every duplicate.
+        marks = self.dialect.marks(len(keys))
         row = self._ex(
-            f"SELECT unique_key, id FROM djobs_jobs WHERE unique_key IN ({self.dialect.marks(len(keys))}) "
-            f"AND (status NOT IN {TERMINAL} OR unique_until > {{now}})",
-            keys,
+            f"SELECT unique_key, id FROM djobs_jobs WHERE unique_key IN ({marks}) AND unique_key IS NOT NULL "
+            f"AND NOT {FINISHED} UNION ALL "
+            f"SELECT unique_key, id FROM djobs_jobs WHERE unique_key IN ({marks}) AND unique_until > {{now}} LIMIT 1",
+            [*keys, *keys],
         ).fetchone()
         return (row[0], row[1]) if row else None
 
