@@ -10,6 +10,7 @@ statement may scan the jobs table.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -55,7 +56,7 @@ def _plans(store: PeeweeStorage, sent: list[tuple[str, Any]], op: Callable[[], A
     """The plans of the statements `op` sends that read or change job rows, one after another."""
     start = len(sent)
     op()
-    statements = [(sql, params) for sql, params in sent[start:] if "djobs_jobs" in sql]
+    statements = [(sql, params) for sql, params in sent[start:] if "djobs_" in sql]
     assert statements
     return "\n\n".join(f"{sql}\n{_plan(store, sql, params)}" for sql, params in statements)
 
@@ -117,4 +118,29 @@ def test_a_duplicate_unique_key_finds_its_holder_through_the_indexes(
         assert STATUS_INDEXES["unique"][1 - store.is_pg] in plans and "djobs_jobs_unique_window" in plans, plans
         assert not _scans_the_table(plans, store.is_pg), plans
     assert store.key_holder("held") == held.id and store.key_holder("free") is None
+
+
+def test_the_leaders_upkeep_reads_indexes_only(store: PeeweeStorage, recorded: list[tuple[str, Any]]) -> None:
+    """What the leader runs every few seconds or minutes on tables that only grow (finished jobs, events,
+    fan-outs) must not read them whole, least of all when there is nothing to do."""
+    from djobs.jobs import PauseMode, Retention
+
+    store.insert_jobs(_jobs(20))
+    claimed = store.cycle("w1", [], [ClaimRequest("default", ("t",), 10, False)]).claims
+    store.cycle("w1", [Outcome(OutcomeKind.COMPLETE, c.job.id, c.job.attempt, result_json="1") for c in claimed], [])
+    pending = [j.id for j in store.list_jobs(status="pending")]
+    assert store.pause_job(pending[0], PauseMode.GRACEFUL, "hold")[0]
+    expected = [
+        (lambda: store.apply_retention(Retention(completed=3600.0, failed=3600.0, cancelled=3600.0)), "djobs_jobs_finished"),
+        (lambda: store.purge(("completed", "cancelled"), 3600.0), "djobs_jobs_finished"),
+        (lambda: store.trim_events(3600.0, 1_000_000), "djobs_events"),
+        (lambda: store.fanouts_due(), "djobs_fanouts_open"),
+        (lambda: store.paused_jobs(), "djobs_jobs_paused"),
+    ]
+    for op, index in expected:
+        plans = _plans(store, recorded, op)
+        assert index in plans, plans
+        assert not _scans_the_table(plans, store.is_pg), plans
+        assert not re.search(r"^SCAN (djobs_events|djobs_fanouts|f)$|Seq Scan on djobs_(events|fanouts)", plans, re.M), plans
+    assert store.count_jobs(status="completed") == 10 and [j.id for j in store.paused_jobs()] == pending[:1]
 

@@ -62,10 +62,13 @@ class EventOps(StorageBase):
         floor = top - max_rows if max_rows > 0 else 0
         while True:
             with self.tx():
+                # Two arms, each read in its index's order and bounded by the batch: one WHERE with an OR,
+                # ordered by id, read the whole table whenever nothing was old enough.
                 n = self._ex(
-                    "DELETE FROM djobs_events WHERE id IN (SELECT id FROM djobs_events WHERE id <= ? OR "
-                    "ts < {now} - CAST(? AS DOUBLE PRECISION) ORDER BY id LIMIT ?)",
-                    (floor, max_age, batch),
+                    "DELETE FROM djobs_events WHERE id IN (SELECT id FROM (SELECT id FROM djobs_events WHERE "
+                    "id <= ? ORDER BY id LIMIT ?) AS a UNION SELECT id FROM (SELECT id FROM djobs_events WHERE "
+                    "ts < {now} - CAST(? AS DOUBLE PRECISION) ORDER BY ts LIMIT ?) AS b)",
+                    (floor, batch, max_age, batch),
                 ).rowcount
             total += int(n)
             if n < batch:
