@@ -27,6 +27,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from djobs.proof.dbutil import throwaway
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -70,26 +72,20 @@ def _record(backend: str, keyword: str | None, out: str) -> None:
     subprocess.run(cmd, cwd=ROOT, env=env, check=False, stdout=subprocess.DEVNULL)
 
 
-def _explainer(backend: str, pg_url: str, tmp: str) -> Any:
+def _explainer(db: Any) -> Any:
+    """How the planner of `db` (a fresh djobs schema, `throwaway`) would run a statement."""
     import djobs
 
-    if backend == "sqlite":
+    djobs.connect(db.url).close()
+    if db.backend == "sqlite":
         import sqlite3
 
-        path = os.path.join(tmp, "plans.db")
-        djobs.connect(f"sqlite:///{path}").close()
-        conn = sqlite3.connect(path)
+        conn = sqlite3.connect(db.path)
         return lambda sql, params: [r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()]
     import psycopg
 
-    from djobs.proof.dbutil import fresh_url
-
-    url, _ = fresh_url("postgres", pg_url, Path(tmp), "plan_audit")
-    djobs.connect(url).close()
-    pg = psycopg.connect(pg_url, autocommit=True)
-    schema = re.search(r"schema=(\w+)", url)
-    assert schema is not None
-    pg.execute(f"SET search_path = {schema.group(1)}")
+    pg = psycopg.connect(db.dsn, autocommit=True)
+    pg.execute(f"SET search_path = {db.schema}")
     pg.execute("SET enable_seqscan = off")
 
     def explain(sql: str, params: list[Any]) -> list[str]:
@@ -127,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
                 key = _fold(sql)
                 counts[key] += 1
                 example.setdefault(key, (sql, params))
-        explain = _explainer(opts.backend, opts.pg_url, tmp)
-        found = []
+    found = []
+    with throwaway(opts.pg_url if opts.backend == "postgres" else None, prefix="plan_audit") as db:
+        explain = _explainer(db)
         for key, (sql, params) in example.items():
             try:
                 tables = _whole_tables(opts.backend, explain(sql, params))

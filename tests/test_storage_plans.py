@@ -5,12 +5,11 @@ predicate, which SQLite does from the same term (or one of its comparisons) and 
 saying its statuses as `status IN (…)` against SQLite's ORed predicate would sort the whole queue instead of
 reading the index in order. These tests run the operations for real, record the statements they send, and
 ask each backend's planner how it would run them: each operation must read the index made for it, and no
-statement may scan the jobs table.
+statement may read a growing table (jobs, events, fan-outs) whole.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -53,7 +52,7 @@ def _jobs(n: int, queue: str = "default", keys: int = 0) -> list[NewJob]:
 
 
 def _plans(store: PeeweeStorage, sent: list[tuple[str, Any]], op: Callable[[], Any]) -> str:
-    """The plans of the statements `op` sends that read or change job rows, one after another."""
+    """The plans of the statements `op` sends to djobs's tables, one after another."""
     start = len(sent)
     op()
     statements = [(sql, params) for sql, params in sent[start:] if "djobs_" in sql]
@@ -61,12 +60,16 @@ def _plans(store: PeeweeStorage, sent: list[tuple[str, Any]], op: Callable[[], A
     return "\n\n".join(f"{sql}\n{_plan(store, sql, params)}" for sql, params in statements)
 
 
-def _scans_the_table(plans: str, is_pg: bool) -> bool:
-    """Whether a plan reads every job row: a sequential scan on PostgreSQL, a SCAN of the table itself on
-    SQLite (a SCAN of an index names it)."""
+#: Tables that grow with use: reading one whole is what these tests refuse.
+GROWING = ("djobs_jobs", "djobs_events", "djobs_fanouts")
+
+
+def _reads_a_table_whole(plans: str, is_pg: bool) -> bool:
+    """A sequential scan of a growing table on PostgreSQL, a SCAN of the table itself on SQLite (a SCAN of
+    an index names it)."""
     if is_pg:
-        return "Seq Scan on djobs_jobs" in plans
-    return any(line.strip() == "SCAN djobs_jobs" for line in plans.splitlines())
+        return any(f"Seq Scan on {table}" in plans for table in GROWING)
+    return any(line.strip() in {f"SCAN {table}" for table in GROWING} for line in plans.splitlines())
 
 
 def test_claims_retries_and_listings_read_the_partial_indexes(
@@ -95,7 +98,7 @@ def test_claims_retries_and_listings_read_the_partial_indexes(
     for op, kind in expected:
         plans = _plans(store, recorded, op)
         assert STATUS_INDEXES[kind][1 - store.is_pg] in plans, plans
-        assert not _scans_the_table(plans, store.is_pg), plans
+        assert not _reads_a_table_whole(plans, store.is_pg), plans
     assert store.count_jobs(status="pending") == 30 - 10 + 5 + 9 - 6
 
 
@@ -116,7 +119,7 @@ def test_a_duplicate_unique_key_finds_its_holder_through_the_indexes(
     for op in (duplicate, lambda: store.key_holder("held")):
         plans = _plans(store, recorded, op)
         assert STATUS_INDEXES["unique"][1 - store.is_pg] in plans and "djobs_jobs_unique_window" in plans, plans
-        assert not _scans_the_table(plans, store.is_pg), plans
+        assert not _reads_a_table_whole(plans, store.is_pg), plans
     assert store.key_holder("held") == held.id and store.key_holder("free") is None
 
 
@@ -133,14 +136,13 @@ def test_the_leaders_upkeep_reads_indexes_only(store: PeeweeStorage, recorded: l
     expected = [
         (lambda: store.apply_retention(Retention(completed=3600.0, failed=3600.0, cancelled=3600.0)), "djobs_jobs_finished"),
         (lambda: store.purge(("completed", "cancelled"), 3600.0), "djobs_jobs_finished"),
-        (lambda: store.trim_events(3600.0, 1_000_000), "djobs_events"),
+        (lambda: store.trim_events(3600.0, 1_000_000), "djobs_events_ts"),
         (lambda: store.fanouts_due(), "djobs_fanouts_open"),
         (lambda: store.paused_jobs(), "djobs_jobs_paused"),
     ]
     for op, index in expected:
         plans = _plans(store, recorded, op)
         assert index in plans, plans
-        assert not _scans_the_table(plans, store.is_pg), plans
-        assert not re.search(r"^SCAN (djobs_events|djobs_fanouts|f)$|Seq Scan on djobs_(events|fanouts)", plans, re.M), plans
+        assert not _reads_a_table_whole(plans, store.is_pg), plans
     assert store.count_jobs(status="completed") == 10 and [j.id for j in store.paused_jobs()] == pending[:1]
 

@@ -49,8 +49,6 @@ ACTIVE = sql_list(ACTIVE_VALUES)
 #: signal waits past their timeout). Waiting jobs with nothing to wake them keep `run_at` at WAIT_FOREVER.
 CLAIMABLE_VALUES = ("pending", "retrying", "waiting")
 IS_CLAIMABLE = status_is(CLAIMABLE_VALUES)
-#: The same, as PostgreSQL's partial indexes say it (see `schema.STATUS_INDEXES`).
-IN_CLAIMABLE = f"status IN {sql_list(CLAIMABLE_VALUES)}"
 #: `run_at` of a waiting job that only an event wakes (a fan-out's decision, a signal with no timeout):
 #: 9999-12-31T23:59:59Z, past any time a user may give (`at` is validated to year 9999).
 WAIT_FOREVER = 253402300799.0

@@ -16,7 +16,7 @@ from typing import Any
 
 import peewee as pw
 
-from djobs.storage.dialect import FINISHED, IN_CLAIMABLE, IS_CLAIMABLE, TERMINAL
+from djobs.storage.dialect import CLAIMABLE_VALUES, FINISHED, IS_CLAIMABLE, TERMINAL, sql_list
 
 SCHEMA_VERSION = 5
 
@@ -267,7 +267,8 @@ def extra_ddl(is_pg: bool) -> list[str]:
     """Indexes Peewee's model DDL cannot express portably (partial indexes) and the wake-up trigger."""
     ix = {kind: names[0] if is_pg else names[1] for kind, names in STATUS_INDEXES.items()}
     if is_pg:
-        claimable, finished, held = IN_CLAIMABLE, f"status IN {TERMINAL}", f"status NOT IN {TERMINAL}"
+        claimable = f"status IN {sql_list(CLAIMABLE_VALUES)}"
+        finished, held = f"status IN {TERMINAL}", f"status NOT IN {TERMINAL}"
     else:
         claimable, finished, held = IS_CLAIMABLE, FINISHED, f"NOT {FINISHED}"
     stmts = [
