@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import threading
 import typing
 from collections import deque
 from datetime import UTC, date, datetime, timedelta
@@ -30,15 +31,43 @@ def _default(o: Any) -> Any:
 
 # One encoder for every call: json.dumps with options builds a new JSONEncoder each time.
 _encode = json.JSONEncoder(default=_default, separators=(",", ":"), allow_nan=False).encode
+# And its C half, made once per thread: `JSONEncoder.encode` builds one on every call, which costs more than
+# encoding a small document (0.66 -> 0.15 µs for `{}`). `markers` is the circular-reference check's memory; a
+# thread's encoder is not re-entered (`_default` never encodes), and a failed call leaves its markers behind, so
+# they are cleared then.
+_make_c_encoder = getattr(json.encoder, "c_make_encoder", None)
+_threads = threading.local()
+
+
+def _c_encoder() -> tuple[Any, dict[int, Any]] | None:
+    try:
+        return _threads.encoder  # type: ignore[no-any-return]
+    except AttributeError:
+        pass
+    markers: dict[int, Any] = {}
+    try:
+        made = (_make_c_encoder(markers, _default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False,
+                                False), markers)  # fmt: skip
+    except TypeError:  # another interpreter's C encoder, or none: the Python path serves
+        made = None
+    _threads.encoder = made
+    return made
 
 
 def dumps(value: Any) -> str:
     """Encode to compact JSON; raises TypeError for values JSON cannot hold."""
     if value is None:
         return "null"
+    c = _c_encoder() if _make_c_encoder is not None else None
     try:
-        return _encode(value)
-    except ValueError as exc:  # NaN/inf
+        if c is None or c[1]:
+            return _encode(value)
+        try:
+            return "".join(c[0](value, 0))
+        except BaseException:
+            c[1].clear()
+            raise
+    except ValueError as exc:  # NaN/inf, a circular reference
         raise TypeError(str(exc)) from None
 
 

@@ -103,21 +103,37 @@ _id_last = [0, 0]  # the last id's millisecond and sequence
 def new_id() -> str:
     """A time-ordered UUID (v7 layout) with a per-process sequence in its 12 `rand_a` bits, so ids made by one
     process sort in creation order even within a millisecond (claims break priority and time ties by id)."""
+    return new_ids(1)[0]
+
+
+def new_ids(n: int) -> list[str]:
+    """`n` ids as `new_id` makes them, taken under one lock and one clock reading: a batch's ids share their
+    millisecond prefix, formatted once (half the cost of `n` calls to `new_id`)."""
+    if n <= 0:
+        return []
     ms = time.time_ns() // 1_000_000
+    out: list[str] = []
+    bits = _random.getrandbits
     with _id_lock:
         last_ms, seq = _id_last
         if ms <= last_ms:
             ms, seq = last_ms, seq + 1
-            if seq > 0xFFF:  # 4,096 ids in one millisecond: borrow the next one
-                ms, seq = ms + 1, 0
         else:
-            seq = _random.getrandbits(8)  # a random start leaves room to count up
-        _id_last[0], _id_last[1] = ms, seq
-    rand = _random.getrandbits(62)
-    value = (ms & ((1 << 48) - 1)) << 80 | (0x7 << 76) | (seq << 64)
-    value |= (0b10 << 62) | (rand & ((1 << 62) - 1))
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+            seq = bits(8)  # a random start leaves room to count up
+        while True:
+            take = min(n - len(out), 0x1000 - seq)
+            if take <= 0:  # 4,096 ids in one millisecond: borrow the next one
+                ms, seq = ms + 1, 0
+                continue
+            head = f"{(ms >> 16) & 0xFFFFFFFF:08x}-{ms & 0xFFFF:04x}-7"
+            # rand_b: the variant bits 0b10, then 62 random bits.
+            out += [f"{head}{s:03x}-{r >> 48 | 0x8000:04x}-{r & 0xFFFFFFFFFFFF:012x}"
+                    for s, r in zip(range(seq, seq + take), [bits(62) for _ in range(take)], strict=True)]  # fmt: skip
+            seq += take
+            if len(out) == n:
+                break
+        _id_last[0], _id_last[1] = ms, seq - 1
+    return out
 
 
 def from_epoch(ts: float | None) -> datetime | None:

@@ -32,7 +32,7 @@ from djobs.errors import DuplicateJob, JobCancelledError, JobFailedError, JobNot
 from djobs.events import (
     EventHub,
 )
-from djobs.jobs import Job, JobStatus, NewJob, Sub, new_id
+from djobs.jobs import Job, JobStatus, NewJob, Sub, new_id, new_ids
 from djobs.registry import Handler, JobOptions, encode_args, module_jobs
 from djobs.retry import Backoff, to_seconds
 
@@ -177,7 +177,7 @@ class Queue(ControlAPI, ScheduleAPI, EventAPI, LimitAPI, FlowAPI, SignalAPI):
             name, priority=priority, retries=retries, delay=delay, at=at, queue=queue, unique_for=unique_for,
             timeout=timeout, key=key, meta=meta, backoff=backoff, parent_id=parent_id, fanout_id=fanout_id,
         )  # fmt: skip
-        return _made(tpl, h.check_args(args) if h is not None else encode_args(args), unique, fanout_pos)
+        return _made(new_id(), tpl, h.check_args(args) if h is not None else encode_args(args), unique, fanout_pos)
 
     def new_jobs(
         self, subs: list[Sub], *, retries: int | None = None, queue: str | None = None, parent_id: str | None = None,
@@ -188,6 +188,8 @@ class Queue(ControlAPI, ScheduleAPI, EventAPI, LimitAPI, FlowAPI, SignalAPI):
         a thousand jobs of one type resolves and checks its options once."""
         templates: dict[Any, tuple[Handler | None, NewJob]] = {}
         out = []
+        subs = subs if isinstance(subs, list | tuple) else list(subs)  # a generator is taken as well
+        ids = new_ids(len(subs))
         for pos, s in enumerate(subs):
             r = retries if s.retries is None else s.retries
             q = queue if s.queue is None else s.queue
@@ -207,7 +209,7 @@ class Queue(ControlAPI, ScheduleAPI, EventAPI, LimitAPI, FlowAPI, SignalAPI):
                 templates[setting] = made
             h, tpl = made
             args_json = h.check_args(s.args) if h is not None else encode_args(s.args)
-            out.append(_made(tpl, args_json, s.unique, None if fanout_id is None else pos))
+            out.append(_made(ids[pos], tpl, args_json, s.unique, None if fanout_id is None else pos))
         return out
 
     def _template(
@@ -430,9 +432,9 @@ def _status(status: str | JobStatus | None) -> str | None:
     return status.value if isinstance(status, JobStatus) else status
 
 
-def _made(tpl: NewJob, args_json: str, unique: str | None, fanout_pos: int | None) -> NewJob:
-    """A template's job with a fresh id and its own args, unique key and position (fields in order)."""
-    return NewJob._make((new_id(), tpl.type, tpl.queue, args_json, *tpl[4:8], unique, tpl.parent_id, tpl.fanout_id,
+def _made(job_id: str, tpl: NewJob, args_json: str, unique: str | None, fanout_pos: int | None) -> NewJob:
+    """A template's job with its own id, args, unique key and position (fields in order)."""
+    return NewJob._make((job_id, tpl.type, tpl.queue, args_json, *tpl[4:8], unique, tpl.parent_id, tpl.fanout_id,
                          fanout_pos, *tpl[12:]))  # fmt: skip
 
 

@@ -943,3 +943,19 @@ def test_ids_sort_in_creation_order_within_a_millisecond() -> None:
 
     ids = [new_id() for _ in range(10_000)]  # many per millisecond
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_ids_made_in_batches_sort_with_single_ids_and_are_uuid7() -> None:
+    """A batch of 10,000 ids overflows one millisecond's 4,096 sequence numbers; with single ids around it,
+    all must still sort in creation order, be distinct, and read as RFC 9562 version-7 UUIDs."""
+    import uuid
+
+    from djobs.jobs import new_id, new_ids
+
+    ids = [new_id(), *new_ids(10_000), new_id(), *new_ids(1), *new_ids(300)]
+    assert len(ids) == 10_303
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    for text in ids[:50] + ids[4000:4200] + ids[-50:]:
+        u = uuid.UUID(text)
+        assert str(u) == text and u.version == 7 and u.variant == uuid.RFC_4122
+    assert new_ids(0) == []

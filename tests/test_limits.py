@@ -220,6 +220,32 @@ def test_key_rate_buckets_hold_across_rounds(q: djobs.Queue) -> None:
     assert got == {"a": 2, "b": 2, "c": 2, None: 4}, got
 
 
+def test_a_round_with_few_places_reads_every_bucket_it_passes(q: djobs.Queue) -> None:
+    """A round reads the buckets of as many keys as it has places, then more as it passes keys whose buckets
+    are empty: with 2 places and six spent keys ahead, the only key with tokens left (the seventh) gets its one
+    job and the spent keys, read in later batches, get nothing."""
+    from djobs.outcomes import ClaimRequest
+
+    q.set_limits("default", key_rate=djobs.Rate(1, 3600))
+    for k in range(6):
+        for i in range(3):
+            q.enqueue("rec", {"tag": f"k{k}-{i}"}, key=f"k{k}")
+    got: Counter[str | None] = Counter()
+
+    def round_of(places: int, turn: int) -> None:
+        req = ClaimRequest("default", ("rec",), places, False, True)
+        for c in q.storage.cycle("w-test", [], [req], (), (), False, False, turn).claims:
+            got[c.job.key] += 1
+
+    round_of(6, 0)
+    assert got == {f"k{k}": 1 for k in range(6)}, got
+    for i in range(3):
+        q.enqueue("rec", {"tag": f"k6-{i}"}, key="k6")
+    for turn in range(1, 9):  # each start of the rotation, spent keys first
+        round_of(2, turn)
+    assert got == {**{f"k{k}": 1 for k in range(6)}, "k6": 1}, got
+
+
 def test_a_key_due_after_the_keys_were_listed_is_claimed_in_the_next_round(q: djobs.Queue) -> None:
     """The claim reuses its list of due keys for a moment; a round that leaves places free lists them again
     at once, so a new key's job is not left waiting for the worker's next wake-up."""

@@ -100,6 +100,23 @@ def test_poison_input_is_a_value_error_and_writes_nothing(tq: djobs.Queue) -> No
     assert wrong == []
 
 
+def test_args_that_failed_to_encode_leave_the_encoder_as_it_was(tq: djobs.Queue) -> None:
+    """The JSON encoder is kept between calls (per thread); one refused mid-way through a list must not leave
+    that list marked as being encoded, or encoding it again would be refused as a circular reference."""
+    args: list[Any] = [1, {"x": object()}]
+    with pytest.raises(TypeError, match="not JSON serialisable"):
+        tq.enqueue("t", args)
+    circular: list[Any] = [1]
+    circular.append(circular)
+    with pytest.raises((TypeError, ValueError)):
+        tq.enqueue_many([djobs.Sub("t", circular)])
+    assert row_count(tq) == 0
+    args[1] = {"x": 2}
+    job_id = tq.enqueue("t", args)
+    assert tq.get_job(job_id).args == [1, {"x": 2}]
+    assert [j.args for j in tq.list_jobs()] == [[1, {"x": 2}]]
+
+
 @pytest.mark.parametrize("name", ["a\x00b", "\ud800", "x" * 256, "", "tab\there", "\x1b[31m"])
 def test_a_handler_name_that_could_not_be_stored_is_refused(queue: djobs.Queue, name: str) -> None:
     with pytest.raises(ValueError):

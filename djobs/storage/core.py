@@ -19,6 +19,7 @@ from djobs.storage.events import EventOps
 from djobs.storage.fanouts import FanOutOps
 from djobs.storage.flow import FlowOps
 from djobs.storage.jobs import JobOps
+from djobs.storage.limit_reads import LimitReadOps
 from djobs.storage.limits import LimitOps
 from djobs.storage.schedules import ScheduleOps
 from djobs.storage.signals import SignalOps
@@ -27,7 +28,7 @@ from djobs.storage.workers import WorkerOps
 
 
 class PeeweeStorage(
-    FlowOps, JobOps, ClaimOps, LimitOps, CheckpointOps, FanOutOps, ControlOps, WorkerOps, ScheduleOps, EventOps,
-    StatsOps, SignalOps,
+    FlowOps, JobOps, ClaimOps, LimitOps, LimitReadOps, CheckpointOps, FanOutOps, ControlOps, WorkerOps, ScheduleOps,
+    EventOps, StatsOps, SignalOps,
 ):
     """djobs state in one Peewee database (SQLite or PostgreSQL)."""

@@ -64,6 +64,29 @@ def _refill(tokens: Any, refilled_at: Any, n: float, per: float, now: float) -> 
     return min(n, float(tokens) + max(0.0, now - float(refilled_at)) * n / per)
 
 
+def _shares(order: list[str | None], n: int, allowance: Any) -> dict[str | None, int]:
+    """`n` places handed out one at a time round `order`, each key up to `allowance(key)`, asked once and only
+    of the keys reached, in order."""
+    share: dict[str | None, int] = {}
+    allow: dict[str | None, float] = {}
+    left = n
+    while left > 0:
+        gave = False
+        for k in order:
+            if left == 0:
+                break
+            a = allow.get(k)
+            if a is None:
+                a = allow[k] = allowance(k)
+            if share.get(k, 0) < a:
+                share[k] = share.get(k, 0) + 1
+                left -= 1
+                gave = True
+        if not gave:
+            break
+    return share
+
+
 def _limits(row: Any) -> Limits:
     """Limits from (running_cap, rate_n, rate_per, key_running_cap, key_rate_n, key_rate_per)."""
     running, rn, rp, key_running, kn, kp = row
@@ -256,41 +279,38 @@ class LimitOps(StorageBase):
         keys, reused = self._due_keys(q)
         if not keys:
             return [], None, reused
-        allow: dict[str | None, float] = dict.fromkeys(keys, float("inf"))
-        buckets: dict[str, float] = {}
-        retry: float | None = None
-        running, stored = self._key_state(q, [k for k in keys if k is not None], key_cap is not None, bool(key_n))
-        if key_cap is not None:
-            for k in keys:
-                if k is not None:  # jobs without a key: only the queue's own limits bind them
-                    allow[k] = int(key_cap) - int(running.get(k, 0))
-        if key_n:
-            for k in keys:
-                if k is None:
-                    continue
-                tokens, at = stored.get(k, (None, None))
-                buckets[k] = b = _refill(tokens, at, float(key_n), float(key_per), now)
-                allow[k] = min(allow[k], math.floor(b + 1e-9))
-                if b < 1:
-                    wait = now + (1 - b) * float(key_per) / float(key_n)
-                    retry = wait if retry is None else min(retry, wait)
-        # Hand out the places one key at a time, starting from a different key each round.
+        # Hand out the places one key at a time, starting from a different key each round. The keys' buckets
+        # are read as the hand-out reaches them, `n` keys at a time: a round of 10 places over 500 due keys
+        # reads 10 buckets, not 500.
         start = turn % len(keys)
         order = keys[start:] + keys[:start]
-        share: dict[str | None, int] = dict.fromkeys(order, 0)
-        left = n
-        while left > 0:
-            gave = False
-            for k in order:
-                if left > 0 and share[k] < allow[k]:
-                    share[k] += 1
-                    left -= 1
-                    gave = True
-            if not gave:
-                break
+        named = [k for k in order if k is not None]
+        step = max(1, n)
+        running, stored = self._key_state(q, named[:step], key_cap is not None, bool(key_n))
+        stored = {k: stored.get(k, (None, None)) for k in named[:step]}  # a key with no bucket yet: a full one
+        read = step
+        buckets: dict[str, float] = {}
+
+        def allowance(k: str | None) -> float:
+            """Places key `k` may take now (jobs without a key: only the queue's own limits bind them)."""
+            nonlocal read
+            if k is None:
+                return math.inf
+            allow = math.inf if key_cap is None else int(key_cap) - int(running.get(k, 0))
+            if key_n:
+                while k not in stored:  # the next `step` keys (the hand-out reaches keys in `named` order)
+                    chunk = named[read : read + step]
+                    got = self._key_buckets(q, chunk)
+                    stored.update({c: got.get(c, (None, None)) for c in chunk})
+                    read += step
+                buckets[k] = b = _refill(*stored.get(k, (None, None)), float(key_n), float(key_per), now)
+                allow = min(allow, math.floor(b + 1e-9))
+            return allow
+
+        share = _shares(order, n, allowance)
         rows: list[Row] = []
         spent: Counter[str | None] = Counter()
-        keyed = [(k, share[k]) for k in order if k is not None and share[k]]
+        keyed = [(k, share[k]) for k in order if k is not None and share.get(k)]
         if keyed:
             # One statement for every key instead of a statement per key (on PostgreSQL it also spends the
             # keys' tokens).
@@ -311,6 +331,14 @@ class LimitOps(StorageBase):
                 "DO UPDATE SET tokens = excluded.tokens, refilled_at = excluded.refilled_at",
                 (q, now, *self._batch_params([(k, str(buckets[k] - m)) for k, m in spent.items() if k is not None])),
             )
+        retry: float | None = None
+        if key_n:
+            if not rows:  # when to look again matters only now: every key's bucket, not just those visited
+                for k in order:
+                    if k is not None and k not in buckets:
+                        allowance(k)
+            empty = [b for b in buckets.values() if b < 1]
+            retry = now + (1 - max(empty)) * float(key_per) / float(key_n) if empty else None
         return rows, retry, reused
 
     def _due_keys(self, queue: str) -> tuple[list[str | None], bool]:
@@ -414,76 +442,3 @@ class LimitOps(StorageBase):
         if buckets is not None:
             params += (req.queue, now, *self._batch_params(buckets))
         return list(self.db.execute_sql(sql, params).fetchall())
-
-    # -- explaining ----------------------------------------------------------------------------------------
-    @operation(read=True)
-    def limit_state(self, queue: str, key: str | None = None) -> dict[str, Any]:
-        """What the queue's limits (and the key's) look like now: caps, running counts, tokens, due jobs."""
-        row = self._ex(_QUEUE, (queue,)).fetchone()
-        if row is None or not row[1]:
-            return {}
-        _, _, running_cap, rate_n, rate_per, key_cap, key_n, key_per, tokens, refilled_at, now = row
-        now = float(now)
-        out: dict[str, Any] = {"limits": _limits((running_cap, rate_n, rate_per, key_cap, key_n, key_per))}
-        out["running"] = int(self._ex(_RUNNING, (queue,)).fetchone()[0])
-        out["due"] = int(
-            self._ex(
-                f"SELECT COUNT(*) FROM djobs_jobs WHERE queue = ? AND {IS_CLAIMABLE} AND run_at <= {{now}}",
-                (queue,),
-            ).fetchone()[0]
-        )
-        if rate_n:
-            out["tokens"] = _refill(tokens, refilled_at, float(rate_n), float(rate_per), now)
-        if key is not None:
-            out["key_running"] = int(
-                self._ex(
-                    "SELECT COUNT(*) FROM djobs_jobs WHERE queue = ? AND status = 'running' AND job_key = ?", (queue, key)
-                ).fetchone()[0]
-            )
-            out["key_due"] = int(
-                self._ex(
-                    f"SELECT COUNT(*) FROM djobs_jobs WHERE queue = ? AND job_key = ? AND {IS_CLAIMABLE} "
-                    "AND run_at <= {now}",
-                    (queue, key),
-                ).fetchone()[0]
-            )
-            if key_n:
-                b = self._ex(
-                    "SELECT tokens, refilled_at FROM djobs_key_buckets WHERE queue = ? AND job_key = ?", (queue, key)
-                ).fetchone()
-                out["key_tokens"] = _refill(b[0] if b else None, b[1] if b else None, float(key_n), float(key_per), now)
-        return out
-
-    @operation(read=True)
-    def held_back(self, queue: str) -> dict[str, int]:
-        """How many due jobs each limit of the queue holds back now (0 for a limit that holds none)."""
-        state = self.limit_state(queue)
-        if not state:
-            return {}
-        lim: Limits = state["limits"]
-        due = state["due"]
-        out = {"running": 0, "rate": 0, "key_running": 0, "key_rate": 0}
-        if lim.running is not None and state["running"] >= lim.running:
-            out["running"] = due
-        elif lim.rate is not None and state.get("tokens", 1) < 1:
-            out["rate"] = due
-        if lim.key_running is not None or lim.key_rate is not None:
-            rows = self._ex(
-                f"SELECT job_key, COUNT(*) FROM djobs_jobs WHERE queue = ? AND {IS_CLAIMABLE} AND run_at <= {{now}} "
-                f"AND job_key IS NOT NULL GROUP BY job_key LIMIT {MAX_KEYS}",
-                (queue,),
-            ).fetchall()
-            running = dict(self._ex(_KEY_RUNNING, (queue,)).fetchall())
-            buckets = {}
-            if lim.key_rate is not None:
-                now = float(self._ex("SELECT {now}").fetchone()[0])
-                for k, tokens, at in self._ex(
-                    "SELECT job_key, tokens, refilled_at FROM djobs_key_buckets WHERE queue = ?", (queue,)
-                ).fetchall():
-                    buckets[k] = _refill(tokens, at, lim.key_rate.n, lim.key_rate.per, now)
-            for key, n_due in rows:
-                if lim.key_running is not None and int(running.get(key, 0)) >= lim.key_running:
-                    out["key_running"] += int(n_due)
-                elif buckets.get(key, 1.0) < 1:
-                    out["key_rate"] += int(n_due)
-        return out
