@@ -35,7 +35,7 @@ _encode = json.JSONEncoder(default=_default, separators=(",", ":"), allow_nan=Fa
 # encoding a small document (0.66 -> 0.15 µs for `{}`). `markers` is the circular-reference check's memory; a
 # thread's encoder is not re-entered (`_default` never encodes), and a failed call leaves its markers behind, so
 # they are cleared then.
-_make_c_encoder = getattr(json.encoder, "c_make_encoder", None)
+_make_c_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
 _threads = threading.local()
 
 
