@@ -121,3 +121,16 @@ def test_storage_checks_a_repeated_priority_by_type_too(store: PeeweeStorage) ->
     with pytest.raises(TypeError):
         store.insert_jobs([NewJob(new_id(), "t", "default", "{}", 1, 3), NewJob(new_id(), "t", "default", "{}", True, 3)])
     assert store.count_jobs() == 0
+
+
+def test_a_batch_mixing_plain_subs_and_subs_with_options_resolves_each(queue: djobs.Queue) -> None:
+    """A plain sub (a type only) takes the batch's settings from one template per type; a sub of the same
+    type with options of its own gets its own template, whatever order they come in."""
+    queue.handler("t", priority=2, retries=4, queue="tq")(lambda: None)
+    subs = [djobs.Sub("t"), djobs.Sub("t", priority=5), djobs.Sub("t"), djobs.Sub("t", queue="other"),
+            djobs.Sub("t", retries=0), djobs.Sub("t", delay=0), djobs.Sub("t")]  # fmt: skip
+    ids = queue.enqueue_many(subs)
+    got = [(j.queue, j.priority, j.max_retries) for j in map(queue.get_job, ids) if j is not None]
+    assert got == [("tq", 2, 4), ("tq", 5, 4), ("tq", 2, 4), ("other", 2, 4), ("tq", 2, 0), ("tq", 2, 4), ("tq", 2, 4)]
+    via_fanout_defaults = queue.new_jobs([djobs.Sub("t"), djobs.Sub("t", retries=1)], retries=7, queue="fq")
+    assert [(j.queue, j.max_retries) for j in via_fanout_defaults] == [("fq", 7), ("fq", 1)]
