@@ -2,16 +2,17 @@
 
     .venv/bin/python benchmarks/claim_limits.py                  # SQLite and PostgreSQL, 5,000 jobs
     .venv/bin/python benchmarks/claim_limits.py --backend sqlite --jobs 20000 --batch 10
+    .venv/bin/python benchmarks/claim_limits.py --keys 500 --jobs 10000   # many keys due at once
 
-One process drives storage directly, the way a worker's dispatcher does: each round completes the jobs of
-the previous one and claims `--batch` more, in one transaction (`storage.cycle`). Three variants run
-interleaved, each on a fresh database, `--repeat` times (medians): no limits (the baseline), queue limits
-that never bind (`running` and `rate` far above the load: the cost of the row lock, the count and the
-bucket), and per-key limits that never bind (jobs spread over 20 keys). Reported as jobs/s and as the
-time ratio to the baseline measured in the same run, with the load average. Jobs with a key cost more
-to claim and complete than jobs without one, limits or not (one more index holds them while they wait), so
-the same 20-key jobs also run without limits: the per-key row shows its ratio to both baselines, the cost
-of keys and limits together and the cost of the limits alone.
+One process drives storage directly, the way a worker's dispatcher does: each round completes the jobs of the
+previous one and claims `--batch` more, in one transaction (`storage.cycle`). Three variants run interleaved,
+each on a fresh database, `--repeat` times (medians): no limits (the baseline), queue limits that never bind
+(`running` and `rate` far above the load: the cost of the row lock, the count and the bucket), and per-key
+limits that never bind (jobs spread over `--keys` keys, 20 by default). Reported as jobs/s and as the time
+ratio to the baseline measured in the same run, with the load average. Jobs with a key cost more to claim and
+complete than jobs without one, limits or not (one more index holds them while they wait), so the same keyed
+jobs also run without limits: the per-key row shows its ratio to both baselines, the cost of keys and limits
+together and the cost of the limits alone.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-def run_once(url: str, variant: str, jobs: int, batch: int) -> float:
+def run_once(url: str, variant: str, jobs: int, batch: int, keys: int = 20) -> float:
     import djobs
     from djobs.jobs import NewJob, new_id
     from djobs.outcomes import ClaimRequest, Outcome, OutcomeKind
@@ -44,7 +45,7 @@ def run_once(url: str, variant: str, jobs: int, batch: int) -> float:
         elif variant == "keys":
             store.set_limits("default", None, None, djobs.Rate(1e8, 1), 1_000_000)
         rows = [
-            NewJob(new_id(), "noop", "default", "{}", 0, 3, key=f"k{i % 20}" if variant in ("keyed", "keys") else None)
+            NewJob(new_id(), "noop", "default", "{}", 0, 3, key=f"k{i % keys}" if variant in ("keyed", "keys") else None)
             for i in range(jobs)
         ]
         for i in range(0, jobs, 500):
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=5000)
     p.add_argument("--batch", type=int, default=10)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--keys", type=int, default=20, help="distinct keys of the keyed jobs")
     opts = p.parse_args(argv)
     import tempfile
 
@@ -87,14 +89,14 @@ def main(argv: list[str] | None = None) -> int:
                 for variant in rates:
                     url, cleanup = fresh_url(backend, opts.pg_url, Path(tmp), "bench_limits")
                     try:
-                        rates[variant].append(run_once(url, variant, opts.jobs, opts.batch))
+                        rates[variant].append(run_once(url, variant, opts.jobs, opts.batch, opts.keys))
                     finally:
                         if cleanup:
                             cleanup()
             base = statistics.median(rates["none"])
             keyed = statistics.median(rates["keyed"])
-            names = {"none": "no limits", "queue": "queue running + rate", "keyed": "no limits, 20 keys",
-                     "keys": "key_running + key_rate, 20 keys"}  # fmt: skip
+            names = {"none": "no limits", "queue": "queue running + rate", "keyed": f"no limits, {opts.keys} keys",
+                     "keys": f"key_running + key_rate, {opts.keys} keys"}  # fmt: skip
             for variant, values in rates.items():
                 m = statistics.median(values)
                 vs_keyed = f"   {keyed / m:.2f}× the keyed jobs without limits" if variant == "keys" else ""

@@ -310,7 +310,7 @@ class LimitOps(StorageBase):
         share = _shares(order, n, allowance)
         rows: list[Row] = []
         spent: Counter[str | None] = Counter()
-        keyed = [(k, share[k]) for k in order if k is not None and share.get(k)]
+        keyed = [(k, m) for k, m in share.items() if k is not None and m]  # in `order`: first places go first
         if keyed:
             # One statement for every key instead of a statement per key (on PostgreSQL it also spends the
             # keys' tokens).
