@@ -103,37 +103,49 @@ _id_last = [0, 0]  # the last id's millisecond and sequence
 def new_id() -> str:
     """A time-ordered UUID (v7 layout) with a per-process sequence in its 12 `rand_a` bits, so ids made by one
     process sort in creation order even within a millisecond (claims break priority and time ties by id)."""
-    return new_ids(1)[0]
+    with _id_lock:
+        ms, seq, _ = _reserve(time.time_ns() // 1_000_000, 1)
+    return _ids(ms, seq, 1)[0]
 
 
 def new_ids(n: int) -> list[str]:
     """`n` ids as `new_id` makes them, taken under one lock and one clock reading: a batch's ids share their
     millisecond prefix, formatted once (half the cost of `n` calls to `new_id`)."""
-    if n <= 0:
-        return []
-    ms = time.time_ns() // 1_000_000
-    out: list[str] = []
-    bits = _random.getrandbits
+    runs = []
     with _id_lock:
-        last_ms, seq = _id_last
-        if ms <= last_ms:
-            ms, seq = last_ms, seq + 1
-        else:
-            seq = bits(8)  # a random start leaves room to count up
-        while True:
-            take = min(n - len(out), 0x1000 - seq)
-            if take <= 0:  # 4,096 ids in one millisecond: borrow the next one
-                ms, seq = ms + 1, 0
-                continue
-            head = f"{(ms >> 16) & 0xFFFFFFFF:08x}-{ms & 0xFFFF:04x}-7"
-            # rand_b: the variant bits 0b10, then 62 random bits.
-            out += [f"{head}{s:03x}-{r >> 48 | 0x8000:04x}-{r & 0xFFFFFFFFFFFF:012x}"
-                    for s, r in zip(range(seq, seq + take), [bits(62) for _ in range(take)], strict=True)]  # fmt: skip
-            seq += take
-            if len(out) == n:
-                break
-        _id_last[0], _id_last[1] = ms, seq - 1
-    return out
+        ms = time.time_ns() // 1_000_000
+        while n > 0:  # 4,096 ids a millisecond at most: a big batch borrows the next ones
+            ms, seq, take = _reserve(ms, n)
+            runs.append((ms, seq, take))
+            n -= take
+    return [i for run in runs for i in _ids(*run)] if len(runs) != 1 else _ids(*runs[0])
+
+
+def _reserve(ms: int, n: int) -> tuple[int, int, int]:
+    """The next run of at most `n` sequence numbers within one millisecond, not before `ms`: (millisecond,
+    first sequence number, how many). Called under `_id_lock`."""
+    last_ms, seq = _id_last
+    if ms <= last_ms:
+        ms, seq = last_ms, seq + 1
+        if seq > 0xFFF:  # this millisecond's sequence numbers are spent: borrow the next one
+            ms, seq = ms + 1, 0
+    else:
+        seq = _random.getrandbits(8)  # a random start leaves room to count up
+    take = min(n, 0x1000 - seq)
+    _id_last[0], _id_last[1] = ms, seq + take - 1
+    return ms, seq, take
+
+
+def _ids(ms: int, seq: int, n: int) -> list[str]:
+    """The ids of one millisecond's run: 48 bits of milliseconds, version 7, the 12-bit sequence number, then
+    the variant bits 0b10 and 62 random bits."""
+    head = f"{(ms >> 16) & 0xFFFFFFFF:08x}-{ms & 0xFFFF:04x}-7"
+    bits = _random.getrandbits
+    if n == 1:  # `new_id`: the comprehension below costs more than the id
+        r = bits(62)
+        return [f"{head}{seq:03x}-{r >> 48 | 0x8000:04x}-{r & 0xFFFFFFFFFFFF:012x}"]
+    return [f"{head}{s:03x}-{r >> 48 | 0x8000:04x}-{r & 0xFFFFFFFFFFFF:012x}"
+            for s, r in zip(range(seq, seq + n), [bits(62) for _ in range(n)], strict=True)]  # fmt: skip
 
 
 def from_epoch(ts: float | None) -> datetime | None:
