@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,8 +125,6 @@ def test_a_harness_worker_is_seen_to_exit_when_it_exits(tmp_path: Path, monkeypa
     # The benchmark times drains by waiting for its worker processes: the wait must end when the process
     # does, not on a polling schedule (Popen.wait with a timeout sleeps in steps growing to 50 ms), and
     # still time out on a process that lives on, leaving it alone as Popen.wait does.
-    import subprocess
-    import sys
     import time
 
     from djobs.proof.procs import WorkerProcess
@@ -145,3 +145,16 @@ def test_a_harness_worker_is_seen_to_exit_when_it_exits(tmp_path: Path, monkeypa
         p.proc.kill()
         p.proc.wait()
     assert p.wait(timeout=5) == -9
+
+
+def test_the_enqueue_cost_breakdown_measures_every_part() -> None:
+    """`benchmarks/enqueue_cost.py` finds the insert statement djobs sends and times each part: a change of
+    that statement's text must not leave the breakdown silently short of a line."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "enqueue_cost.py"
+    out = subprocess.run([sys.executable, str(script), "--jobs", "300", "--repeat", "1"], capture_output=True,
+                         text=True, timeout=120, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    parts = {line[:52].strip(): float(line[52:]) for line in lines[1:-1]}
+    assert len(parts) == 8 and all(v > 0 for v in parts.values()), out.stdout
+    assert "the insert statement alone, plain sqlite3" in parts and lines[-1].startswith("load average")

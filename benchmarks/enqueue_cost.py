@@ -1,0 +1,180 @@
+"""Where a batch enqueue's time goes on SQLite, part by part, beside the raw batch insert of the same run.
+
+    .venv/bin/python benchmarks/enqueue_cost.py                 # 10,000 no-op jobs in batches of 100
+    .venv/bin/python benchmarks/enqueue_cost.py --jobs 50000 --repeat 7
+
+Each line is µs per job, the median of `--repeat` runs on fresh temp files:
+
+- raw: `djobs.proof.raw`'s batch insert (`executemany` of 100 rows of its own table, one transaction);
+- `enqueue_many`: the whole call, as `run.py` times it (the caller's `Sub`s made in the loop);
+- the parts, each timed alone around the same kind of batch: the caller's `Sub`s, `Queue.new_jobs`
+  (options, args to JSON, ids), `validate.new_jobs` (storage's own check) and `storage.insert_jobs` (the
+  check, the statement through Peewee, the commit);
+- the insert statement alone through `sqlite3` (the text djobs sends, fresh ids each batch; with its commit
+  and WAL checkpoints), so what Peewee and the storage layer add is the difference;
+- `enqueue_many` again with the `(queue, status)` counts index dropped: what that index costs a job.
+
+A profile points at what to change; this says how much each part could give at most.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+BATCH = 100
+
+
+def _open(directory: str) -> tuple[Any, Any]:
+    import djobs
+    from djobs.proof.handlers import register_bench
+
+    store = djobs.connect("sqlite:///" + os.path.join(directory, "jobs.db"))
+    queue = djobs.Queue(store)
+    register_bench(queue)
+    queue.enqueue_many([djobs.Sub("bench.noop", {}) for _ in range(BATCH)])  # schema and statement caches warm
+    return store, queue
+
+
+def _per_job(jobs: int, run: Callable[[str], float]) -> float:
+    """`run(directory)` returns seconds for `jobs` jobs; µs a job."""
+    directory = tempfile.mkdtemp(prefix="djobs_enqcost_")
+    try:
+        return run(directory) / jobs * 1e6
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def measures(jobs: int) -> dict[str, Callable[[str], float]]:
+    import djobs
+    from djobs import validate
+    from djobs.jobs import new_ids
+    from djobs.proof.raw import RawSqlite
+
+    batches = jobs // BATCH
+
+    def raw(d: str) -> float:
+        r = RawSqlite(os.path.join(d, "raw.db"))
+        r.setup()
+        return jobs / r.enqueue_batch(jobs, BATCH)
+
+    def whole(d: str, drop_counts_index: bool = False) -> float:
+        store, queue = _open(d)
+        try:
+            if drop_counts_index:
+                store.db.execute_sql("DROP INDEX djobs_jobs_queue_status")
+            t0 = time.perf_counter()
+            for _ in range(batches):
+                queue.enqueue_many([djobs.Sub("bench.noop", {}) for _ in range(BATCH)])
+            return time.perf_counter() - t0
+        finally:
+            store.close()
+
+    def subs(d: str) -> float:
+        t0 = time.perf_counter()
+        for _ in range(batches):
+            [djobs.Sub("bench.noop", {}) for _ in range(BATCH)]
+        return time.perf_counter() - t0
+
+    def new_jobs(d: str) -> float:
+        store, queue = _open(d)
+        try:
+            batch = [djobs.Sub("bench.noop", {}) for _ in range(BATCH)]
+            t0 = time.perf_counter()
+            for _ in range(batches):
+                queue.new_jobs(batch)
+            return time.perf_counter() - t0
+        finally:
+            store.close()
+
+    def check(d: str) -> float:
+        store, queue = _open(d)
+        try:
+            made = queue.new_jobs([djobs.Sub("bench.noop", {}) for _ in range(BATCH)])
+            t0 = time.perf_counter()
+            for _ in range(batches):
+                validate.new_jobs(made)
+            return time.perf_counter() - t0
+        finally:
+            store.close()
+
+    def insert_jobs(d: str) -> float:
+        store, queue = _open(d)
+        try:
+            made = [queue.new_jobs([djobs.Sub("bench.noop", {}) for _ in range(BATCH)]) for _ in range(batches)]
+            t0 = time.perf_counter()
+            for batch in made:
+                store.insert_jobs(batch)
+            return time.perf_counter() - t0
+        finally:
+            store.close()
+
+    def statement(d: str) -> float:
+        store, queue = _open(d)
+        sent: list[tuple[str, list[Any]]] = []
+        send = store.db.execute_sql
+
+        def record(sql: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
+            sent.append((sql, list(params or ())))
+            return send(sql, params, *args, **kwargs)
+
+        store.db.execute_sql = record
+        queue.enqueue_many([djobs.Sub("bench.noop", {}) for _ in range(BATCH)])
+        store.close()
+        sql, params = next((s, p) for s, p in sent if s.startswith("WITH") and "INSERT INTO djobs_jobs" in s)
+        conn = sqlite3.connect(os.path.join(d, "jobs.db"), isolation_level=None)
+        try:
+            conn.execute("PRAGMA synchronous=NORMAL")
+            spent = 0.0
+            for _ in range(batches):
+                params[:BATCH] = new_ids(BATCH)  # the ids are the statement's first parameters, one per row
+                t0 = time.perf_counter()
+                conn.execute(sql, params)
+                spent += time.perf_counter() - t0
+            return spent
+        finally:
+            conn.close()
+
+    return {
+        "raw batch insert (executemany, one transaction)": raw,
+        "enqueue_many, the whole call": whole,
+        "  the caller's Subs": subs,
+        "  Queue.new_jobs (options, args, ids)": new_jobs,
+        "  validate.new_jobs (storage's check)": check,
+        "  storage.insert_jobs (check, statement, commit)": insert_jobs,
+        "    the insert statement alone, plain sqlite3": statement,
+        "enqueue_many without the (queue, status) index": lambda d: whole(d, True),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--jobs", type=int, default=10_000)
+    p.add_argument("--repeat", type=int, default=5)
+    opts = p.parse_args(argv)
+    jobs = max(BATCH, opts.jobs // BATCH * BATCH)
+    load0 = os.getloadavg()[0]
+    found: dict[str, list[float]] = {}
+    for _ in range(opts.repeat):  # interleaved, so a slow moment of the machine touches every line alike
+        for name, run in measures(jobs).items():
+            found.setdefault(name, []).append(_per_job(jobs, run))
+    print(f"SQLite {sqlite3.sqlite_version}, {jobs:,} jobs in batches of {BATCH}, medians of {opts.repeat} (µs a job)")
+    for name, values in found.items():
+        print(f"{name:<52} {statistics.median(values):7.2f}")
+    print(f"load average {load0:.2f} → {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
