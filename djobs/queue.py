@@ -194,7 +194,7 @@ class Queue(ControlAPI, ScheduleAPI, EventAPI, LimitAPI, FlowAPI, SignalAPI):
             r = retries if s.retries is None else s.retries
             q = queue if s.queue is None else s.queue
             delay = s.delay
-            if s.priority is None and s.retries is None and s.queue is None and delay is None:
+            if type(s.type) is str and s.priority is None and s.retries is None and s.queue is None and delay is None:
                 setting: Any = s.type  # the usual sub, only a type: the batch's settings apply (no tuple to make)
             else:  # types too: True equals 1 but is no priority
                 setting = (s.type, q, s.priority, type(s.priority), r, type(r), delay if type(delay) in _PLAIN_DELAY

@@ -134,3 +134,14 @@ def test_a_batch_mixing_plain_subs_and_subs_with_options_resolves_each(queue: dj
     assert got == [("tq", 2, 4), ("tq", 5, 4), ("tq", 2, 4), ("other", 2, 4), ("tq", 2, 0), ("tq", 2, 4), ("tq", 2, 4)]
     via_fanout_defaults = queue.new_jobs([djobs.Sub("t"), djobs.Sub("t", retries=1)], retries=7, queue="fq")
     assert [(j.queue, j.max_retries) for j in via_fanout_defaults] == [("fq", 7), ("fq", 1)]
+
+
+def test_a_sub_whose_type_is_not_a_string_is_refused_whatever_came_before_it(queue: djobs.Queue) -> None:
+    """Subs are grouped by their settings to resolve each setting once; a type that is not a string but equals
+    the settings of a sub before it must still be refused, not enqueued as that sub's type."""
+    queue.handler("t")(lambda: None)
+    before = djobs.Sub("t", priority=5, retries=3)
+    for hostile in [("t", None, 5, int, 3, int, None), ["t"], 5, None]:
+        with pytest.raises((TypeError, ValueError)):
+            queue.enqueue_many([before, djobs.Sub(hostile)])  # type: ignore[arg-type]
+    assert queue.storage.count_jobs() == 0
