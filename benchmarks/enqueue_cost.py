@@ -69,56 +69,50 @@ def measures(jobs: int) -> dict[str, Callable[[str], float]]:
         r.setup()
         return jobs / r.enqueue_batch(jobs, BATCH)
 
-    def whole(d: str, drop_counts_index: bool = False) -> float:
+    def timed(d: str, prepare: Callable[[Any, Any], Callable[[int], Any]]) -> float:
+        """Seconds for `batches` calls of what `prepare(store, queue)` returns (it gets the batch's number),
+        on a fresh database; the preparing is not timed."""
         store, queue = _open(d)
         try:
+            step = prepare(store, queue)
+            t0 = time.perf_counter()
+            for i in range(batches):
+                step(i)
+            return time.perf_counter() - t0
+        finally:
+            store.close()
+
+    def subs_of(n: int) -> list[Any]:
+        return [djobs.Sub("bench.noop", {}) for _ in range(n)]
+
+    def whole(d: str, drop_counts_index: bool = False) -> float:
+        def prepare(store: Any, queue: Any) -> Callable[[int], Any]:
             if drop_counts_index:
                 store.db.execute_sql("DROP INDEX djobs_jobs_queue_status")
-            t0 = time.perf_counter()
-            for _ in range(batches):
-                queue.enqueue_many([djobs.Sub("bench.noop", {}) for _ in range(BATCH)])
-            return time.perf_counter() - t0
-        finally:
-            store.close()
+            return lambda i: queue.enqueue_many(subs_of(BATCH))
+
+        return timed(d, prepare)
 
     def subs(d: str) -> float:
-        t0 = time.perf_counter()
-        for _ in range(batches):
-            [djobs.Sub("bench.noop", {}) for _ in range(BATCH)]
-        return time.perf_counter() - t0
+        return timed(d, lambda store, queue: lambda i: subs_of(BATCH))
 
     def new_jobs(d: str) -> float:
-        store, queue = _open(d)
-        try:
-            batch = [djobs.Sub("bench.noop", {}) for _ in range(BATCH)]
-            t0 = time.perf_counter()
-            for _ in range(batches):
-                queue.new_jobs(batch)
-            return time.perf_counter() - t0
-        finally:
-            store.close()
+        batch = subs_of(BATCH)
+        return timed(d, lambda store, queue: lambda i: queue.new_jobs(batch))
 
     def check(d: str) -> float:
-        store, queue = _open(d)
-        try:
-            made = queue.new_jobs([djobs.Sub("bench.noop", {}) for _ in range(BATCH)])
-            t0 = time.perf_counter()
-            for _ in range(batches):
-                validate.new_jobs(made)
-            return time.perf_counter() - t0
-        finally:
-            store.close()
+        def prepare(store: Any, queue: Any) -> Callable[[int], Any]:
+            made = queue.new_jobs(subs_of(BATCH))
+            return lambda i: validate.new_jobs(made)
+
+        return timed(d, prepare)
 
     def insert_jobs(d: str) -> float:
-        store, queue = _open(d)
-        try:
-            made = [queue.new_jobs([djobs.Sub("bench.noop", {}) for _ in range(BATCH)]) for _ in range(batches)]
-            t0 = time.perf_counter()
-            for batch in made:
-                store.insert_jobs(batch)
-            return time.perf_counter() - t0
-        finally:
-            store.close()
+        def prepare(store: Any, queue: Any) -> Callable[[int], Any]:
+            made = [queue.new_jobs(subs_of(BATCH)) for _ in range(batches)]
+            return lambda i: store.insert_jobs(made[i])
+
+        return timed(d, prepare)
 
     def statement(d: str) -> float:
         store, queue = _open(d)
@@ -130,7 +124,7 @@ def measures(jobs: int) -> dict[str, Callable[[str], float]]:
             return send(sql, params, *args, **kwargs)
 
         store.db.execute_sql = record
-        queue.enqueue_many([djobs.Sub("bench.noop", {}) for _ in range(BATCH)])
+        queue.enqueue_many(subs_of(BATCH))
         store.close()
         sql, params = next((s, p) for s, p in sent if s.startswith("WITH") and "INSERT INTO djobs_jobs" in s)
         conn = sqlite3.connect(os.path.join(d, "jobs.db"), isolation_level=None)
