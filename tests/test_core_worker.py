@@ -245,3 +245,37 @@ def test_handler_shapes_and_module_level_jobs(queue: djobs.Queue) -> None:
         assert queue.result(ids["args_only"], timeout=30) == [1, 2]
         assert queue.result(ids["ctx_args"], timeout=30) == ["ctx_args", {"k": "v"}]
         assert queue.result(ids["module"], timeout=30) == 42
+
+
+def test_a_service_poked_while_it_runs_runs_again_at_once() -> None:
+    """A worker's services (the control check among them) run on a loop; a poke that lands while one runs
+    may be about a change that run read too early (a pause committed mid-run), so the service runs again
+    right after, not at its next time a minute later. Without that, a remote pause sent just as a worker
+    started could wait out the control check's interval."""
+    from djobs.worker.service import Service, ServiceLoop
+
+    first_started, release = threading.Event(), threading.Event()
+    runs: list[float] = []
+
+    class Check(Service):
+        name = "check"
+
+        def next_in(self) -> float:
+            return 60.0
+
+        def run_once(self) -> int:
+            runs.append(time.monotonic())
+            if len(runs) == 1:
+                first_started.set()
+                release.wait(5)
+            return 1
+
+    loop = ServiceLoop("test", [Check()], "w-test")
+    loop.start()
+    try:
+        assert first_started.wait(5)
+        loop.poke("check")  # lands mid-run
+        release.set()
+        wait_until(lambda: len(runs) >= 2, 5, "the poked service's second run")
+    finally:
+        loop.stop()

@@ -53,6 +53,7 @@ class ServiceLoop:
         self.services = list(services)
         self.worker_id = worker_id
         self._due = {s.name: 0.0 for s in self.services}
+        self._pokes = {s.name: 0 for s in self.services}
         self._failures = {s.name: 0 for s in self.services}
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -71,6 +72,7 @@ class ServiceLoop:
     def poke(self, name: str | None = None) -> None:
         for s in self.services:
             if name is None or s.name == name:
+                self._pokes[s.name] += 1
                 self._due[s.name] = 0.0
         self._wake.set()
 
@@ -82,6 +84,7 @@ class ServiceLoop:
                 break
             if not s.active() or now < self._due[s.name]:
                 continue
+            pokes = self._pokes[s.name]
             try:
                 did = s.run_once()
             except Exception as exc:
@@ -89,11 +92,16 @@ class ServiceLoop:
                 wait = min(s.max_backoff, FIRST_BACKOFF * 2 ** (n - 1))
                 log.warning("worker %s: %s failed (%s); again in %.0fs", self.worker_id, s.name, " ".join(str(exc).split()), wait)
                 self._due[s.name] = time.monotonic() + wait
-                continue
-            self._failures[s.name] = 0
-            if did:
-                log.debug("worker %s: %s did %d", self.worker_id, s.name, did)
-            self._due[s.name] = time.monotonic() + max(0.0, s.next_in())
+            else:
+                self._failures[s.name] = 0
+                if did:
+                    log.debug("worker %s: %s did %d", self.worker_id, s.name, did)
+                self._due[s.name] = time.monotonic() + max(0.0, s.next_in())
+                if self._pokes[s.name] != pokes:
+                    # Poked while it ran: the run may have read the state before the change that poked it (a
+                    # pause committed mid-run), so it runs again now, not at its next time. (A failed run
+                    # keeps its backoff.)
+                    self._due[s.name] = 0.0
         now = time.monotonic()
         waits = [self._due[s.name] - now for s in self.services if s.active()]
         return max(0.0, min(waits)) if waits else 1.0
