@@ -134,6 +134,8 @@ def test_a_batch_mixing_plain_subs_and_subs_with_options_resolves_each(queue: dj
     assert got == [("tq", 2, 4), ("tq", 5, 4), ("tq", 2, 4), ("other", 2, 4), ("tq", 2, 0), ("tq", 2, 4), ("tq", 2, 4)]
     via_fanout_defaults = queue.new_jobs([djobs.Sub("t"), djobs.Sub("t", retries=1)], retries=7, queue="fq")
     assert [(j.queue, j.max_retries) for j in via_fanout_defaults] == [("fq", 7), ("fq", 1)]
+    from_a_generator = queue.enqueue_many(djobs.Sub("t", {"n": n}) for n in range(3))  # type: ignore[arg-type]
+    assert [queue.get_job(i).args for i in from_a_generator] == [{"n": 0}, {"n": 1}, {"n": 2}]  # type: ignore[union-attr]
 
 
 def test_a_sub_whose_type_is_not_a_string_is_refused_whatever_came_before_it(queue: djobs.Queue) -> None:
