@@ -51,6 +51,10 @@ _PICK = (
     "{key}AND NOT EXISTS (SELECT 1 FROM djobs_workers w WHERE w.id = ? AND w.paused = 1) "
     "ORDER BY priority DESC, run_at, id LIMIT ?"
 )
+_SPEND_SQLITE = (
+    "INSERT INTO djobs_key_buckets (queue, job_key, tokens, refilled_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (queue, job_key) DO UPDATE SET tokens = excluded.tokens, refilled_at = excluded.refilled_at"
+)
 #: A claim looks at most this many distinct keys per round.
 MAX_KEYS = 500
 #: How long a queue's list of due keys is reused while claims through it fill every place offered (a claim
@@ -324,13 +328,9 @@ class LimitOps(StorageBase):
         if share.get(None):
             rows.extend(self._take(worker_id, req, share[None], None, keyed=True))
         if key_n and not self.is_pg and any(k is not None for k in spent):
-            src = self.dialect.batch_source(("k", "t"))
-            self._ex(
-                "INSERT INTO djobs_key_buckets (queue, job_key, tokens, refilled_at) "
-                f"SELECT ?, v.k, CAST(v.t AS {_D}), ? FROM {src} WHERE true ON CONFLICT (queue, job_key) "
-                "DO UPDATE SET tokens = excluded.tokens, refilled_at = excluded.refilled_at",
-                (q, now, *self._batch_params([(k, str(buckets[k] - m)) for k, m in spent.items() if k is not None])),
-            )
+            # executemany of one small upsert: a third cheaper than one statement over a JSON batch (no
+            # document to make and parse for ten rows).
+            self._many(self._q(_SPEND_SQLITE), [(q, k, buckets[k] - m, now) for k, m in spent.items() if k is not None])
         retry: float | None = None
         if key_n:
             if not rows:  # when to look again matters only now: every key's bucket, not just those visited
@@ -356,30 +356,36 @@ class LimitOps(StorageBase):
     def _key_state(
         self, queue: str, keys: list[str], counts: bool, buckets: bool
     ) -> tuple[dict[str, Any], dict[str, tuple[Any, Any]]]:
-        """Running jobs per key (if `counts`) and the keys' stored buckets (if `buckets`); both in one round
-        trip on PostgreSQL."""
-        if not (self.is_pg and counts and buckets and keys):
+        """Running jobs per key (if `counts`) and the keys' stored buckets (if `buckets`); both in one
+        statement when both are asked."""
+        if not (counts and buckets and keys):
             running = dict(self._ex(_KEY_RUNNING, (queue,)).fetchall()) if counts else {}
             return running, self._key_buckets(queue, keys) if buckets else {}
+        listed, param = self._listed(keys)
         rows = self._ex(
             "SELECT 0, job_key, COUNT(*), NULL FROM djobs_jobs WHERE queue = ? AND status = 'running' "
             "AND job_key IS NOT NULL GROUP BY job_key UNION ALL "
-            "SELECT 1, job_key, tokens, refilled_at FROM djobs_key_buckets WHERE queue = ? AND job_key = ANY(?::text[])",
-            (queue, queue, keys),
+            f"SELECT 1, job_key, tokens, refilled_at FROM djobs_key_buckets WHERE queue = ? AND job_key {listed}",
+            (queue, queue, param),
         ).fetchall()
         return {r[1]: r[2] for r in rows if r[0] == 0}, {r[1]: (r[2], r[3]) for r in rows if r[0] == 1}
 
     def _key_buckets(self, queue: str, keys: list[str]) -> dict[str, tuple[Any, Any]]:
         if not keys:
             return {}
-        # An IN list, not a join: SQLite would scan the JSON once per bucket row of the queue.
-        listed = "= ANY(?::text[])" if self.is_pg else "IN (SELECT value FROM json_each(?))"
-        param: Any = keys if self.is_pg else json.dumps(keys)
+        listed, param = self._listed(keys)
         rows = self._ex(
             f"SELECT job_key, tokens, refilled_at FROM djobs_key_buckets WHERE queue = ? AND job_key {listed}",
             (queue, param),
         ).fetchall()
         return {r[0]: (r[1], r[2]) for r in rows}
+
+    def _listed(self, keys: list[str]) -> tuple[str, Any]:
+        """`job_key <listed>` matches `keys`, bound as one parameter. An IN list, not a join: SQLite would scan
+        the JSON once per bucket row of the queue."""
+        if self.is_pg:
+            return "= ANY(?::text[])", keys
+        return "IN (SELECT value FROM json_each(?))", json.dumps(keys)
 
     def _take_keys_sqlite(self, worker_id: str, req: ClaimRequest, shares: list[tuple[str, int]]) -> list[Row]:
         """SQLite: each key's pick is an arm of one UNION ALL (SQLite has no LATERAL, and a LIMIT cannot be
