@@ -13,16 +13,24 @@ from dbsql import sql
 
 import djobs
 from djobs.jobs import NewJob, new_id
-from djobs.outcomes import ClaimRequest
+from djobs.outcomes import ClaimRequest, Outcome, OutcomeKind
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def test_a_claim_that_waited_for_the_lock_counts_what_the_holder_claimed(db_url: str) -> None:
+@pytest.mark.parametrize("completing", [False, True], ids=["claim only", "completion and claim"])
+def test_a_claim_that_waited_for_the_lock_counts_what_the_holder_claimed(db_url: str, completing: bool) -> None:
+    """`completing`: the waiting round also completes a job (on PostgreSQL its completion statement is the
+    one that takes the queue's lock)."""
     first, second = djobs.connect(db_url), djobs.connect(db_url)
     try:
         djobs.Queue(first).set_limits("capped", running=2)
         first.insert_jobs([NewJob(new_id(), "t", "capped", "null", 0, 0) for _ in range(6)])
+        first.insert_jobs([NewJob(new_id(), "t", "other", "null", 0, 0)])
+        outcomes = []
+        if completing:
+            (running,) = second.cycle("w2", [], [ClaimRequest("other", ("t",), 1)]).claims
+            outcomes = [Outcome(OutcomeKind.COMPLETE, running.job.id, running.job.attempt, result_json="null")]
         req = ClaimRequest("capped", ("t",), 4, limited=True)
         holding, got_second = threading.Event(), []
 
@@ -37,8 +45,10 @@ def test_a_claim_that_waited_for_the_lock_counts_what_the_holder_claimed(db_url:
         holder.start()
         assert holding.wait(30)
         time.sleep(0.2)
-        got_second = second.cycle("w2", [], [req]).claims
+        round_ = second.cycle("w2", outcomes, [req])
+        got_second = round_.claims
         holder.join(30)
+        assert round_.owned == [True] * len(outcomes), "the completion was written"
         running = int(sql(first, "SELECT COUNT(*) FROM djobs_jobs WHERE queue = 'capped' AND status = 'running'").fetchone()[0])
         assert (running, len(got_second)) == (2, 0), "the cap of 2 held: the second claim took nothing"
     finally:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from djobs.jobs import MAX_REFUNDS
 from djobs.storage import records
 from djobs.storage.base import Row, StorageBase
 from djobs.storage.dialect import COL, IS_CLAIMABLE, OWNED
 from djobs.storage.errors import operation
+from djobs.storage.limits import LOCKED, locked_rows
 
 if TYPE_CHECKING:
     from djobs.outcomes import Claim, ClaimRequest, Outcome, RoundResult
@@ -155,9 +156,13 @@ class ClaimOps(StorageBase):
         rows = [(i, str(a), e) for (i, a), e in started.items()]
         self.db.execute_sql(sql, (*self._batch_params(rows), worker_id))
 
-    def _complete_many(self, done: list[Outcome], worker_id: str, started: dict[tuple[str, int], str]) -> set[str]:
+    def _complete_many(
+        self, done: list[Outcome], worker_id: str, started: dict[tuple[str, int], str], lock: list[str] | None = None
+    ) -> tuple[set[str], dict[str, Row] | None]:
         """Completions in one statement. A prefetched claim that started and finished since the last round
-        has its start recorded here too (`e` set), instead of in a statement of its own."""
+        has its start recorded here too (`e` set), instead of in a statement of its own. With `lock`
+        (PostgreSQL), the statement also locks those limited queues' rows and returns them (`LOCKED`): the
+        claims that follow need no round trip of their own for the lock."""
         sql = self._batch_update(
             "complete_many",
             ("id", "r", "a", "e"),
@@ -167,7 +172,19 @@ class ClaimOps(StorageBase):
             "djobs_jobs.id",
         )
         rows = [(o.job_id, o.result_json, str(o.attempt), started.pop((o.job_id, o.attempt), None)) for o in done]
-        return {r[0] for r in self.db.execute_sql(sql, (*self._batch_params(rows), worker_id)).fetchall()}
+        params: tuple[Any, ...] = (*self._batch_params(rows), worker_id)
+        if lock:
+            merged = self._statements.get("complete_many+lock")
+            if merged is None:
+                merged = self._statements["complete_many+lock"] = (
+                    f"WITH l AS MATERIALIZED ({self._q(LOCKED)}), u AS ({sql}) "
+                    "SELECT id, NULL FROM u UNION ALL SELECT name, q FROM l"
+                )
+            sql, params = merged, (lock, *params)
+        got = self.db.execute_sql(sql, params).fetchall()
+        if not lock:
+            return {r[0] for r in got}, None
+        return {r[0] for r in got if r[1] is None}, locked_rows(got)
 
     def _write_outcome(self, o: Outcome, worker_id: str, failed: list[tuple[str, str | None]]) -> bool:
         from djobs.outcomes import OutcomeKind
@@ -211,7 +228,11 @@ class ClaimOps(StorageBase):
         since = self._since(started) if started else {}
         with self.tx():
             done = [o for o in outcomes if o.kind is OutcomeKind.COMPLETE]
-            completed = self._complete_many(done, worker_id, since) if done else set()
+            # PostgreSQL: the limited queues' rows are locked first, all at once (see limits.LOCKED).
+            lock = sorted({c.queue for c in claims if c.limited}) if self.is_pg else []
+            completed, locked = self._complete_many(done, worker_id, since, lock) if done else (set(), None)
+            if lock and locked is None:
+                locked = self._lock_limited(lock)  # type: ignore[attr-defined]
             if since:  # the rest: still running, or ended otherwise (written below, after their start)
                 self._mark_started(since, worker_id)
             for i, o in enumerate(outcomes):
@@ -229,7 +250,7 @@ class ClaimOps(StorageBase):
                         won.append(Claim(records.job(r), r[COL["fanout_id"]], k if r[-1] <= req.limit else k + 1, r[COL["trace"]]))
                     continue
                 if req.limited:
-                    got, again = self._claim_limited(worker_id, req, turn)  # type: ignore[attr-defined]
+                    got, again = self._claim_limited(worker_id, req, turn, locked)  # type: ignore[attr-defined]
                     if again is not None:
                         retry = again if retry is None else min(retry, again)
                 else:

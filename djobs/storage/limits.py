@@ -33,6 +33,14 @@ _QUEUE = (
     "SELECT paused, limited, running_cap, rate_n, rate_per, key_running_cap, key_rate_n, key_rate_per, tokens, "
     "refilled_at, {now} FROM djobs_queues WHERE name = ?"
 )
+# PostgreSQL: a round's limited queues are locked at once, in name order (two workers claiming the same queues
+# in different orders cannot deadlock), by the round's completion statement when it has one (`claims.py`),
+# else by this one; each row as a JSON array of `_QUEUE`'s columns, so both statements return one shape.
+LOCKED = (
+    "SELECT name, json_build_array(paused, limited, running_cap, rate_n, rate_per, key_running_cap, key_rate_n, "
+    "key_rate_per, tokens, refilled_at, {now})::text AS q FROM djobs_queues WHERE name = ANY(?::text[]) "
+    "ORDER BY name FOR UPDATE"
+)
 # Read in its own statement once the queue's row is locked: under READ COMMITTED a statement that waited
 # for the lock still reads other rows as they were before the wait, so a count taken in the locking
 # statement would miss the jobs the previous holder claimed (and the cap would be exceeded).
@@ -89,6 +97,12 @@ def _shares(order: list[str | None], n: int, allowance: Any) -> dict[str | None,
         if not gave:
             break
     return share
+
+
+def locked_rows(rows: list[Row]) -> dict[str, Row]:
+    """`LOCKED`'s (name, JSON array) rows as `_QUEUE` rows by name; other rows (None in the JSON column: the
+    completion statement's own rows, see `claims.py`) are left out."""
+    return {r[0]: tuple(json.loads(r[1])) for r in rows if r[1] is not None}
 
 
 def _limits(row: Any) -> Limits:
@@ -191,10 +205,20 @@ class LimitOps(StorageBase):
         sql = self._pick_sql(len(req.types), keyed and key is not None, keyed and key is None)
         return list(self.db.execute_sql(sql, params).fetchall())
 
-    def _claim_limited(self, worker_id: str, req: ClaimRequest, turn: int) -> tuple[list[Row], float | None]:
+    def _lock_limited(self, queues: list[str]) -> dict[str, Row]:
+        """PostgreSQL: lock these queues' rows (see LOCKED); their rows by name (a queue without one: absent)."""
+        return locked_rows(self._ex(LOCKED, (queues,)).fetchall())
+
+    def _claim_limited(
+        self, worker_id: str, req: ClaimRequest, turn: int, locked: dict[str, Row] | None = None
+    ) -> tuple[list[Row], float | None]:
         """Claim under the queue's limits (inside the caller's transaction). Returns the rows and, when
-        limits held jobs back, the epoch time worth trying again (None: when something finishes)."""
-        row = self._ex(_QUEUE + self.dialect.for_update, (req.queue,)).fetchone()
+        limits held jobs back, the epoch time worth trying again (None: when something finishes). `locked`:
+        the queue rows this transaction locked already (`_lock_limited`); else the queue's row is locked here."""
+        if locked is not None:
+            row = locked.get(req.queue)
+        else:
+            row = self._ex(_QUEUE + self.dialect.for_update, (req.queue,)).fetchone()
         if row is None or not row[1]:
             return self._take(worker_id, req, req.limit), None
         paused, _, running_cap, rate_n, rate_per, key_cap, key_n, key_per, tokens, refilled_at, now = row
