@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 from dbsql import sql
@@ -54,3 +55,46 @@ def test_a_claim_that_waited_for_the_lock_counts_what_the_holder_claimed(db_url:
     finally:
         first.close()
         second.close()
+
+
+def test_rounds_claiming_limited_queues_in_opposite_orders_neither_deadlock_nor_exceed_caps(db_url: str) -> None:
+    """Two workers each claim two limited queues per round, in opposite orders, completing what they won the
+    round before. Each round locks both queues' rows; locked in any other order than one shared by every
+    worker, two rounds can each hold one row and wait for the other (PostgreSQL then aborts one of them)."""
+    a, b = djobs.connect(db_url), djobs.connect(db_url)
+    try:
+        queue = djobs.Queue(a)
+        for name in ("qa", "qb"):
+            queue.set_limits(name, running=3)
+            a.insert_jobs([NewJob(new_id(), "t", name, "null", 0, 0) for _ in range(300)])
+        reqs = [ClaimRequest("qa", ("t",), 2, limited=True), ClaimRequest("qb", ("t",), 2, limited=True)]
+        errors: list[BaseException] = []
+        peaks: list[int] = []
+
+        def drain(store: Any, worker: str, order: list[ClaimRequest]) -> None:
+            held: list[Any] = []
+            try:
+                for turn in range(400):
+                    outs = [Outcome(OutcomeKind.COMPLETE, c.job.id, c.job.attempt, result_json="null") for c in held]
+                    held = store.cycle(worker, outs, order, turn=turn).claims
+                    if not held and turn > 20:
+                        break
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=drain, args=(a, "w1", reqs)), threading.Thread(target=drain, args=(b, "w2", reqs[::-1]))]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            peaks.append(int(sql(queue.storage, "SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM djobs_jobs WHERE "
+                                 "status = 'running' GROUP BY queue) c").fetchone()[0] or 0))  # fmt: skip
+            time.sleep(0.01)
+        for t in threads:
+            t.join(60)
+        assert not errors, errors[0]
+        assert max(peaks, default=0) <= 3, f"a cap of 3 was exceeded: {max(peaks)} running"
+        done = int(sql(queue.storage, "SELECT COUNT(*) FROM djobs_jobs WHERE status = 'completed'").fetchone()[0])
+        assert done == 600, f"only {done} of 600 jobs completed"
+    finally:
+        a.close()
+        b.close()
