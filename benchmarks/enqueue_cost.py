@@ -12,7 +12,12 @@ Each line is µs per job, the median of `--repeat` runs on fresh temp files:
   check, the statement through Peewee, the commit);
 - the insert statement alone through `sqlite3` (the text djobs sends, fresh ids each batch; with its commit
   and WAL checkpoints), so what Peewee and the storage layer add is the difference;
-- `enqueue_many` again with the `(queue, status)` counts index dropped: what that index costs a job.
+- `enqueue_many` again with the `(queue, status)` counts index dropped: what that index costs a job;
+- the floor: the same rows (djobs's columns and values) by `executemany` of a plain INSERT into a copy of the
+  jobs table with no index, then with the b-trees djobs keeps for a pending job added one at a time (the id
+  key, the claim index, the counts index). Raw's table has two b-trees (its rows and its claim index); a
+  djobs job needs at least three (its rows, the id key every lookup goes through, the claim index), so this
+  line says what the statement alone can cost at best, whatever the Python around it.
 
 A profile points at what to change; this says how much each part could give at most.
 """
@@ -61,6 +66,7 @@ def measures(jobs: int) -> dict[str, Callable[[str], float]]:
     from djobs import validate
     from djobs.jobs import new_ids
     from djobs.proof.raw import RawSqlite
+    from djobs.storage.dialect import IS_CLAIMABLE
 
     batches = jobs // BATCH
 
@@ -140,6 +146,36 @@ def measures(jobs: int) -> dict[str, Callable[[str], float]]:
         finally:
             conn.close()
 
+    def floor(indexes: tuple[str, ...]) -> Callable[[str], float]:
+        def run(d: str) -> float:
+            store, queue = _open(d)
+            store.close()
+            conn = sqlite3.connect(os.path.join(d, "jobs.db"), isolation_level=None)
+            try:
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("CREATE TABLE f AS SELECT * FROM djobs_jobs WHERE 0")
+                for i, cols in enumerate(indexes):
+                    conn.execute(f"CREATE {'UNIQUE ' if cols == '(id)' else ''}INDEX f{i} ON f {cols}")
+                sql = (
+                    "INSERT INTO f (id, type, queue, args, priority, status, attempt, max_retries, run_at, created_at, "
+                    "updated_at, pause_requested) VALUES (?, 'bench.noop', 'default', '{}', 0, 'pending', 0, 3, ?, ?, ?, 0)"
+                )
+                spent = 0.0
+                for _ in range(batches):
+                    ids, now = new_ids(BATCH), time.time()
+                    t0 = time.perf_counter()
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.executemany(sql, [(i, now, now, now) for i in ids])
+                    conn.execute("COMMIT")
+                    spent += time.perf_counter() - t0
+                return spent
+            finally:
+                conn.close()
+
+        return run
+
+    key = ("(id)",)
+    claim = (*key, f"(queue, priority DESC, run_at, id) WHERE {IS_CLAIMABLE}")
     return {
         "raw batch insert (executemany, one transaction)": raw,
         "enqueue_many, the whole call": whole,
@@ -149,6 +185,10 @@ def measures(jobs: int) -> dict[str, Callable[[str], float]]:
         "  storage.insert_jobs (check, statement, commit)": insert_jobs,
         "    the insert statement alone, plain sqlite3": statement,
         "enqueue_many without the (queue, status) index": lambda d: whole(d, True),
+        "floor: the rows alone, no index": floor(()),
+        "  + the id key": floor(key),
+        "  + the claim index": floor(claim),
+        "  + the (queue, status) index": floor((*claim, "(queue, status)")),
     }
 
 

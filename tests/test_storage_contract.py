@@ -213,6 +213,41 @@ def test_a_prefetched_claim_started_and_completed_in_one_round(store: PeeweeStor
     assert (status, held) == ("running", 0) and 18 < store.db_now() - started_at < 60
 
 
+def test_a_round_of_completions_and_a_claim_writes_each_part_once(store: PeeweeStorage) -> None:
+    """A dispatcher's usual round (completions, prefetched claims that started, a claim and its prefetch,
+    events; one statement on PostgreSQL): every part written, each guarded as alone, events in order."""
+    a, b, x = new(), new(), new()
+    store.insert_jobs([a, b])
+    claim(store, n=2, held=True)
+    store.insert_jobs([x])
+    (cx,) = claim(store, W2)
+    best, next_, last = new(priority=9), new(priority=5), new(priority=1)
+    store.insert_jobs([best, next_, last])
+    before = store.latest_event_id()
+    outs = [
+        Outcome(OutcomeKind.COMPLETE, a.id, 1, result_json="7", event=("job_completed", '{"n":1}')),
+        Outcome(OutcomeKind.COMPLETE, x.id, cx.job.attempt, result_json="8", event=("job_completed", '{"n":2}')),
+    ]
+    started = [(a.id, 1, time.monotonic() - 10), (b.id, 1, time.monotonic() - 20)]
+    reqs = [ClaimRequest("default", ("t",), 1, False), ClaimRequest("default", ("t",), 1, True)]
+    result = store.cycle(W1, outs, reqs, [("custom:round", None, "default", W1, None)], started, True)
+    assert result.owned == [True, False], "x belongs to another worker"
+    assert {c.request: c.job.id for c in result.claims} == {0: best.id, 1: next_.id}
+    rows = {r[0]: r[1:] for r in sql(store, "SELECT id, status, held, locked_by, result, started_at FROM djobs_jobs").fetchall()}
+    assert rows[a.id][:4] == ("completed", 0, None, "7")
+    assert rows[b.id][:3] == ("running", 0, W1) and 18 < store.db_now() - rows[b.id][4] < 60
+    assert rows[x.id][:3] == ("running", 0, W2)
+    assert (rows[best.id][:3], rows[next_.id][:3]) == (("running", 0, W1), ("running", 1, W1))
+    assert rows[last.id][0] == "pending"
+    evs = store.events_since(before)
+    assert [(e.kind, e.job_id) for e in evs[:2]] == [("custom:round", None), ("job_completed", a.id)]
+    assert evs[1].data == {"n": 1}
+    assert sorted((e.kind, e.job_id, e.worker_id) for e in evs[2:]) == sorted(
+        ("job_started", j.id, W1) for j in (best, next_)
+    )
+    assert all(e.data == {"attempt": 1} for e in evs[2:])
+
+
 def test_release_all_and_owned_running(store: PeeweeStorage) -> None:
     store.insert_jobs([new(), new()])
     got = claim(store)
