@@ -27,10 +27,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from djobs.proof.dbutil import throwaway
-
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # this checkout's djobs, before any import of it
+
+from djobs.proof.dbutil import throwaway  # noqa: E402
 
 SMALL = {"djobs_workers", "djobs_queues", "djobs_schedules", "djobs_leases", "djobs_meta", "djobs_job_types"}
 PLUGIN = '''

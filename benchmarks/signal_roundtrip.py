@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from djobs.proof.dbutil import fresh_url
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's djobs, before any import of it
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from djobs.proof.dbutil import fresh_url  # noqa: E402
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
