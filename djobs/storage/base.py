@@ -79,6 +79,8 @@ class StorageBase:
         self._statements: dict[str, str] = {}
         #: Per queue: when its due keys were listed, and the list (see limits.KEYS_TTL).
         self._due_key_lists: dict[str, tuple[float, list[str | None]]] = {}
+        #: PostgreSQL: queues found to have per-key limits, and when (`fused.py`).
+        self._limit_kinds: dict[str, tuple[str, float]] = {}
 
     # -- statements ----------------------------------------------------------------------------------------
     def _q(self, sql: str) -> str:

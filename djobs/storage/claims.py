@@ -165,7 +165,7 @@ class ClaimOps(StorageBase):
             "status = 'completed', result = {v}.r, completed_at = {{now}}, updated_at = {{now}}, "
             f"started_at = CASE WHEN {{v}}.e IS NULL THEN started_at ELSE {{{{now}}}} - CAST({{v}}.e AS {_D}) END, "
             "held = 0, locked_by = NULL, pause_requested = 0, refunds = 0",
-            "djobs_jobs.id",
+            "djobs_jobs.id, djobs_jobs.queue",
         )
 
     def _complete_many(
@@ -220,17 +220,26 @@ class ClaimOps(StorageBase):
         """One round in one transaction: record the start of prefetched claims, write outcomes (each
         guarded by ownership; completions in one statement) with the event rows of those that matched,
         extra event rows, then claim. Returns which outcomes were written and the claims won."""
-        from djobs.outcomes import (  # worker records: a producer never needs them
-            Claim,
-            OutcomeKind,
-            RoundResult,
-        )
-
         since = self._since(started) if started else {}
-        if self.is_pg and self._fusable(outcomes, claims, limited_done):
-            completed, got = self._fused(worker_id, outcomes, claims, events, since, started_events)
-            won = [Claim(records.job(r), r[COL["fanout_id"]], k, r[COL["trace"]]) for r, k in got]
-            return RoundResult([o.job_id in completed for o in outcomes], won, [])
+        if self.is_pg:
+            fused = self._fused_round(worker_id, outcomes, claims, events, since, started_events, turn, limited_done)
+            if fused is not None:
+                return fused
+        return self._cycle_tx(worker_id, outcomes, claims, events, since, started_events, due_if_idle, turn, limited_done)
+
+    def _fused_round(
+        self, worker_id: str, outcomes: list[Outcome], claims: list[ClaimRequest], events: Sequence[Row],
+        since: dict[tuple[str, int], str], started_events: bool, turn: int, limited_done: bool,
+    ) -> RoundResult | None:  # fmt: skip
+        """PostgreSQL: the round as one statement when it can be (`fused.py`); None: it cannot."""
+        return None
+
+    def _cycle_tx(
+        self, worker_id: str, outcomes: list[Outcome], claims: list[ClaimRequest], events: Sequence[Row],
+        since: dict[tuple[str, int], str], started_events: bool, due_if_idle: bool, turn: int, limited_done: bool,
+    ) -> RoundResult:  # fmt: skip
+        from djobs.outcomes import Claim, OutcomeKind, RoundResult
+
         owned = [False] * len(outcomes)
         rows: list[Row] = list(events)
         failed: list[tuple[str, str | None]] = []
@@ -281,86 +290,6 @@ class ClaimOps(StorageBase):
                 if retry is not None or any(c.limited for c in claims):
                     due = retry if retry is not None else None
         return RoundResult(owned, won, failed, due, retry)
-
-    # -- PostgreSQL: the usual round as one statement ------------------------------------------------------
-    def _fusable(self, outcomes: list[Outcome], claims: list[ClaimRequest], limited_done: bool) -> bool:
-        """A round of completions and at most one unlimited claim (or claim and prefetch) is one statement
-        on PostgreSQL: no BEGIN and COMMIT round trips, and none between its parts. Rounds without outcomes
-        (an idle poll) keep the transaction: their event insert would wake every follower even when empty."""
-        from djobs.outcomes import OutcomeKind
-
-        if not outcomes or limited_done or any(o.kind is not OutcomeKind.COMPLETE for o in outcomes):
-            return False
-        if len(claims) == 1:
-            return not claims[0].limited
-        return not claims or (len(claims) == 2 and self._pairs(claims, 0))
-
-    def _fused_sql(self, claims: list[ClaimRequest], with_events: bool, started_events: bool) -> str:
-        kind = len(claims)
-        n_types = len(claims[0].types) if claims else 0
-        name = f"fused:{kind}:{n_types}:{with_events}:{started_events}"
-        sql = self._statements.get(name)
-        if sql is not None:
-            return sql
-        parts = [f"d AS ({self._complete_sql()})", f"m AS ({self._mark_started_sql()})"]
-        nulls = ", ".join(["NULL"] * len(COL))
-        last = f"SELECT {nulls}, NULL, d.id FROM d"
-        if claims:
-            pick = _PICK.replace("{types}", self.dialect.marks(n_types))
-            if kind == 1:
-                parts.append(f"c AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED)")
-                parts.append(f"u AS (UPDATE djobs_jobs j SET {_TAKE.format(a='j.')} FROM c WHERE j.id = c.id "
-                             "RETURNING {jcols}, CAST(NULL AS BIGINT) AS n)")  # fmt: skip
-            else:  # a claim and its prefetch, as `_claim_pair`
-                pick = pick.replace("SELECT id FROM", "SELECT id, priority, run_at FROM", 1)
-                take = _TAKE.format(a="j.").replace("held = ?", "held = CASE WHEN o.n > ? THEN 1 ELSE 0 END")
-                parts.append(f"c AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED)")
-                parts.append("o AS (SELECT id, row_number() OVER (ORDER BY priority DESC, run_at, id) AS n FROM c)")
-                parts.append(f"u AS (UPDATE djobs_jobs j SET {take} FROM o WHERE j.id = o.id RETURNING {{jcols}}, o.n)")
-            last = f"SELECT u.*, CAST(NULL AS TEXT) FROM u UNION ALL {last}"
-        if with_events:
-            src = self.dialect.batch_source(("k", "j", "q", "w", "d"))
-            ins = (
-                "INSERT INTO djobs_events (ts, kind, job_id, queue, worker_id, data) "
-                f"SELECT {{now}}, v.k, v.j, v.q, v.w, v.d FROM {src} UNION ALL "
-                f"SELECT {{now}}, v.k, v.j, v.q, v.w, v.d FROM {src} WHERE v.j IN (SELECT id FROM d)"
-            )
-            if claims and started_events:
-                ins += (
-                    " UNION ALL SELECT {now}, 'job_started', u.id, u.queue, ?, "
-                    "'{\"attempt\":' || u.attempt || '}' FROM u"
-                )
-            parts.append(f"e AS ({ins})")
-        sql = self._statements[name] = self.dialect.render(f"WITH {', '.join(parts)} {last}")
-        return sql
-
-    def _fused(
-        self, worker_id: str, outcomes: list[Outcome], claims: list[ClaimRequest], events: Sequence[Row],
-        since: dict[tuple[str, int], str], started_events: bool,
-    ) -> tuple[set[str], list[tuple[Row, int]]]:  # fmt: skip
-        """The round as one statement (see `_fusable`): the ids of the completions written, and the claimed
-        rows with the index of the request each answers."""
-        done = [(o.job_id, o.result_json, str(o.attempt), since.pop((o.job_id, o.attempt), None)) for o in outcomes]
-        params: list[Any] = [*self._batch_params(done), worker_id]
-        params += [*self._batch_params([(i, str(a), e) for (i, a), e in since.items()]), worker_id]
-        if claims:
-            req = claims[0]
-            total = req.limit + (claims[1].limit if len(claims) == 2 else 0)
-            params += [req.queue, *req.types, req.queue, worker_id, total, worker_id]
-            params.append(int(req.held) if len(claims) == 1 else req.limit)
-        ended = [(o.event[0], o.job_id, o.queue, worker_id, o.event[1]) for o in outcomes if o.event is not None]
-        with_events = bool(events or ended or (claims and started_events))
-        if with_events:
-            params += [*self._batch_params(list(events)), *self._batch_params(ended)]
-            if claims and started_events:
-                params.append(worker_id)
-        sql = self._fused_sql(claims, with_events, started_events)
-        with self._write_lock:
-            got = self.db.execute_sql(sql, params).fetchall()
-        j = len(COL)
-        completed = {r[-1] for r in got if r[-1] is not None}
-        limit = claims[0].limit if claims else 0
-        return completed, [(r[:j], 0 if r[j] is None or r[j] <= limit else 1) for r in got if r[-1] is None]
 
     @operation
     def release_all(self, worker_id: str) -> list[tuple[str, str, str | None]]:

@@ -13,11 +13,11 @@ operation raises `StorageUnavailable` when the database is away, `DuplicateJob` 
 from __future__ import annotations
 
 from djobs.storage.checkpoints import CheckpointOps
-from djobs.storage.claims import ClaimOps
 from djobs.storage.control import ControlOps
 from djobs.storage.events import EventOps
 from djobs.storage.fanouts import FanOutOps
 from djobs.storage.flow import FlowOps
+from djobs.storage.fused import FusedOps
 from djobs.storage.jobs import JobOps
 from djobs.storage.limit_reads import LimitReadOps
 from djobs.storage.limits import LimitOps
@@ -28,7 +28,7 @@ from djobs.storage.workers import WorkerOps
 
 
 class PeeweeStorage(
-    FlowOps, JobOps, ClaimOps, LimitOps, LimitReadOps, CheckpointOps, FanOutOps, ControlOps, WorkerOps, ScheduleOps,
+    FlowOps, JobOps, FusedOps, LimitOps, LimitReadOps, CheckpointOps, FanOutOps, ControlOps, WorkerOps, ScheduleOps,
     EventOps, StatsOps, SignalOps,
 ):
     """djobs state in one Peewee database (SQLite or PostgreSQL)."""

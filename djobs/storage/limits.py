@@ -277,12 +277,14 @@ class LimitOps(StorageBase):
                 "u AS (UPDATE djobs_jobs j SET status = 'running', attempt = j.attempt + 1, locked_by = ?, held = ?, "
                 "started_at = {now}, last_heartbeat_at = {now}, updated_at = {now}, wait_kind = NULL, "
                 "wait_signal = NULL FROM c WHERE j.id = c.id RETURNING {jcols}), "
-                f"t AS (UPDATE djobs_queues SET tokens = CAST(? AS {_D}) - (SELECT COUNT(*) FROM u), refilled_at = ? "
-                "WHERE name = ? AND CAST(? AS BOOLEAN)) SELECT * FROM u"
+                # The row is stamped even without a rate: a round claiming in one statement (`fused.py`) trusts
+                # its running count only if the row is as it was when that statement began.
+                f"t AS (UPDATE djobs_queues SET tokens = CASE WHEN CAST(? AS BOOLEAN) THEN CAST(? AS {_D}) - "
+                "(SELECT COUNT(*) FROM u) ELSE tokens END, refilled_at = ? WHERE name = ?) SELECT * FROM u"
             )
         params = (
             req.queue, *req.types, worker_id, n, None if cap is None else int(cap), req.queue, worker_id, int(req.held),
-            bucket or 0.0, now, req.queue, bucket is not None,
+            bucket is not None, bucket or 0.0, now, req.queue,
         )  # fmt: skip
         return list(self.db.execute_sql(sql, params).fetchall()), None
 
