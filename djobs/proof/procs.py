@@ -22,6 +22,10 @@ from pathlib import Path
 
 from djobs.proof.invariants import Interruption
 
+#: The directory holding this djobs package: the workers run the same djobs as the process that starts them
+#: (a benchmark run from another checkout measures that checkout, not the installed one).
+_ROOT = str(Path(__file__).resolve().parent.parent.parent)
+
 
 class WorkerProcess:
     def __init__(self, args: list[str], log_dir: str | os.PathLike[str], slot: int = 0, stdin_pipe: bool = False):
@@ -48,7 +52,9 @@ class WorkerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.PIPE if self.stdin_pipe else subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(
+                    p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p
+                )},  # fmt: skip
             )
 
     def alive(self) -> bool:
