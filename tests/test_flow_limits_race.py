@@ -19,14 +19,21 @@ from djobs.outcomes import ClaimRequest, Outcome, OutcomeKind
 pytestmark = pytest.mark.timeout(120)
 
 
+@pytest.mark.parametrize("per_key", [False, True], ids=["running", "key_running"])
 @pytest.mark.parametrize("completing", [False, True], ids=["claim only", "completion and claim"])
-def test_a_claim_that_waited_for_the_lock_counts_what_the_holder_claimed(db_url: str, completing: bool) -> None:
-    """`completing`: the waiting round also completes a job (on PostgreSQL its completion statement is the
-    one that takes the queue's lock)."""
+def test_a_claim_that_waited_for_the_lock_counts_what_the_holder_claimed(
+    db_url: str, completing: bool, per_key: bool
+) -> None:
+    """`completing`: the waiting round also completes a job (on PostgreSQL that round is one statement, which
+    locks the queue's row itself and must notice that the holder claimed since it began)."""
     first, second = djobs.connect(db_url), djobs.connect(db_url)
     try:
-        djobs.Queue(first).set_limits("capped", running=2)
-        first.insert_jobs([NewJob(new_id(), "t", "capped", "null", 0, 0) for _ in range(6)])
+        if per_key:
+            djobs.Queue(first).set_limits("capped", key_running=2)
+            second._limit_kinds["capped"] = ("keys", time.monotonic())  # as after a round there: the per-key statement
+        else:
+            djobs.Queue(first).set_limits("capped", running=2)
+        first.insert_jobs([NewJob(new_id(), "t", "capped", "null", 0, 0, key="a" if per_key else None) for _ in range(6)])
         first.insert_jobs([NewJob(new_id(), "t", "other", "null", 0, 0)])
         outcomes = []
         if completing:

@@ -165,7 +165,7 @@ class ClaimOps(StorageBase):
             "status = 'completed', result = {v}.r, completed_at = {{now}}, updated_at = {{now}}, "
             f"started_at = CASE WHEN {{v}}.e IS NULL THEN started_at ELSE {{{{now}}}} - CAST({{v}}.e AS {_D}) END, "
             "held = 0, locked_by = NULL, pause_requested = 0, refunds = 0",
-            "djobs_jobs.id, djobs_jobs.queue",
+            "djobs_jobs.id, djobs_jobs.queue, djobs_jobs.job_key",
         )
 
     def _complete_many(

@@ -248,6 +248,8 @@ class LimitOps(StorageBase):
             self._ex(
                 "UPDATE djobs_queues SET tokens = ?, refilled_at = ? WHERE name = ?", (bucket - len(rows), now, req.queue)
             )
+        elif self.is_pg:  # the stamp a round claiming in one statement looks for (`fused.py`)
+            self._ex("UPDATE djobs_queues SET refilled_at = ? WHERE name = ?", (now, req.queue))
         return rows, retry
 
     def _claim_capped_pg(
