@@ -33,7 +33,6 @@ from djobs.storage.dialect import COL, IS_CLAIMABLE
 if TYPE_CHECKING:
     from djobs.outcomes import ClaimRequest, Outcome, RoundResult
 
-_D = "DOUBLE PRECISION"
 #: How long a queue's kind of limits (queue-level or per-key) is trusted before a round looks again.
 KIND_TTL = 10.0
 # A claim under limits: `l` the queue's row, locked (as it is now, after any wait); `k` the row's values,
