@@ -148,8 +148,7 @@ def measures(jobs: int) -> dict[str, Callable[[str], float]]:
 
     def floor(indexes: tuple[str, ...]) -> Callable[[str], float]:
         def run(d: str) -> float:
-            store, queue = _open(d)
-            store.close()
+            _open(d)[0].close()  # djobs's schema, whose table the copy takes its columns from
             conn = sqlite3.connect(os.path.join(d, "jobs.db"), isolation_level=None)
             try:
                 conn.execute("PRAGMA synchronous=NORMAL")

@@ -70,17 +70,33 @@ _RELEASE_ALL = (
 
 
 class ClaimOps(StorageBase):
+    def _claim_ctes(self, n_types: int, pair: bool) -> str:
+        """PostgreSQL: a claim as CTEs, `c` the jobs picked and locked, `u` them taken (`RETURNING {jcols}, n`:
+        for a claim and its prefetch, each job's place in claim order; held when past the first `?`). The
+        claim statements here and the one-statement rounds (`fused.py`) share them."""
+        pick = _PICK.replace("{types}", self.dialect.marks(n_types))
+        take = _TAKE.format(a="j.")
+        if not pair:
+            return (
+                f"c AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED), u AS (UPDATE djobs_jobs j SET {take} FROM c "
+                "WHERE j.id = c.id RETURNING {jcols}, CAST(NULL AS BIGINT) AS n)"
+            )
+        pick = pick.replace("SELECT id FROM", "SELECT id, priority, run_at FROM", 1)
+        take = take.replace("held = ?", "held = CASE WHEN o.n > ? THEN 1 ELSE 0 END")
+        return (
+            f"c AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED), "
+            "o AS (SELECT id, row_number() OVER (ORDER BY priority DESC, run_at, id) AS n FROM c), "
+            f"u AS (UPDATE djobs_jobs j SET {take} FROM o WHERE j.id = o.id RETURNING {{jcols}}, o.n)"
+        )
+
     def _claim_sql(self, n_types: int) -> str:
         key = f"claim:{n_types}"
         sql = self._statements.get(key)
         if sql is None:
-            pick = _PICK.replace("{types}", self.dialect.marks(n_types))
             if self.is_pg:
-                sql = (
-                    f"WITH c AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED) "
-                    f"UPDATE djobs_jobs j SET {_TAKE.format(a='j.')} FROM c WHERE j.id = c.id RETURNING {{jcols}}"
-                )
+                sql = f"WITH {self._claim_ctes(n_types, False)} SELECT * FROM u"
             else:
+                pick = _PICK.replace("{types}", self.dialect.marks(n_types))
                 sql = f"UPDATE djobs_jobs SET {_TAKE.format(a='')} WHERE id IN ({pick}) RETURNING {{cols}}"
             sql = self._statements[key] = self.dialect.render(sql)
         return sql
@@ -92,15 +108,7 @@ class ClaimOps(StorageBase):
         key = f"claim-pair:{len(now.types)}"
         sql = self._statements.get(key)
         if sql is None:
-            pick = _PICK.replace("{types}", self.dialect.marks(len(now.types))).replace(
-                "SELECT id FROM", "SELECT id, priority, run_at FROM", 1
-            )
-            take = _TAKE.format(a="j.").replace("held = ?", "held = CASE WHEN o.n > ? THEN 1 ELSE 0 END")
-            sql = self._statements[key] = self.dialect.render(
-                f"WITH c AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED), "
-                "o AS (SELECT id, row_number() OVER (ORDER BY priority DESC, run_at, id) AS n FROM c) "
-                f"UPDATE djobs_jobs j SET {take} FROM o WHERE j.id = o.id RETURNING {{jcols}}, o.n"
-            )
+            sql = self._statements[key] = self.dialect.render(f"WITH {self._claim_ctes(len(now.types), True)} SELECT * FROM u")
         params = (now.queue, *now.types, now.queue, worker_id, now.limit + ahead.limit, worker_id, now.limit)
         return list(self.db.execute_sql(sql, params).fetchall())
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from djobs.storage import records
 from djobs.storage.base import Row
-from djobs.storage.claims import _PICK, _TAKE, ClaimOps
+from djobs.storage.claims import _TAKE, ClaimOps
 from djobs.storage.dialect import COL, IS_CLAIMABLE
 
 if TYPE_CHECKING:
@@ -229,11 +229,9 @@ class FusedOps(ClaimOps):
         nulls = ", ".join(["NULL"] * len(COL))
         tail = [f"SELECT {nulls}, NULL, d.id, NULL FROM d"]
         if claims:
-            types = self.dialect.marks(n_types)
-            take = _TAKE.format(a="j.")
-            pick = _PICK.replace("{types}", types)
             if kind:
                 keys = kind == "keys"
+                types, take = self.dialect.marks(n_types), _TAKE.format(a="j.")
                 parts.append((_PER_KEY if keys else _QUEUE_LEVEL).replace("{types}", types).replace("{take}", take))
                 tail.append(
                     _STATE.replace("{nulls}", nulls)
@@ -241,16 +239,8 @@ class FusedOps(ClaimOps):
                     .replace("{sure}", " AND (SELECT ok FROM f)" if keys else "")
                     .replace("{fullest}", "(SELECT MAX(t) FROM w WHERE t < 1)" if keys else "NULL")
                 )
-            elif shape == "1":
-                parts.append(f"c AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED)")
-                parts.append(f"u AS (UPDATE djobs_jobs j SET {take} FROM c WHERE j.id = c.id "
-                             "RETURNING {jcols}, CAST(NULL AS BIGINT) AS n)")  # fmt: skip
-            else:  # a claim and its prefetch, as `_claim_pair`
-                pick = pick.replace("SELECT id FROM", "SELECT id, priority, run_at FROM", 1)
-                take = take.replace("held = ?", "held = CASE WHEN o.n > ? THEN 1 ELSE 0 END")
-                parts.append(f"c AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED)")
-                parts.append("o AS (SELECT id, row_number() OVER (ORDER BY priority DESC, run_at, id) AS n FROM c)")
-                parts.append(f"u AS (UPDATE djobs_jobs j SET {take} FROM o WHERE j.id = o.id RETURNING {{jcols}}, o.n)")
+            else:  # one claim, or a claim and its prefetch
+                parts.append(self._claim_ctes(n_types, shape == "2"))
             tail.insert(0, "SELECT u.*, CAST(NULL AS TEXT), CAST(NULL AS TEXT) FROM u")
         if with_events:
             src = self.dialect.batch_source(("k", "j", "q", "w", "d"))
