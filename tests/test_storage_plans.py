@@ -102,6 +102,21 @@ def test_claims_retries_and_listings_read_the_partial_indexes(
     assert store.count_jobs(status="pending") == 30 - 10 + 5 + 9 - 6
 
 
+def test_counts_read_indexes_only(store: PeeweeStorage, recorded: list[tuple[str, Any]]) -> None:
+    """The dashboard and the metrics count jobs by queue and status every few seconds: from the partial
+    indexes, never by reading the jobs table, whatever the status asked for."""
+    from djobs.jobs import STATUS_VALUES
+
+    store.insert_jobs(_jobs(30) + _jobs(10, "other"))
+    ops = [store.queue_stats, store.queue_lag, lambda: store.count_jobs(queue="other")]
+    ops += [lambda s=s: store.count_jobs(status=s) for s in STATUS_VALUES]
+    ops += [lambda s=s: store.count_jobs(status=s, queue="other") for s in STATUS_VALUES]
+    for op in ops:
+        plans = _plans(store, recorded, op)
+        assert plans and not _reads_a_table_whole(plans, store.is_pg), plans
+    assert store.count_jobs(queue="other") == 10 and store.count_jobs(status="pending") == 40
+
+
 def test_a_duplicate_unique_key_finds_its_holder_through_the_indexes(
     store: PeeweeStorage, recorded: list[tuple[str, Any]]
 ) -> None:

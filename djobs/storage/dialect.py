@@ -49,6 +49,11 @@ ACTIVE = sql_list(ACTIVE_VALUES)
 #: signal waits past their timeout). Waiting jobs with nothing to wake them keep `run_at` at WAIT_FOREVER.
 CLAIMABLE_VALUES = ("pending", "retrying", "waiting")
 IS_CLAIMABLE = status_is(CLAIMABLE_VALUES)
+#: Every status but the two each job passes through on its way (pending, running): the predicate of the index
+#: the counts by queue and status read, which a job enters only when it finishes (or retries, waits or is
+#: paused). `status = 'x' AND NOT_HOT` lets SQLite use it for one status (it proves an index's condition
+#: only from the same terms).
+NOT_HOT = "status <> 'pending' AND status <> 'running'"
 #: `run_at` of a waiting job that only an event wakes (a fan-out's decision, a signal with no timeout):
 #: 9999-12-31T23:59:59Z, past any time a user may give (`at` is validated to year 9999).
 WAIT_FOREVER = 253402300799.0

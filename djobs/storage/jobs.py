@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from djobs import codec, validate
 from djobs.errors import DuplicateJob
-from djobs.jobs import TERMINAL_VALUES, Job, NewJob
+from djobs.jobs import STATUS_VALUES, TERMINAL_VALUES, Job, NewJob
 from djobs.storage import records
 from djobs.storage.base import StorageBase
-from djobs.storage.dialect import FINISHED, TERMINAL, Dialect
+from djobs.storage.dialect import FINISHED, IS_CLAIMABLE, NOT_HOT, TERMINAL, Dialect
 from djobs.storage.errors import is_unique_violation, operation
 
 if TYPE_CHECKING:
@@ -85,6 +85,19 @@ EXPIRED = (
     "AND (parent_id IS NULL OR NOT EXISTS (SELECT 1 FROM djobs_jobs p WHERE p.id = djobs_jobs.parent_id "
     f"AND p.status NOT IN {TERMINAL}))"
 )
+
+
+# A queue's jobs: pending, retrying and waiting ones from the claim's index, running ones from theirs, the rest
+# from the counts' index (`schema.py`), each status counted once.
+_QUEUE_COUNT = "SELECT " + " + ".join(
+    f"(SELECT COUNT(*) FROM djobs_jobs WHERE queue = ? AND {part})"
+    for part in (IS_CLAIMABLE, "status = 'running'", f"{NOT_HOT} AND status <> 'retrying' AND status <> 'waiting'")
+)
+#: How a filter on one status is said, so that either planner reads the partial index holding that status.
+_STATUS_CLAUSE = {
+    s: f"status = '{s}'" + ("" if s == "running" else f" AND {IS_CLAIMABLE if s == 'pending' else NOT_HOT}")
+    for s in STATUS_VALUES
+}
 
 
 def insert_params(j: NewJob) -> tuple[Any, ...]:
@@ -289,6 +302,11 @@ class JobOps(StorageBase):
     ) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
+        if status is not None and str(status) in _STATUS_CLAUSE:
+            # Said as a literal with its index's condition, so that either planner may read that partial index
+            # (neither can prove a bound parameter's value inside an index's condition).
+            clauses.append(_STATUS_CLAUSE[str(status)])
+            status = None
         for col, val in (("status", status), ("queue", queue), ("type", type)):
             if val is not None:
                 clauses.append(f"{col} = ?")
@@ -344,7 +362,12 @@ class JobOps(StorageBase):
         self, status: str | None = None, queue: str | None = None, type: str | None = None,  # noqa: A002
         meta: dict[str, Any] | None = None,
     ) -> int:  # fmt: skip
+        if queue is not None and status is None and type is None and not meta:
+            # A queue's jobs of every status: the sum over the partial indexes (no index holds every job by queue).
+            return int(self._indexed(_QUEUE_COUNT, (str(queue),) * 3)[0][0])
         where, params = self._filters(status, queue, type, meta)
+        if type is None and not meta and str(status) in _STATUS_CLAUSE:
+            return int(self._indexed("SELECT COUNT(*) FROM djobs_jobs " + where, params)[0][0])
         return int(self._ex("SELECT COUNT(*) FROM djobs_jobs " + where, params).fetchone()[0])
 
     @operation(read=True)
