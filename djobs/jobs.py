@@ -43,6 +43,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'djobs.jobs' has no attribute {name!r}")
 
 
+_setattr = object.__setattr__
+
+
 class JobStatus(enum.StrEnum):
     PENDING = "pending"
     RUNNING = "running"
@@ -216,7 +219,7 @@ class Job:
         return dict(jsonable(self))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Sub:
     """One sub-job of a fan-out, or one job for `enqueue_many`. Unset options take the job defaults."""
 
@@ -227,6 +230,15 @@ class Sub:
     queue: str | None = None
     delay: timedelta | float | int | None = None
     unique: str | None = None
+
+    def __init__(
+        self, type: str, args: Any = None, priority: int | None = None, retries: int | None = None,  # noqa: A002
+        queue: str | None = None, delay: timedelta | float | int | None = None, unique: str | None = None,
+    ) -> None:  # fmt: skip
+        # The generated frozen `__init__` sets each field through `object.__setattr__` (0.9 µs a Sub on a quiet
+        # machine, a tenth of a batch enqueue's cost a job); the same signature, one call.
+        _setattr(self, "__dict__", {"type": type, "args": args, "priority": priority, "retries": retries,
+                                    "queue": queue, "delay": delay, "unique": unique})  # fmt: skip
 
 
 @dataclass(frozen=True)

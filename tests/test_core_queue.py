@@ -586,6 +586,30 @@ def test_enqueue_many(queue: djobs.Queue) -> None:
     assert job_count(queue) == before + 1
 
 
+def test_a_sub_is_a_frozen_value_with_the_signature_it_always_had() -> None:
+    """`Sub` builds itself in one call instead of the generated frozen `__init__`: what users write must
+    behave exactly as before (positions, keywords, defaults, errors, equality, replace, immutability)."""
+    import dataclasses
+    import pickle
+
+    a = djobs.Sub("t", {"x": 1}, 5, 2, "q", 1.5, "u")
+    b = djobs.Sub(type="t", args={"x": 1}, priority=5, retries=2, queue="q", delay=1.5, unique="u")
+    assert a == b and (a.type, a.args, a.priority, a.retries, a.queue, a.delay, a.unique) == ("t", {"x": 1}, 5, 2, "q", 1.5, "u")
+    assert djobs.Sub("t") == djobs.Sub("t", None, None, None, None, None, None) != djobs.Sub("t", {})
+    assert repr(djobs.Sub("t")) == "Sub(type='t', args=None, priority=None, retries=None, queue=None, delay=None, unique=None)"
+    assert dataclasses.replace(a, queue="other").queue == "other" and a.queue == "q"
+    assert [f.name for f in dataclasses.fields(djobs.Sub)] == ["type", "args", "priority", "retries", "queue", "delay", "unique"]
+    assert pickle.loads(pickle.dumps(a)) == a and hash(djobs.Sub("t")) == hash(djobs.Sub("t"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.priority = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        djobs.Sub()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        djobs.Sub("t", nope=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        djobs.Sub("t", None, None, None, None, None, None, "extra")  # type: ignore[call-arg]
+
+
 # -- order, delay, at ---------------------------------------------------------------------------------------------
 
 
