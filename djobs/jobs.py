@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import os
 import random
@@ -147,8 +148,20 @@ def _ids(ms: int, seq: int, n: int) -> list[str]:
     if n == 1:  # `new_id`: the comprehension below costs more than the id
         r = bits(62)
         return [f"{head}{seq:03x}-{r >> 48 | 0x8000:04x}-{r & 0xFFFFFFFFFFFF:012x}"]
-    return [f"{head}{s:03x}-{r >> 48 | 0x8000:04x}-{r & 0xFFFFFFFFFFFF:012x}"
-            for s, r in zip(range(seq, seq + n), [bits(62) for _ in range(n)], strict=True)]  # fmt: skip
+    # The run's random parts as one number, each id's 64 bits with the variant forced, written in hex once and
+    # sliced: formatting one hex string beats formatting two numbers per id (0.76 -> 0.45 µs an id).
+    clear, variant = _variant_masks(n)
+    h = format((bits(64 * n) & clear) | variant, f"0{16 * n}x")
+    return [f"{head}{s:03x}-{h[i : i + 4]}-{h[i + 4 : i + 16]}"
+            for s, i in zip(range(seq, seq + n), range(0, 16 * n, 16), strict=True)]  # fmt: skip
+
+
+@functools.lru_cache(maxsize=16)
+def _variant_masks(n: int) -> tuple[int, int]:
+    """For `n` 64-bit random parts side by side: the mask that clears each one's top two bits, and the one
+    that sets them to the variant 0b10."""
+    ones = int.from_bytes((bytes(7) + b"\x01") * n, "big")  # 1 in each 64-bit place: times it repeats a value
+    return 0x3FFF_FFFF_FFFF_FFFF * ones, 0x8000_0000_0000_0000 * ones
 
 
 def from_epoch(ts: float | None) -> datetime | None:

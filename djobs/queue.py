@@ -186,7 +186,7 @@ class Queue(ControlAPI, ScheduleAPI, EventAPI, LimitAPI, FlowAPI, SignalAPI):
         """`new_job` for each sub (`retries` and `queue` where the sub leaves them unset; fan-out positions when
         `fanout_id` is given). Options are resolved once per distinct setting, not once per job: a batch of
         a thousand jobs of one type resolves and checks its options once."""
-        templates: dict[Any, tuple[Handler | None, NewJob]] = {}
+        templates: dict[Any, tuple[Handler | None, Callable[[str, str, str | None, int | None], NewJob]]] = {}
         out = []
         subs = subs if isinstance(subs, list | tuple) else list(subs)  # a generator is taken as well
         ids = new_ids(len(subs))
@@ -204,14 +204,14 @@ class Queue(ControlAPI, ScheduleAPI, EventAPI, LimitAPI, FlowAPI, SignalAPI):
             except TypeError:  # an unhashable name: `_template` says what is wrong with it
                 made = None
             if made is None:
-                made = self._template(
+                h, tpl = self._template(
                     s.type, priority=s.priority, retries=r, delay=delay, queue=q, parent_id=parent_id,
                     fanout_id=fanout_id,
                 )  # fmt: skip
-                templates[setting] = made
-            h, tpl = made
+                made = templates[setting] = (h, _maker(tpl))
+            h, make = made
             args_json = h.check_args(s.args) if h is not None else encode_args(s.args)
-            out.append(_made(ids[pos], tpl, args_json, s.unique, None if fanout_id is None else pos))
+            out.append(make(ids[pos], args_json, s.unique, None if fanout_id is None else pos))
         return out
 
     def _template(
@@ -436,8 +436,21 @@ def _status(status: str | JobStatus | None) -> str | None:
 
 def _made(job_id: str, tpl: NewJob, args_json: str, unique: str | None, fanout_pos: int | None) -> NewJob:
     """A template's job with its own id, args, unique key and position (fields in order)."""
-    return NewJob._make((job_id, tpl.type, tpl.queue, args_json, *tpl[4:8], unique, tpl.parent_id, tpl.fanout_id,
-                         fanout_pos, *tpl[12:]))  # fmt: skip
+    return _maker(tpl)(job_id, args_json, unique, fanout_pos)
+
+
+def _maker(tpl: NewJob) -> Callable[[str, str, str | None, int | None], NewJob]:
+    """`_made` for one template, its fixed fields sliced once: a batch makes one job per sub from it (half
+    the cost of `NewJob._make` over the template's fields each time)."""
+    head, mid, between, tail = tpl[1:3], tpl[4:8], tpl[9:11], tpl[12:]
+
+    def make(job_id: str, args_json: str, unique: str | None, fanout_pos: int | None) -> NewJob:
+        return _new_tuple(NewJob, (job_id, *head, args_json, *mid, unique, *between, fanout_pos, *tail))
+
+    return make
+
+
+_new_tuple = tuple.__new__
 
 
 __all__ = ["Queue"]

@@ -983,3 +983,5 @@ def test_ids_made_in_batches_sort_with_single_ids_and_are_uuid7() -> None:
         u = uuid.UUID(text)
         assert str(u) == text and u.version == 7 and u.variant == uuid.RFC_4122
     assert new_ids(0) == []
+    batch = new_ids(1000)  # the 62 random bits are random in a batch too: not cleared by the variant's mask
+    assert len({t[-12:] for t in batch}) == 1000 and {t[19] for t in batch} == set("89ab")
