@@ -80,17 +80,17 @@ def _backoff(text: Any) -> Backoff | None:
 
 _new = object.__new__
 _set = object.__setattr__
-_N_COLS = len(JOB_COLS)
-if JOB_COLS[:3] != ("id", "type", "queue") or JOB_COLS[-2:] != ("backoff", "trace") or _N_COLS != 36:
+#: The columns `job` unpacks, in its order: they must be `dialect.JOB_COLS` (checked at import).
+_UNPACKED = (
+    "id", "type", "queue", "args", "priority", "status", "attempt", "max_retries", "last_error", "result",
+    "run_at", "started_at", "completed_at", "created_at", "updated_at", "last_heartbeat_at", "locked_by",
+    "unique_key", "parent_id", "fanout_id", "fanout_pos", "paused_from", "paused_at", "pause_reason",
+    "pause_requested", "progress", "timeout", "job_key", "meta", "last_traceback", "refunds", "wait_kind",
+    "wait_signal", "unique_until", "backoff", "trace",
+)  # fmt: skip
+if _UNPACKED != JOB_COLS:
     raise ImportError("records.job unpacks the job columns in dialect.JOB_COLS order: update it with them")
-
-
-def _record(cls: type[Any], **values: Any) -> Any:
-    """A frozen record from values already normalised here, without its generated `__init__` (one
-    `object.__setattr__` per field). Every field must be given."""
-    obj = _new(cls)
-    obj.__dict__.update(values)
-    return obj
+_N_COLS = len(JOB_COLS)
 
 
 def job(row: Any) -> Job:
