@@ -486,6 +486,35 @@ def test_counts_by_queue_and_status_add_up_from_the_partial_indexes(store: Peewe
     assert set(lag) == {"a", "b", "c"}, "pending and retrying jobs are due, waiting ones do not count"
 
 
+def test_a_job_row_becomes_each_field_from_its_own_column() -> None:
+    """`records.job` unpacks a row by position: every column holds a value of its own here, so a column
+    read into the wrong field, or the columns' order changed without it, shows."""
+    from datetime import UTC, datetime
+
+    from djobs.storage import records
+    from djobs.storage.dialect import JOB_COLS
+
+    ints = {"priority": 7, "attempt": 8, "max_retries": 9, "refunds": 2, "fanout_pos": 3, "pause_requested": 1}
+    times = ("run_at", "started_at", "completed_at", "created_at", "updated_at", "last_heartbeat_at", "paused_at",
+             "unique_until")  # fmt: skip
+    json_cols = ("args", "result", "progress", "meta")
+    row: dict[str, Any] = {c: f"<{c}>" for c in JOB_COLS}
+    row |= ints | {c: 1000.0 * (i + 1) for i, c in enumerate(times)} | {c: f'{{"c": "{c}"}}' for c in json_cols}
+    row |= {"status": "paused", "timeout": 12.5, "backoff": '{"initial": 3, "maximum": 4, "multiplier": 5, "jitter": 0.5}'}
+    job = records.job((*(row[c] for c in JOB_COLS), "an extra column"))
+    fields = {"key": "job_key"}
+    for name in ("id", "type", "queue", "last_error", "locked_by", "unique_key", "parent_id", "pause_reason",
+                 "last_traceback", "wait_kind", "wait_signal", "key", "timeout", "priority", "attempt",
+                 "max_retries", "refunds"):  # fmt: skip
+        assert getattr(job, name) == row[fields.get(name, name)], name
+    for name in times:
+        assert getattr(job, name) == datetime.fromtimestamp(row[name], UTC), name
+    for name in json_cols:
+        assert getattr(job, name) == {"c": name}, name
+    assert job.status == djobs.JobStatus.PAUSED
+    assert (job.backoff.initial, job.backoff.maximum, job.backoff.multiplier, job.backoff.jitter) == (3, 4, 5, 0.5)
+
+
 # -- schedules and events --------------------------------------------------------------------------------------
 def test_schedules_fire_exactly_once_per_fire_time(store: PeeweeStorage) -> None:
     store.upsert_schedule("s", "t", "every 60s", "null", "default", 0, 3, lambda now: now - 1, source="config")
