@@ -1,6 +1,6 @@
 """The peers' side of `peers.py`: each peer's tasks, its batch enqueue, its worker process and an enqueuer.
 
-    python benchmarks/peers_tasks.py seed huey /tmp/x/huey.db 10000
+    python benchmarks/peers_tasks.py seed huey huey.db 10000
     python benchmarks/peers_tasks.py work pgqueuer postgresql://postgres@127.0.0.1/test --schema s --burst
     python benchmarks/peers_tasks.py enqueue procrastinate postgresql://... --schema s  # a stamp job a line
 
