@@ -72,7 +72,7 @@ class Queue(ControlAPI, ScheduleAPI, EventAPI, LimitAPI, FlowAPI, SignalAPI):
         self.event_retention = to_seconds(event_retention)
         self.event_max_rows = event_max_rows
         self._handlers: dict[str, Handler] = {}
-        self._remote: dict[str, tuple[float, JobTypeInfo | None]] = {}
+        self._remote: dict[str, tuple[float, JobOptions | None]] = {}
 
     # -- handlers ----------------------------------------------------------------------------------------
     def register(
@@ -121,15 +121,19 @@ class Queue(ControlAPI, ScheduleAPI, EventAPI, LimitAPI, FlowAPI, SignalAPI):
         """Job types workers registered in this database, with their defaults."""
         return self.storage.known_types()
 
-    def _remote_type(self, name: str) -> JobTypeInfo | None:
+    def _remote_options(self, name: str) -> JobOptions | None:
+        """The defaults a worker serving `name` registered (None: no worker has), read at most once every
+        TYPE_CACHE_SECONDS: a process that enqueues jobs another process handles (a web app, say) pays no
+        look-up per enqueue."""
         now = time.monotonic()
         cached = self._remote.get(name)
         if cached is not None and now - cached[0] < TYPE_CACHE_SECONDS:
             return cached[1]
         found = self.storage.known_types(name)
-        info = found[0] if found else None
-        self._remote[name] = (now, info)
-        return info
+        # No backoff: a job that names none retries with its handler's, which the worker running it has.
+        opts = JobOptions(found[0].queue, found[0].retries, found[0].priority, found[0].timeout) if found else None
+        self._remote[name] = (now, opts)
+        return opts
 
     def _options(self, name: str) -> tuple[Handler | None, JobOptions]:
         """The local handler (if any) and the defaults for jobs of this type."""
@@ -137,13 +141,9 @@ class Queue(ControlAPI, ScheduleAPI, EventAPI, LimitAPI, FlowAPI, SignalAPI):
         if h is not None:
             return h, h.options
         validate.name("job type", name)
-        info = self._remote_type(name)
-        if info is not None:
-            backoff = None
-            extra = self.storage.type_options(name) or {}
-            if isinstance(extra.get("backoff"), dict):
-                backoff = Backoff.from_json(extra["backoff"])
-            return None, JobOptions(info.queue, info.retries, info.priority, info.timeout, backoff)
+        opts = self._remote_options(name)
+        if opts is not None:
+            return None, opts
         if self.strict:
             raise UnknownJobType(name)
         return None, JobOptions()

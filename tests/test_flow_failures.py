@@ -5,6 +5,7 @@ with no handler code enqueueing a type that a worker process registered."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,7 @@ import pytest
 from durable_handlers import WorkerProcs, in_process_worker, sql, wait_status, wait_until
 
 import djobs
+from djobs.proof.dbutil import is_postgres
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -116,6 +118,38 @@ PRODUCER = textwrap.dedent(
         print("unknown")
     """
 )
+
+
+def test_a_producer_looks_a_registered_type_up_once_then_enqueues_with_one_statement(
+    store: object, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that enqueues jobs another process handles (a web app, say) reads the type's defaults once
+    per TYPE_CACHE_SECONDS; each enqueue after that is its INSERT alone. A worker registering new defaults
+    is seen at the next look-up."""
+    import djobs.queue as queue_mod
+
+    def register(retries: int) -> None:
+        options = json.dumps({"backoff": {"initial": 2.0, "maximum": 60.0, "multiplier": 2.0, "jitter": 0.0}})
+        store.register_types([("remote.job", "remote-q", retries, 3, 30.0, options)])  # type: ignore[attr-defined]
+
+    producer = djobs.Queue(store)  # type: ignore[arg-type]
+    register(4)
+    first = producer.get_job(producer.enqueue("remote.job", {}))
+    register(9)  # the worker restarts with new defaults, inside the producer's cache window
+    sent: list[str] = []
+    if not is_postgres(db_url):  # SQLite says what it runs; PostgreSQL's statements are seen by their effect
+        store.db.connection().set_trace_callback(sent.append)  # type: ignore[attr-defined]
+    second = producer.get_job(producer.enqueue("remote.job", {}))
+    if not is_postgres(db_url):
+        store.db.connection().set_trace_callback(None)  # type: ignore[attr-defined]
+        enqueue = [s for s in sent if not s.startswith("SELECT id, type")]  # get_job's own read
+        assert len(enqueue) == 1 and enqueue[0].startswith("INSERT INTO djobs_jobs"), sent
+    for job in (first, second):
+        assert job is not None and (job.queue, job.max_retries, job.priority, job.timeout) == ("remote-q", 4, 3, 30.0)
+        assert job.backoff is None, "no backoff named: the handler's applies where the job runs"
+    monkeypatch.setattr(queue_mod, "TYPE_CACHE_SECONDS", 0.0)
+    third = producer.get_job(producer.enqueue("remote.job", {}))
+    assert third is not None and third.max_retries == 9
 
 
 def test_a_producer_without_handler_code_enqueues_a_type_a_worker_registered(
