@@ -269,25 +269,9 @@ def pickup(system: str, backend: str, pg_url: str, samples: int) -> list[float]:
 
 
 def latency_djobs(backend: str, pg_url: str, samples: int) -> list[float]:
-    """Enqueue -> handler start, one idle worker process (`djobs bench`'s own measure, `bench.stamp`)."""
-    from djobs.proof.dbutil import throwaway
-
-    bench = _bench(backend, pg_url, 1)
-    with throwaway(bench.url, prefix="djobs_peers_djobs") as db:
-        store, queue = bench._open(db)
-        procs = bench._procs(db, 1, burst=False)
-        try:
-            time.sleep(0.5)
-            out = []
-            for k in range(samples + WARM):
-                time.sleep(GAP * random.uniform(0.5, 1.5))
-                t = time.time()
-                started = float(queue.result(queue.enqueue("bench.stamp", {}), timeout=30))
-                out += [started - t] if k >= WARM else []
-            return out
-        finally:
-            _Bench._stop(procs)
-            store.close()
+    """Enqueue -> handler start, one idle worker process (`djobs bench`'s own measure, `bench.stamp`), at the
+    same random gaps as the peers'."""
+    return _bench(backend, pg_url, 1).pickups(samples, lambda: GAP * random.uniform(0.5, 1.5), "djobs_peers_djobs")
 
 
 def latency_peer(system: str, pg_url: str, samples: int) -> list[float]:

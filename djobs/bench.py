@@ -226,25 +226,29 @@ class _Bench:
                   note=f"raw: claim {RAW_BATCH} in one statement + complete them in one transaction",
                   samples=self.jobs)
 
+    def pickups(self, samples: int, gap: Callable[[], float], prefix: str = "djobs_bench") -> list[float]:
+        """Enqueue -> handler start (seconds) of `samples` jobs, one idle worker process, `gap()` seconds apart;
+        the handler returns its start time."""
+        with throwaway(self.url, prefix=prefix) as db:
+            store, queue = self._open(db)
+            procs = self._procs(db, 1, burst=False)
+            try:
+                time.sleep(0.5)
+                out = []
+                for k in range(samples + 3):
+                    time.sleep(gap())
+                    t = time.time()
+                    started = float(queue.result(queue.enqueue("bench.stamp", {}), timeout=30))
+                    if k >= 3:  # the first pickups pay for warm-up
+                        out.append(started - t)
+                return out
+            finally:
+                self._stop(procs)
+                store.close()
+
     def latency(self, raw: Raw) -> None:
         def mine() -> list[float]:
-            with throwaway(self.url, prefix="djobs_bench") as db:
-                store, queue = self._open(db)
-                procs = self._procs(db, 1, burst=False)
-                try:
-                    time.sleep(0.5)
-                    out = []
-                    for k in range(self.latency_samples + 3):
-                        time.sleep(self.latency_gap)
-                        t = time.time()
-                        job_id = queue.enqueue("bench.stamp", {})
-                        started = float(queue.result(job_id, timeout=30))
-                        if k >= 3:  # the first pickups pay for warm-up
-                            out.append(started - t)
-                    return out
-                finally:
-                    self._stop(procs)
-                    store.close()
+            return self.pickups(self.latency_samples, lambda: self.latency_gap)
 
         d, r = self._samples("dispatch latency", mine,
                              lambda: raw.pickup_latency(self.latency_samples, self.latency_gap))
