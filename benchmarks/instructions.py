@@ -62,7 +62,8 @@ def _child(workload: str, n: int, seed: int, directory: str) -> None:
     elif workload.startswith("raw"):
         _raw_rounds(n, seed, directory)
     else:
-        _djobs_rounds(workload.removeprefix("limits-").replace("djobs-rounds", "none"), n, seed, directory)
+        variant = "none" if workload == "djobs-rounds" else workload.removeprefix("limits-")  # the same rounds
+        _djobs_rounds(variant, n, seed, directory)
 
 
 def _enqueue(workload: str, n: int, directory: str) -> None:
