@@ -308,3 +308,21 @@ def test_key_running_and_key_rate_together_bind_each_key(q: djobs.Queue) -> None
     assert again.claims == [], "the cap of 2 per key binds while the first two run"
     tokens = dict(sql(q.storage, "SELECT job_key, tokens FROM djobs_key_buckets WHERE queue = 'default'").fetchall())
     assert {k: round(float(v), 2) for k, v in tokens.items()} == {"a": 1.0, "b": 1.0}
+
+
+def test_one_round_stores_new_and_existing_key_buckets_together(q: djobs.Queue) -> None:
+    """A round whose keys have a stored bucket (spent in an earlier round) and keys without one yet writes
+    each key's bucket less exactly what that key claimed, old and new rows alike."""
+    from djobs.outcomes import ClaimRequest
+
+    q.set_limits("default", key_rate=djobs.Rate(5, 3600))
+    for k in ("a", "b", "c"):
+        for i in range(3):
+            q.enqueue("rec", {"tag": f"{k}{i}"}, key=k)
+    first = q.storage.cycle("w-test", [], [ClaimRequest("default", ("rec",), 1, False, True)], (), (), False, False, 0)
+    assert [c.job.key for c in first.claims] == ["a"]
+    req = [ClaimRequest("default", ("rec",), 5, False, True)]
+    second = q.storage.cycle("w-test", [], req, (), (), False, False, 0)
+    assert Counter(c.job.key for c in second.claims) == {"a": 2, "b": 2, "c": 1}
+    tokens = dict(sql(q.storage, "SELECT job_key, tokens FROM djobs_key_buckets WHERE queue = 'default'").fetchall())
+    assert {k: round(float(v), 2) for k, v in tokens.items()} == {"a": 2.0, "b": 3.0, "c": 4.0}

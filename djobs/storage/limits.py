@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from djobs import validate
@@ -59,8 +58,10 @@ _PICK = (
     "{key}AND NOT EXISTS (SELECT 1 FROM djobs_workers w WHERE w.id = ? AND w.paused = 1) "
     "ORDER BY priority DESC, run_at, id LIMIT ?"
 )
+# SQLite: the spending keys' buckets in one statement (a row of values each): a round's keys cost one
+# statement's overhead, not one each as an executemany of a one-row upsert did.
 _SPEND_SQLITE = (
-    "INSERT INTO djobs_key_buckets (queue, job_key, tokens, refilled_at) VALUES (?, ?, ?, ?) "
+    "INSERT INTO djobs_key_buckets (queue, job_key, tokens, refilled_at) VALUES {rows} "
     "ON CONFLICT (queue, job_key) DO UPDATE SET tokens = excluded.tokens, refilled_at = excluded.refilled_at"
 )
 #: A claim looks at most this many distinct keys per round.
@@ -322,43 +323,39 @@ class LimitOps(StorageBase):
         stored = {k: stored.get(k, (None, None)) for k in named[:step]}  # a key with no bucket yet: a full one
         read = step
         buckets: dict[str, float] = {}
+        cap = math.inf if key_cap is None else int(key_cap)
+        rate_n, rate_per = (float(key_n), float(key_per)) if key_n else (0.0, 0.0)
 
         def allowance(k: str | None) -> float:
             """Places key `k` may take now (jobs without a key: only the queue's own limits bind them)."""
             nonlocal read
             if k is None:
                 return math.inf
-            allow = math.inf if key_cap is None else int(key_cap) - int(running.get(k, 0))
-            if key_n:
+            allow = cap - int(running.get(k, 0))
+            if rate_n:
                 while k not in stored:  # the next `step` keys (the hand-out reaches keys in `named` order)
                     chunk = named[read : read + step]
                     got = self._key_buckets(q, chunk)
                     stored.update({c: got.get(c, (None, None)) for c in chunk})
                     read += step
-                buckets[k] = b = _refill(*stored.get(k, (None, None)), float(key_n), float(key_per), now)
+                buckets[k] = b = _refill(*stored[k], rate_n, rate_per, now)
                 allow = min(allow, math.floor(b + 1e-9))
             return allow
 
         share = _shares(order, n, allowance)
         rows: list[Row] = []
-        spent: Counter[str | None] = Counter()
         keyed = [(k, m) for k, m in share.items() if k is not None and m]  # in `order`: first places go first
         if keyed:
             # One statement for every key instead of a statement per key (on PostgreSQL it also spends the
             # keys' tokens).
             if self.is_pg:
-                got = self._take_keys_pg(worker_id, req, keyed, [(k, str(buckets[k])) for k, _ in keyed] if key_n else None, now)
+                rows = self._take_keys_pg(worker_id, req, keyed, [(k, str(buckets[k])) for k, _ in keyed] if key_n else None, now)
             else:
-                got = self._take_keys_sqlite(worker_id, req, keyed)
-            for r in got:
-                rows.append(r)
-                spent[r[COL["job_key"]]] += 1
+                rows = self._take_keys_sqlite(worker_id, req, keyed)
+                if key_n and rows:
+                    self._spend_sqlite(q, rows, buckets, now)
         if share.get(None):
             rows.extend(self._take(worker_id, req, share[None], None, keyed=True))
-        if key_n and not self.is_pg and any(k is not None for k in spent):
-            # executemany of one small upsert: a third cheaper than one statement over a JSON batch (no
-            # document to make and parse for ten rows).
-            self._many(self._q(_SPEND_SQLITE), [(q, k, buckets[k] - m, now) for k, m in spent.items() if k is not None])
         retry: float | None = None
         if key_n:
             if not rows:  # when to look again matters only now: every key's bucket, not just those visited
@@ -394,7 +391,7 @@ class LimitOps(StorageBase):
             "SELECT 0, job_key, COUNT(*), NULL FROM djobs_jobs WHERE queue = ? AND status = 'running' "
             "AND job_key IS NOT NULL GROUP BY job_key UNION ALL "
             f"SELECT 1, job_key, tokens, refilled_at FROM djobs_key_buckets WHERE queue = ? AND job_key {listed}",
-            (queue, queue, param),
+            (queue, queue, *param),
         ).fetchall()
         return {r[1]: r[2] for r in rows if r[0] == 0}, {r[1]: (r[2], r[3]) for r in rows if r[0] == 1}
 
@@ -404,16 +401,32 @@ class LimitOps(StorageBase):
         listed, param = self._listed(keys)
         rows = self._ex(
             f"SELECT job_key, tokens, refilled_at FROM djobs_key_buckets WHERE queue = ? AND job_key {listed}",
-            (queue, param),
+            (queue, *param),
         ).fetchall()
         return {r[0]: (r[1], r[2]) for r in rows}
 
-    def _listed(self, keys: list[str]) -> tuple[str, Any]:
-        """`job_key <listed>` matches `keys`, bound as one parameter. An IN list, not a join: SQLite would scan
-        the JSON once per bucket row of the queue."""
+    def _listed(self, keys: list[str]) -> tuple[str, list[Any]]:
+        """`job_key <listed>` matches `keys`: one array parameter on PostgreSQL, an IN list of `len(keys)`
+        parameters on SQLite (one statement text per length, at most a round's places of them in use; a
+        JSON array through `json_each` cost SQLite four times as much for ten keys)."""
         if self.is_pg:
-            return "= ANY(?::text[])", keys
-        return "IN (SELECT value FROM json_each(?))", json.dumps(keys)
+            return "= ANY(?::text[])", [keys]
+        return f"IN ({self.dialect.marks(len(keys))})", keys
+
+    def _spend_sqlite(self, queue: str, claimed: list[Row], buckets: dict[str, float], now: float) -> None:
+        """Store the claiming keys' buckets less what each claimed (SQLite; PostgreSQL's claim does it)."""
+        spent: dict[str, int] = {}
+        at = COL["job_key"]
+        for r in claimed:
+            spent[r[at]] = spent.get(r[at], 0) + 1
+        sql = self._statements.get(f"spend:{len(spent)}")
+        if sql is None:
+            rows = ", ".join(["(?, ?, ?, ?)"] * len(spent))
+            sql = self._statements[f"spend:{len(spent)}"] = self._q(_SPEND_SQLITE.replace("{rows}", rows))
+        params: list[Any] = []
+        for k, m in spent.items():
+            params += (queue, k, buckets[k] - m, now)
+        self.db.execute_sql(sql, params)
 
     def _take_keys_sqlite(self, worker_id: str, req: ClaimRequest, shares: list[tuple[str, int]]) -> list[Row]:
         """SQLite: each key's pick is an arm of one UNION ALL (SQLite has no LATERAL, and a LIMIT cannot be
