@@ -13,8 +13,8 @@ What a run does:
 3. Seeds a mixed load for most of `duration`: plain jobs, slow jobs, 5-step durable workflows, fan-outs
    of width 10 under each strategy (succeeding and failing), always-failing jobs with retries, a storm of
    enqueues on three unique keys, a 1-second `every` schedule, durable sleepers, signal waiters whose
-   signals the run sends at random moments (`djobs.proof.durable_time`), and plain jobs on a queue with
-   a fleet-wide running cap (`djobs.proof.limits`), whose running count is sampled throughout.
+   signals the run sends at random moments (`djobs.proof.durable_time`), and plain jobs on two queues with
+   fleet-wide running caps, one for the queue and one per key (`djobs.proof.limits`), sampled throughout.
 4. With `chaos`, sends SIGKILL to a random worker `kills` times at random moments (restarting it), and
    SIGTERM once (a graceful stop, then a restart); and mixes in misbehaving handlers (`proof/misbehave.py`:
    hangs past their time limit, database errors, unstorable results, impossible retry delays). With `db_restart` on PostgreSQL, restarts the server
@@ -37,11 +37,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from djobs.proof import durable_time, invariants, misbehave
+from djobs.proof import durable_time, invariants, limits, misbehave
 from djobs.proof.dbutil import Throwaway, redact, restart_postgres, throwaway
 from djobs.proof.invariants import FanoutCase, Interruption, JobRow, Snapshot
 from djobs.proof.ledger import read_ledger
-from djobs.proof.limits import LIMITED_QUEUE, RUNNING_CAP, RunningSampler
+from djobs.proof.limits import KEYED_QUEUE, LIMITED_QUEUE, RUNNING_CAP, RunningSampler
 from djobs.proof.procs import WorkerProcess, terminate_all
 from djobs.proof.report import SelftestReport
 
@@ -110,7 +110,7 @@ class _Run:
         self.ledger_dir = os.path.join(db.directory or ".", "ledger")
         os.makedirs(self.ledger_dir, exist_ok=True)
         args = [db.url, "--role", "selftest", "--ledger", self.ledger_dir, "--concurrency", str(concurrency),
-                "--queue", f"default,{LIMITED_QUEUE}",
+                "--queue", f"default,{LIMITED_QUEUE},{KEYED_QUEUE}",
                 "--stale-age", str(stale_age), "--heartbeat", str(max(0.2, stale_age / 6))]
         log_dir = os.path.join(db.directory or ".", "logs")
         self.procs = [WorkerProcess(args, log_dir, slot=i) for i in range(workers)]
@@ -188,6 +188,9 @@ class _Run:
             subs += [djobs.Sub("selftest.plain", {"n": n + k, "sleep": self.rng.uniform(0.05, 0.3)}, queue=LIMITED_QUEUE)
                      for k in range(5, 7)]  # fmt: skip
             self._seed_many("plain", subs)
+            for k in range(7, 9):  # and of the keyed queue's keys more than each key's cap
+                args = {"n": n + k, "sleep": self.rng.uniform(0.05, 0.3)}
+                self._seed("plain", "selftest.plain", args, queue=KEYED_QUEUE, key=self.rng.choice(limits.KEYS))
             if n % 10 == 0:  # twice a second
                 self._seed("workflow", "selftest.workflow", {"steps": 5, "sleep": self.rng.uniform(0.05, 0.3)})
             self.timed.seed(n)
@@ -353,6 +356,8 @@ class _Run:
             collected_at=collected_at,
             running_cap=RUNNING_CAP,
             running_samples=list(self.sampler.samples),
+            key_cap=limits.KEY_CAP,
+            key_samples=list(self.sampler.key_samples),
             signals=self.timed.sent_copy(),
             slot_samples=list(self.slot_watch.samples),
         )
@@ -363,6 +368,7 @@ class _Run:
 
         self.progress("starting workers", 0.0)
         self.queue.set_limits(LIMITED_QUEUE, running=RUNNING_CAP)
+        self.queue.set_limits(KEYED_QUEUE, key_running=limits.KEY_CAP, key_rate=limits.KEY_RATE)
         for p in self.procs:
             p.start()
         try:
@@ -429,6 +435,7 @@ class _Run:
             "client_retries": self.stats["client_retries"],
             "ledger_rows": len(snapshot.ledger),
             "limited_running_peak": max(snapshot.running_samples, default=0),
+            "keyed_running_peak": max(snapshot.key_samples, default=0),
             "seed": self.seed,
         }
         self.progress("done", 1.0)

@@ -63,6 +63,7 @@ def test_every_invariant_holds_under_kill_9(chaos_report: SelftestReport) -> Non
     limits = r.verdict("past its limit")
     assert limits.checked > seeded["misbehave"], limits  # the slot watch saw running jobs with a time limit
     assert r.snapshot is not None
+    assert r.stats["keyed_running_peak"] == 1 and len(r.snapshot.key_samples) > 50, (cap, r.stats)  # per key too
     misbehaved = {j.type for j in r.snapshot.jobs if r.snapshot.seeded.get(j.id) == "misbehave"}
     assert misbehaved == set(misbehave.TYPES), misbehaved
 
@@ -161,6 +162,14 @@ def test_checker_catches_a_broken_running_cap(chaos_report: SelftestReport) -> N
     r.snapshot.running_samples.insert(len(r.snapshot.running_samples) // 2, 3)  # 3 running under a cap of 2
     v = selftest.recheck(r).verdict("running cap")
     assert not v.ok and "3 jobs of the limited queue" in v.violations[0]
+
+
+def test_checker_catches_a_key_over_its_running_cap(chaos_report: SelftestReport) -> None:
+    r = _planted(chaos_report)
+    assert r.snapshot is not None
+    r.snapshot.key_samples.insert(len(r.snapshot.key_samples) // 2, 2)  # two jobs of one key under a cap of 1
+    v = selftest.recheck(r).verdict("running cap")
+    assert not v.ok and "2 jobs of one key of the keyed queue" in v.violations[0], v
 
 
 def test_checker_catches_a_hang_past_its_limit_and_a_misbehaving_rerun(chaos_report: SelftestReport) -> None:

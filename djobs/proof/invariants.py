@@ -81,6 +81,8 @@ class Snapshot:
     collected_at: float | None = None  # when the jobs were read (epoch seconds)
     running_cap: int | None = None  # the limited queue's fleet-wide running cap (None: no limited queue)
     running_samples: list[int] = field(default_factory=list)  # its running count, sampled during the run
+    key_cap: int | None = None  # the keyed queue's per-key running cap (None: no keyed queue)
+    key_samples: list[int] = field(default_factory=list)  # the most jobs of one of its keys running, sampled
     signals: dict[str, list[str]] = field(default_factory=dict)  # waiter job id -> tokens sent, in order
     #: Running jobs with a time limit, sampled during the run: (when, job id, started, worker pid, limit).
     slot_samples: list[tuple[float, str, float, int | None, float]] = field(default_factory=list)
@@ -408,19 +410,20 @@ def check_retries(s: Snapshot) -> Verdict:
 
 
 def check_running_cap(s: Snapshot) -> Verdict:
-    """No sample of the limited queue's running count exceeded its cap (see `djobs.proof.limits`)."""
-    if s.running_cap is None:
-        return _verdict("running cap held throughout", 0, "no limited queue in this run", [])
-    cap = s.running_cap
-    over = [f"sample {k}: {n} jobs of the limited queue running at once (cap {cap})"
-            for k, n in enumerate(s.running_samples) if n > cap]  # fmt: skip
-    peak = max(s.running_samples, default=0)
-    return _verdict(
-        "running cap held throughout",
-        len(s.running_samples),
-        f"{len(s.running_samples)} samples of the limited queue's running count; peak {peak} of cap {cap}",
-        over,
-    )
+    """No sample of the limited queue's running count exceeded its cap, and no sample of the keyed queue had
+    more jobs of one key running than its per-key cap (see `djobs.proof.limits`)."""
+    name = "running caps (queue, per key) held throughout"
+    if s.running_cap is None and s.key_cap is None:
+        return _verdict(name, 0, "no limited queue in this run", [])
+    over: list[str] = []
+    said: list[str] = []
+    for cap, samples, what in ((s.running_cap, s.running_samples, "jobs of the limited queue"),
+                               (s.key_cap, s.key_samples, "jobs of one key of the keyed queue")):  # fmt: skip
+        if cap is None:
+            continue
+        over += [f"sample {k}: {n} {what} running at once (cap {cap})" for k, n in enumerate(samples) if n > cap]
+        said.append(f"{len(samples)} samples of {what} running; peak {max(samples, default=0)} of cap {cap}")
+    return _verdict(name, len(s.running_samples) + len(s.key_samples), "; ".join(said), over)
 
 
 #: How long past its time limit an attempt may still show as running: the limit is enforced in the worker
