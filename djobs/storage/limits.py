@@ -419,10 +419,10 @@ class LimitOps(StorageBase):
         at = COL["job_key"]
         for r in claimed:
             spent[r[at]] = spent.get(r[at], 0) + 1
-        sql = self._statements.get(f"spend:{len(spent)}")
+        name = f"spend:{len(spent)}"  # one text per number of keys, at most a round's places of them
+        sql = self._statements.get(name)
         if sql is None:
-            rows = ", ".join(["(?, ?, ?, ?)"] * len(spent))
-            sql = self._statements[f"spend:{len(spent)}"] = self._q(_SPEND_SQLITE.replace("{rows}", rows))
+            sql = self._statements[name] = _SPEND_SQLITE.replace("{rows}", ", ".join(["(?, ?, ?, ?)"] * len(spent)))
         params: list[Any] = []
         for k, m in spent.items():
             params += (queue, k, buckets[k] - m, now)
