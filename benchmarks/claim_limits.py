@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/claim_limits.py                  # SQLite and PostgreSQL, 5,000 jobs
     .venv/bin/python benchmarks/claim_limits.py --backend sqlite --jobs 20000 --batch 10
     .venv/bin/python benchmarks/claim_limits.py --keys 500 --jobs 10000   # many keys due at once
+    .venv/bin/python benchmarks/claim_limits.py --backlog 200000          # the same, 200,000 more waiting
 
 One process drives storage directly, the way a worker's dispatcher does: each round completes the jobs of the
 previous one and claims `--batch` more, in one transaction (`storage.cycle`). Three variants run interleaved,
@@ -13,11 +14,15 @@ ratio to the baseline measured in the same run, with the load average. Jobs with
 complete than jobs without one, limits or not (one more index holds them while they wait), so the same keyed
 jobs also run without limits: the per-key row shows its ratio to both baselines, the cost of keys and limits
 together and the cost of the limits alone.
+
+`--backlog N` puts N more jobs in the queue behind the measured ones (the database's statistics refreshed, as
+autovacuum would): what a claim costs must not grow with the number of jobs waiting.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -32,7 +37,7 @@ from djobs.proof.dbutil import fresh_url  # noqa: E402
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-def run_once(url: str, variant: str, jobs: int, batch: int, keys: int = 20) -> float:
+def run_once(url: str, variant: str, jobs: int, batch: int, keys: int = 20, backlog: int = 0) -> float:
     import djobs
     from djobs.jobs import NewJob, new_id
     from djobs.outcomes import ClaimRequest, Outcome, OutcomeKind
@@ -46,19 +51,23 @@ def run_once(url: str, variant: str, jobs: int, batch: int, keys: int = 20) -> f
             store.set_limits("default", None, None, djobs.Rate(1e8, 1), 1_000_000)
         rows = [
             NewJob(new_id(), "noop", "default", "{}", 0, 3, key=f"k{i % keys}" if variant in ("keyed", "keys") else None)
-            for i in range(jobs)
+            for i in range(jobs + backlog)
         ]
-        for i in range(0, jobs, 500):
+        for i in range(0, len(rows), 500):
             store.insert_jobs(rows[i : i + 500])
+        if backlog:
+            store.db.execute_sql("ANALYZE")  # as autovacuum would after such a load
         req = ClaimRequest("default", ("noop",), batch, False, limited)
         done: list[Any] = []
         t0 = time.perf_counter()
-        turn = 0
+        turn = claimed = 0
         while True:
             outs = [Outcome(OutcomeKind.COMPLETE, c.job.id, c.job.attempt, result_json="null") for c in done]
-            result = store.cycle("bench-worker", outs, [req], (), (), False, False, turn)
+            claims = [dataclasses.replace(req, limit=min(batch, jobs - claimed))] if claimed < jobs else []
+            result = store.cycle("bench-worker", outs, claims, (), (), False, False, turn)
             turn += 1
             done = result.claims
+            claimed += len(done)
             if not done:
                 break
         elapsed = time.perf_counter() - t0
@@ -76,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=10)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--keys", type=int, default=20, help="distinct keys of the keyed jobs")
+    p.add_argument("--backlog", type=int, default=0, help="jobs waiting behind the measured ones")
     opts = p.parse_args(argv)
     import tempfile
 
@@ -89,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 for variant in rates:
                     url, cleanup = fresh_url(backend, opts.pg_url, Path(tmp), "bench_limits")
                     try:
-                        rates[variant].append(run_once(url, variant, opts.jobs, opts.batch, opts.keys))
+                        rates[variant].append(run_once(url, variant, opts.jobs, opts.batch, opts.keys, opts.backlog))
                     finally:
                         if cleanup:
                             cleanup()

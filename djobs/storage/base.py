@@ -77,7 +77,7 @@ class StorageBase:
         self._group_leading = False
         self._group_size = 1  # how many items the last group carried
         self._statements: dict[str, str] = {}
-        #: Per queue: when its due keys were listed, and the list (see limits.KEYS_TTL).
+        #: Per queue: until when its list of due keys is reused, and the list (see limits.KEYS_TTL).
         self._due_key_lists: dict[str, tuple[float, list[str | None]]] = {}
         #: PostgreSQL: queues found to have per-key limits, and when (`fused.py`).
         self._limit_kinds: dict[str, tuple[str, float]] = {}

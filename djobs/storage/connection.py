@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import peewee as pw
@@ -88,7 +89,8 @@ def connect(
         conninfo = urlunsplit(urlsplit(base)._replace(scheme="postgresql", query=urlencode(query, quote_via=quote)))
         from djobs.storage.pgpool import DjobsPooledPostgres
 
-        db = DjobsPooledPostgres(conninfo, pool or PoolConfig.default(), prefer_psycopg3=True)
+        jit_off = re.search(r"\bjit\s*=", query.get("options", "")) is None  # a URL setting jit is obeyed
+        db = DjobsPooledPostgres(conninfo, pool or PoolConfig.default(), jit_off=jit_off, prefer_psycopg3=True)
         store = PeeweeStorage(db, conninfo=conninfo, schema=schema)
     else:
         raise ValueError(f"unsupported database URL scheme {scheme!r} (use sqlite:// or postgresql://)")

@@ -66,6 +66,11 @@ MAX_LOST_REFUNDS = 3
 #: Ownership is per claim, not per worker: the attempt number changes at every claim, so a worker that
 #: claims the same job again (after it was reclaimed or paused) does not own the older execution.
 OWNED = "id = ? AND locked_by = ? AND attempt = ? AND status = 'running'"
+#: PostgreSQL: how a claim's update finds the rows its pick `c` chose. Joined (`FROM c WHERE j.id = c.id`),
+#: the planner guesses a pick whose LIMIT it cannot see (a subquery, a parameter of a generic plan) returns a
+#: tenth of the due jobs, and past a few thousand of them it hashes the whole jobs table to join ten rows
+#: (58 ms a round with 200,000 jobs waiting). As an array it is a look-up of the primary key per id.
+BY_ID = "j.id = ANY(ARRAY(SELECT id FROM c))"
 
 
 @functools.lru_cache(maxsize=64)

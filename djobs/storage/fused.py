@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from djobs.storage import records
 from djobs.storage.base import Row
 from djobs.storage.claims import _TAKE, ClaimOps
-from djobs.storage.dialect import COL, IS_CLAIMABLE
+from djobs.storage.dialect import BY_ID, COL, IS_CLAIMABLE
 
 if TYPE_CHECKING:
     from djobs.outcomes import ClaimRequest, Outcome, RoundResult
@@ -68,7 +68,7 @@ _STAMP = (
 _QUEUE_LEVEL = (
     _LOCK + "c AS MATERIALIZED (" + _LPICK.replace("{key}", "TRUE").replace(
         "{limit}", "(SELECT COALESCE(MAX(n), CAST(? AS BIGINT)) FROM kn)"
-    ) + "), u AS (UPDATE djobs_jobs j SET {take} FROM c WHERE j.id = c.id RETURNING {jcols}, CAST(NULL AS BIGINT) AS n), "
+    ) + "), u AS (UPDATE djobs_jobs j SET {take} WHERE " + BY_ID + " RETURNING {jcols}, CAST(NULL AS BIGINT) AS n), "
     + _STAMP
 ).replace("{other}", "keyed")
 # Per-key limits over a window of keys (`o`, in the round's rotation; NULL: the jobs without a key): `r` each
@@ -98,7 +98,7 @@ _PER_KEY = (
     + ") x WHERE sh.key IS NOT NULL UNION ALL SELECT id FROM ("
     + _LPICK.replace("{key}", "job_key IS NULL").replace("{limit}", "(SELECT COALESCE(MAX(m), 0) FROM sh WHERE key IS NULL)")
     + ") x), "
-    "u AS (UPDATE djobs_jobs j SET {take} WHERE j.id = ANY(ARRAY(SELECT id FROM c)) "
+    "u AS (UPDATE djobs_jobs j SET {take} WHERE " + BY_ID + " "
     "RETURNING {jcols}, CAST(NULL AS BIGINT) AS n), "
     "b AS (INSERT INTO djobs_key_buckets (queue, job_key, tokens, refilled_at) SELECT ?, u.job_key, "
     "MIN(w.t) - COUNT(*), MIN(k.now) FROM u JOIN w ON w.key = u.job_key CROSS JOIN k WHERE w.t IS NOT NULL "

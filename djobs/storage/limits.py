@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from djobs import validate
 from djobs.jobs import Limits, Rate
 from djobs.storage.base import Row, StorageBase
-from djobs.storage.dialect import COL, IS_CLAIMABLE
+from djobs.storage.dialect import BY_ID, COL, IS_CLAIMABLE
 from djobs.storage.errors import operation
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ LOCKED = (
 # statement would miss the jobs the previous holder claimed (and the cap would be exceeded).
 _RUNNING = "SELECT COUNT(*) FROM djobs_jobs WHERE queue = ? AND status = 'running'"
 # Due keys of a queue (NULL for jobs without one). Finding them reads every due job of the queue, so a
-# claim reuses the list for KEYS_TTL seconds; what decides how many each key may take (running counts,
+# claim reuses the list for a while (KEYS_TTL); what decides how many each key may take (running counts,
 # buckets) is read fresh in every claim.
 _DUE_KEYS = f"SELECT DISTINCT job_key FROM djobs_jobs WHERE queue = ? AND {IS_CLAIMABLE} AND run_at <= {{now}} LIMIT ?"
 _KEY_RUNNING = (
@@ -69,6 +69,10 @@ MAX_KEYS = 500
 #: How long a queue's list of due keys is reused while claims through it fill every place offered (a claim
 #: that leaves places free lists the keys again at once).
 KEYS_TTL = 0.25
+#: ... or longer, this many times what listing them took: listing reads every due job of the queue (SQLite
+#: and PostgreSQL 15 cannot skip from key to key, and jobs without a key have no index of their own), 60-70
+#: ms under a backlog of 200,000, so a backlog may cost a claiming worker at most a twentieth of its time.
+KEYS_COST_TIMES = 20
 
 
 def _refill(tokens: Any, refilled_at: Any, n: float, per: float, now: float) -> float:
@@ -187,7 +191,7 @@ class LimitOps(StorageBase):
             if self.is_pg:
                 sql = (
                     f"WITH c AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED) UPDATE djobs_jobs j SET "
-                    f"{take.format(a='j.')} FROM c WHERE j.id = c.id RETURNING {{jcols}}"
+                    f"{take.format(a='j.')} WHERE {BY_ID} RETURNING {{jcols}}"
                 )
             else:
                 sql = f"UPDATE djobs_jobs SET {take.format(a='')} WHERE id IN ({pick}) RETURNING {{cols}}"
@@ -279,7 +283,7 @@ class LimitOps(StorageBase):
                 f"WITH c AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED), "
                 "u AS (UPDATE djobs_jobs j SET status = 'running', attempt = j.attempt + 1, locked_by = ?, held = ?, "
                 "started_at = {now}, last_heartbeat_at = {now}, updated_at = {now}, wait_kind = NULL, "
-                "wait_signal = NULL FROM c WHERE j.id = c.id RETURNING {jcols}), "
+                f"wait_signal = NULL WHERE {BY_ID} RETURNING {{jcols}}), "
                 # The row is stamped even without a rate: a round claiming in one statement (`fused.py`) trusts
                 # its running count only if the row is as it was when that statement began.
                 f"t AS (UPDATE djobs_queues SET tokens = CASE WHEN CAST(? AS BOOLEAN) THEN CAST(? AS {_D}) - "
@@ -368,14 +372,15 @@ class LimitOps(StorageBase):
 
     def _due_keys(self, queue: str) -> tuple[list[str | None], bool]:
         """The queue's due keys in a fixed order (NULL last), and whether they come from a list made earlier
-        (at most KEYS_TTL ago)."""
+        (see KEYS_TTL)."""
         now = time.monotonic()
         hit = self._due_key_lists.get(queue)
-        if hit is not None and now - hit[0] < KEYS_TTL:
+        if hit is not None and now < hit[0]:
             return hit[1], True
         keys: list[str | None] = [r[0] for r in self._ex(_DUE_KEYS, (queue, MAX_KEYS)).fetchall()]
         keys.sort(key=lambda k: (k is None, k or ""))
-        self._due_key_lists[queue] = (now, keys)
+        done = time.monotonic()
+        self._due_key_lists[queue] = (done + max(KEYS_TTL, KEYS_COST_TIMES * (done - now)), keys)
         return keys, False
 
     def _key_state(
@@ -463,7 +468,7 @@ class LimitOps(StorageBase):
             take = (
                 "UPDATE djobs_jobs j SET status = 'running', attempt = j.attempt + 1, locked_by = ?, held = ?, "
                 "started_at = {now}, last_heartbeat_at = {now}, updated_at = {now}, wait_kind = NULL, "
-                "wait_signal = NULL FROM c WHERE j.id = c.id RETURNING {jcols}"
+                f"wait_signal = NULL WHERE {BY_ID} RETURNING {{jcols}}"
             )
             claim = (
                 "WITH c AS MATERIALIZED (SELECT p.id FROM unnest(?::text[], ?::int[]) AS v(k, n) CROSS JOIN LATERAL "

@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+from peewee import Psycopg3Adapter
 from playhouse.pool import PooledPostgresqlDatabase
 
 from djobs.storage.pool import PoolConfig
@@ -15,12 +16,29 @@ from djobs.storage.pool import PoolConfig
 TRUST_IDLE_SECONDS = 30.0
 
 
+class _Adapter(Psycopg3Adapter):
+    def connect(self, db: Any, **params: Any) -> Any:
+        conn = super().connect(db, **params)
+        if db.jit_off:
+            # PostgreSQL compiles a statement whose estimated cost passes `jit_above_cost` to machine code,
+            # each time it runs. The claim statements' plans pass it once the jobs table is big (their
+            # estimates assume a pick might take a tenth of the due jobs): with 200,000 jobs waiting, a
+            # per-key claim spent ~100 ms compiling a plan that then ran in 1 ms. Nothing djobs sends runs
+            # long enough to repay a compilation.
+            conn.autocommit = True  # peewee sets it next anyway; a SET alone is one round trip, no COMMIT
+            conn.execute("SET jit = off")
+        return conn
+
+
 class DjobsPooledPostgres(PooledPostgresqlDatabase):
-    """Peewee's pool plus the two limits it lacks: idle count and idle time."""
+    """Peewee's pool plus the two limits it lacks (idle count and idle time), on connections that never
+    JIT-compile a statement (unless the URL's `options` set `jit` themselves)."""
 
     djobs_pool = True  # what storage/base.py asks, so it need not import this module on SQLite
+    psycopg3_adapter = _Adapter
 
-    def __init__(self, database: str, pool: PoolConfig, **kwargs: Any) -> None:
+    def __init__(self, database: str, pool: PoolConfig, *, jit_off: bool = True, **kwargs: Any) -> None:
+        self.jit_off = jit_off
         self._pool_cfg = pool
         self._idle_since: dict[int, float] = {}
         # Who checked each connection out: a thread that ends without handing its connection back (peewee
