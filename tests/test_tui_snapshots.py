@@ -7,7 +7,9 @@ Update the snapshots with `pytest tests/test_tui_snapshots.py --snapshot-update`
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -177,6 +179,12 @@ def test_detail_screen_of_a_fan_out_parent(frozen_app: Any, snap_compare: Any) -
         while not (isinstance(app.screen, JobDetailScreen) and app.screen.loaded):
             await pilot.pause(0.02)
         while len(app.screen.query_one("#detail-subjobs").root.children) < 3:
+            await pilot.pause(0.02)
+        # The tree holds its rows before it paints them; on a loaded machine two screenshots 0.05 s apart
+        # could agree before the paint (the snapshot then lacked the sub-jobs).
+        for _ in range(250):
+            if "job-0009" in html.unescape(re.sub(r"<[^>]+>", "", app.export_screenshot())):
+                break
             await pilot.pause(0.02)
         await _settled(pilot)
 
