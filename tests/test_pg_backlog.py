@@ -1,4 +1,4 @@
-"""PostgreSQL under a backlog: the claim statements keep reading the jobs table by index once it is big.
+"""PostgreSQL under a backlog: the claim and upkeep statements keep reading the tables by index once big.
 
 The planner prices a statement from the table's statistics, so what a worker's round costs can change when
 the jobs table grows, without a line of djobs changing. Two ways it did, both caught here on a table of
@@ -11,6 +11,11 @@ the jobs table grows, without a line of djobs changing. Two ways it did, both ca
 
 The plans are asked both ways the server may run a prepared statement: with the round's values (a custom
 plan) and without them (the generic plan the server switches to after a few runs).
+
+The leader's upkeep (retention, the event trim) and the queue stats compare times with the database clock,
+`clock_timestamp()`, which is volatile: compared directly, it cannot bound an index scan, and a retention
+pass with nothing to delete walked every finished job's index entry to find none. Those statements run
+here for real, with nothing to do, and may read only a handful of rows.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from typing import Any
 import pytest
 
 import djobs
-from djobs.jobs import NewJob, new_id
+from djobs.jobs import NewJob, Retention, new_id
 from djobs.outcomes import ClaimRequest, Outcome, OutcomeKind
 from djobs.storage import PeeweeStorage
+from tests.dbsql import sql as run_sql
 
 BACKLOG = 30_000
 
@@ -117,3 +123,53 @@ def test_claim_rounds_under_a_backlog_read_the_jobs_by_index(
     for sql, params in claiming:
         for how, plan in (("custom", _custom_plan(conn, sql, params)), ("generic", _generic_plan(conn, sql, params))):
             assert "Seq Scan on djobs_jobs" not in plan, f"{variant}, {how} plan reads every job:\n{sql}\n{plan}"
+
+
+def test_upkeep_with_nothing_to_do_reads_a_handful_of_rows(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = djobs.connect(pg_url)
+    try:
+        jobs = [NewJob(new_id(), "t", "default", "{}", 0, 0) for _ in range(BACKLOG)]
+        for start in range(0, BACKLOG, 2000):
+            store.insert_jobs(jobs[start : start + 2000])
+        # Finished two minutes ago, each with an event: none is old enough for a retention of an hour, nor
+        # recent enough for the stats' last minute.
+        run_sql(store, "UPDATE djobs_jobs SET status = 'completed', completed_at = {now} - 120")
+        run_sql(
+            store,
+            "INSERT INTO djobs_events (ts, kind, job_id, queue, worker_id, data) "
+            "SELECT {now} - 120, 'job_completed', id, queue, 'w', '{}' FROM djobs_jobs",
+        )
+        run_sql(store, "ANALYZE")
+        sent: list[tuple[str, Any]] = []
+        real = store.db.execute_sql
+
+        def keep(text: str, params: Any = None, *args: Any, **kw: Any) -> Any:
+            sent.append((text, params))
+            return real(text, params, *args, **kw)
+
+        monkeypatch.setattr(store.db, "execute_sql", keep)
+        assert store.apply_retention(Retention(completed=3600.0, failed=3600.0)) == {}
+        assert store.trim_events(3600.0, 10 * BACKLOG) == 0
+        store.queue_stats()
+        monkeypatch.undo()
+        reading = [(t, p) for t, p in sent if re.search(r"FROM djobs_(jobs|events)\b", t) and "completed_at" in t or "ts <" in t]
+        assert len(reading) >= 3, "the retention, trim and stats statements were not all seen"
+        conn = store.db.connection()
+        for text, params in reading:
+            with conn.transaction(force_rollback=True):
+                cur = conn.cursor()
+                cur.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + text, params)
+                plan = cur.fetchone()[0][0]["Plan"]
+            read = _rows_read(plan)
+            assert read < 100, f"{read} rows read to find nothing to do:\n{text}"
+    finally:
+        store.close()
+
+
+def _rows_read(node: dict[str, Any]) -> int:
+    """Rows the plan's scans read from tables and indexes: returned plus removed by their filters."""
+    own = 0
+    if "Scan" in node["Node Type"]:
+        loops = node.get("Actual Loops", 1)
+        own = (node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)) * loops
+    return own + sum(_rows_read(child) for child in node.get("Plans", ()))

@@ -60,6 +60,12 @@ WAIT_FOREVER = 253402300799.0
 
 SQLITE_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 PG_NOW = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+#: `{stable_now}`: the clock for reads that bound an index scan by time (retention, the event trim, the stats'
+#: last minute). `clock_timestamp()` is volatile, so PostgreSQL can neither bound a scan with it nor estimate
+#: how many rows a comparison keeps: a retention pass with nothing to delete read every finished job's index
+#: entry (200 ms over 300,000). The statement's start time is stable. The writes keep `{now}`: a statement that
+#: waited for a lock must stamp the time it got it (see `limits.py`).
+PG_STABLE_NOW = "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS DOUBLE PRECISION)"
 D = "DOUBLE PRECISION"
 #: A never-started claim of a dead worker gets its attempt back at most this often.
 MAX_LOST_REFUNDS = 3
@@ -92,6 +98,7 @@ class Dialect:
 
     def render(self, sql: str) -> str:
         sql = sql.replace("{now}", self.now).replace("{cols}", COLS).replace("{jcols}", J_COLS)
+        sql = sql.replace("{stable_now}", PG_STABLE_NOW if self.is_pg else SQLITE_NOW)
         return sql.replace("?", "%s") if self.is_pg else sql
 
     @property

@@ -81,7 +81,7 @@ RETRY_SET = (
 # Finished jobs old enough to delete: past their idempotency window, and not the sub-job of a parent that
 # is still going (its result is what the parent's fan-out will read).
 EXPIRED = (
-    "completed_at < {now} - CAST(? AS DOUBLE PRECISION) AND (unique_until IS NULL OR unique_until <= {now}) "
+    "completed_at < {stable_now} - CAST(? AS DOUBLE PRECISION) AND (unique_until IS NULL OR unique_until <= {now}) "
     "AND (parent_id IS NULL OR NOT EXISTS (SELECT 1 FROM djobs_jobs p WHERE p.id = djobs_jobs.parent_id "
     f"AND p.status NOT IN {TERMINAL}))"
 )

@@ -38,7 +38,7 @@ class StatsOps(StorageBase):
         recent = {
             q: int(n)
             for q, n in self._ex(
-                "SELECT queue, COUNT(*) FROM djobs_jobs WHERE status = 'completed' AND completed_at >= {now} - 60 "
+                "SELECT queue, COUNT(*) FROM djobs_jobs WHERE status = 'completed' AND completed_at >= {stable_now} - 60 "
                 "GROUP BY queue"
             )
         }
