@@ -64,7 +64,7 @@ def _generic_plan(conn: Any, sql: str, params: Any) -> str:
         cur.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         cur.execute("PREPARE djobs_probe AS " + text)
         try:
-            cur.execute(psql.SQL("EXPLAIN EXECUTE djobs_probe({})").format(values))
+            cur.execute(psql.SQL("EXPLAIN EXECUTE djobs_probe({})").format(values) if params else "EXPLAIN EXECUTE djobs_probe")
             return "\n".join(r[0] for r in cur.fetchall())
         finally:
             cur.execute("DEALLOCATE djobs_probe")
@@ -162,6 +162,8 @@ def test_upkeep_with_nothing_to_do_reads_a_handful_of_rows(pg_url: str, monkeypa
                 plan = cur.fetchone()[0][0]["Plan"]
             read = _rows_read(plan)
             assert read < 100, f"{read} rows read to find nothing to do:\n{text}"
+            generic = _generic_plan(conn, text, params)
+            assert not re.search(r"Seq Scan on djobs_(jobs|events) ", generic), f"generic plan:\n{text}\n{generic}"
     finally:
         store.close()
 

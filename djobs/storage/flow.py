@@ -107,8 +107,10 @@ class FlowOps(JobOps):
                     ids = [
                         r[0]
                         for r in self._ex(
-                            f"SELECT id FROM djobs_jobs WHERE status = ? AND {EXPIRED} LIMIT ?",
-                            (status, age, batch),
+                            # The status written out (one of three): a statement that says it is one the
+                            # finished jobs' partial index holds in every plan, generic ones too.
+                            f"SELECT id FROM djobs_jobs WHERE status = '{status}' AND {EXPIRED} LIMIT ?",
+                            (age, batch),
                         )
                     ]
                     n += self._delete_rows(ids)

@@ -79,11 +79,13 @@ RETRY_SET = (
     "wait_kind = NULL, wait_signal = NULL, updated_at = {now} "
 )
 # Finished jobs old enough to delete: past their idempotency window, and not the sub-job of a parent that
-# is still going (its result is what the parent's fan-out will read).
+# is still going (its result is what the parent's fan-out will read). The parent's status is read as a value
+# (a parent already deleted counts as finished), not by NOT EXISTS, which PostgreSQL may run as a hash of
+# every unfinished job, built for each batch of 500.
 EXPIRED = (
     "completed_at < {stable_now} - CAST(? AS DOUBLE PRECISION) AND (unique_until IS NULL OR unique_until <= {now}) "
-    "AND (parent_id IS NULL OR NOT EXISTS (SELECT 1 FROM djobs_jobs p WHERE p.id = djobs_jobs.parent_id "
-    f"AND p.status NOT IN {TERMINAL}))"
+    "AND (parent_id IS NULL OR COALESCE((SELECT p.status FROM djobs_jobs p WHERE p.id = djobs_jobs.parent_id), "
+    f"'completed') IN {TERMINAL})"
 )
 
 
