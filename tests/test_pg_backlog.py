@@ -25,12 +25,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from dbsql import record_statements
+from dbsql import sql as run_sql
 
 import djobs
 from djobs.jobs import NewJob, Retention, new_id
 from djobs.outcomes import ClaimRequest, Outcome, OutcomeKind
 from djobs.storage import PeeweeStorage
-from tests.dbsql import sql as run_sql
 
 BACKLOG = 30_000
 
@@ -103,14 +104,7 @@ def test_claim_rounds_under_a_backlog_read_the_jobs_by_index(
     claims = [ClaimRequest("default", ("t",), 10, False, limited)]
     if variant == "prefetch":
         claims.append(ClaimRequest("default", ("t",), 5, True))
-    sent: list[tuple[str, Any]] = []
-    real = store.db.execute_sql
-
-    def keep(sql: str, params: Any = None, *args: Any, **kw: Any) -> Any:
-        sent.append((sql, params))
-        return real(sql, params, *args, **kw)
-
-    monkeypatch.setattr(store.db, "execute_sql", keep)
+    sent = record_statements(store, monkeypatch)
     done: list[Any] = []
     for turn in range(3):  # a first round claims in a transaction; the next ones complete and claim at once
         outcomes = [Outcome(OutcomeKind.COMPLETE, c.job.id, c.job.attempt, result_json="null") for c in done]
@@ -140,14 +134,7 @@ def test_upkeep_with_nothing_to_do_reads_a_handful_of_rows(pg_url: str, monkeypa
             "SELECT {now} - 120, 'job_completed', id, queue, 'w', '{}' FROM djobs_jobs",
         )
         run_sql(store, "ANALYZE")
-        sent: list[tuple[str, Any]] = []
-        real = store.db.execute_sql
-
-        def keep(text: str, params: Any = None, *args: Any, **kw: Any) -> Any:
-            sent.append((text, params))
-            return real(text, params, *args, **kw)
-
-        monkeypatch.setattr(store.db, "execute_sql", keep)
+        sent = record_statements(store, monkeypatch)
         assert store.apply_retention(Retention(completed=3600.0, failed=3600.0)) == {}
         assert store.trim_events(3600.0, 10 * BACKLOG) == 0
         store.queue_stats()

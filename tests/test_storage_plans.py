@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from dbsql import record_statements
 
 import djobs
 from djobs.jobs import NewJob, new_id
@@ -25,15 +26,7 @@ from djobs.storage.schema import STATUS_INDEXES
 @pytest.fixture
 def recorded(store: PeeweeStorage, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, Any]]]:
     """Every statement the storage sends (the real method runs them; this only keeps a copy)."""
-    sent: list[tuple[str, Any]] = []
-    real = store.db.execute_sql
-
-    def keep(sql: str, params: Any = None, *args: Any, **kw: Any) -> Any:
-        sent.append((sql, params))
-        return real(sql, params, *args, **kw)
-
-    monkeypatch.setattr(store.db, "execute_sql", keep)
-    yield sent
+    yield record_statements(store, monkeypatch)
 
 
 def _plan(store: PeeweeStorage, sql: str, params: Any) -> str:
