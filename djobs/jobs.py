@@ -7,6 +7,7 @@ import functools
 import math
 import os
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -148,20 +149,24 @@ def _ids(ms: int, seq: int, n: int) -> list[str]:
     if n == 1:  # `new_id`: the comprehension below costs more than the id
         r = bits(62)
         return [f"{head}{seq:03x}-{r >> 48 | 0x8000:04x}-{r & 0xFFFFFFFFFFFF:012x}"]
-    # The run's random parts as one number, each id's 64 bits with the variant forced, written in hex once and
-    # sliced: formatting one hex string beats formatting two numbers per id (0.72 -> 0.49 µs an id).
-    clear, variant = _variant_masks(n)
-    h = format((bits(64 * n) & clear) | variant, f"0{16 * n}x")
-    return [f"{head}{s:03x}-{h[i : i + 4]}-{h[i + 4 : i + 16]}"
-            for s, i in zip(range(seq, seq + n), range(0, 16 * n, 16), strict=True)]  # fmt: skip
+    # The whole run as one number, one 76-bit place an id: its sequence number (12 bits), the variant (2) and 62
+    # random bits, written in hex once and cut by one regular expression (0.63 -> 0.38 µs an id against slicing
+    # the random parts and formatting each sequence number).
+    clear, variant, ones, ramp = _run_masks(n)
+    h = format(((bits(76 * n) & clear) | variant) + seq * ones + ramp, f"0{19 * n}x")
+    return [f"{head}{a}-{b}-{c}" for a, b, c in _ID_TAIL.findall(h)]
+
+
+_ID_TAIL = re.compile(r"(.{3})(.{4})(.{12})")
 
 
 @functools.lru_cache(maxsize=16)
-def _variant_masks(n: int) -> tuple[int, int]:
-    """For `n` 64-bit random parts side by side: the mask that clears each one's top two bits, and the one
-    that sets them to the variant 0b10."""
-    ones = int.from_bytes((bytes(7) + b"\x01") * n, "big")  # 1 in each 64-bit place: times it repeats a value
-    return 0x3FFF_FFFF_FFFF_FFFF * ones, 0x8000_0000_0000_0000 * ones
+def _run_masks(n: int) -> tuple[int, int, int, int]:
+    """For `n` 76-bit places side by side: the mask that keeps each one's 62 random bits, the variant 0b10 in
+    each, a 1 in each one's sequence number (times the run's first number) and 0, 1, 2, ... in them (the rest)."""
+    ones = int(("0" * 18 + "1") * n, 16)
+    ramp = int("".join(f"{i:03x}{0:016x}" for i in range(n)), 16)
+    return ((1 << 62) - 1) * ones, (1 << 63) * ones, ones << 64, ramp
 
 
 def from_epoch(ts: float | None) -> datetime | None:

@@ -33,7 +33,7 @@ from djobs.events import (
     EventHub,
 )
 from djobs.jobs import Job, JobStatus, NewJob, Sub, new_id, new_ids
-from djobs.registry import Handler, JobOptions, encode_args, module_jobs
+from djobs.registry import Handler, JobOptions, encode_args, encode_args_many, module_jobs
 from djobs.retry import Backoff, to_seconds
 
 if TYPE_CHECKING:
@@ -186,32 +186,34 @@ class Queue(ControlAPI, ScheduleAPI, EventAPI, LimitAPI, FlowAPI, SignalAPI):
         """`new_job` for each sub (`retries` and `queue` where the sub leaves them unset; fan-out positions when
         `fanout_id` is given). Options are resolved once per distinct setting, not once per job: a batch of
         a thousand jobs of one type resolves and checks its options once."""
-        templates: dict[Any, tuple[Handler | None, Callable[[str, str, str | None, int | None], NewJob]]] = {}
+        templates: dict[Any, tuple[Callable[[str, str, str | None, int | None], NewJob], Any]] = {}
         out = []
         subs = subs if isinstance(subs, list | tuple) else list(subs)  # a generator is taken as well
         ids = new_ids(len(subs))
+        texts = encode_args_many([s.args for s in subs])
         for pos, s in enumerate(subs):
-            r = retries if s.retries is None else s.retries
-            q = queue if s.queue is None else s.queue
-            delay = s.delay
-            if type(s.type) is str and s.priority is None and s.retries is None and s.queue is None and delay is None:
+            if type(s.type) is str and s.priority is None and s.retries is None and s.queue is None and s.delay is None:
                 setting: Any = s.type  # the usual sub, only a type: the batch's settings apply (no tuple to make)
             else:  # types too: True equals 1 but is no priority
-                setting = (s.type, q, s.priority, type(s.priority), r, type(r), delay if type(delay) in _PLAIN_DELAY
-                           else id(delay))  # fmt: skip
+                r = retries if s.retries is None else s.retries
+                delay = s.delay
+                setting = (s.type, queue if s.queue is None else s.queue, s.priority, type(s.priority), r, type(r),
+                           delay if type(delay) in _PLAIN_DELAY else id(delay))  # fmt: skip
             try:
                 made = templates.get(setting)
             except TypeError:  # an unhashable name: `_template` says what is wrong with it
                 made = None
             if made is None:
                 h, tpl = self._template(
-                    s.type, priority=s.priority, retries=r, delay=delay, queue=q, parent_id=parent_id,
-                    fanout_id=fanout_id,
+                    s.type, priority=s.priority, retries=retries if s.retries is None else s.retries, delay=s.delay,
+                    queue=queue if s.queue is None else s.queue, parent_id=parent_id, fanout_id=fanout_id,
                 )  # fmt: skip
-                made = templates[setting] = (h, _maker(tpl))
-            h, make = made
-            args_json = h.check_args(s.args) if h is not None else encode_args(s.args)
-            out.append(make(ids[pos], args_json, s.unique, None if fanout_id is None else pos))
+                # Args a handler takes as they come need no check beyond encoding.
+                made = templates[setting] = (_maker(tpl), None if h is None or h.args_type is Any else h.check_encoded)
+            make, check = made
+            if check is not None:
+                check(s.args, texts[pos])
+            out.append(make(ids[pos], texts[pos], s.unique, None if fanout_id is None else pos))
         return out
 
     def _template(

@@ -105,11 +105,15 @@ class Handler:
     def check_args(self, args: Any) -> str:
         """Encode args to JSON and check they decode into the handler's type; returns the JSON text."""
         text = encode_args(args)
+        self.check_encoded(args, text)
+        return text
+
+    def check_encoded(self, args: Any, text: str) -> None:
+        """Check args (and `text`, their JSON) decode into the handler's type: TypeError if not."""
         tp = self.args_type
         if tp is Any or (tp in (dict, list) and type(args) is tp):
-            return text  # nothing more to check: skip the decode (enqueue's hot path)
+            return  # nothing more to check: skip the decode (enqueue's hot path)
         self.decode(codec.loads(text))
-        return text
 
 
 _module_jobs: dict[str, Handler] = {}
@@ -149,3 +153,13 @@ def encode_args(args: Any, what: str = "args") -> str:
         raise ValueError(f"{what} must nest at most {validate.MAX_DEPTH} deep") from None
     validate.json_depth(what, text)
     return text
+
+
+def encode_args_many(values: list[Any], what: str = "args") -> list[str]:
+    """`encode_args` of each value of a batch (the encoder looked up once)."""
+    try:
+        texts = codec.dumps_many(values)
+    except RecursionError:
+        raise ValueError(f"{what} must nest at most {validate.MAX_DEPTH} deep") from None
+    validate.json_depths(what, texts)
+    return texts

@@ -159,6 +159,13 @@ def json_depth(what: str, text_value: str, limit: int = MAX_DEPTH) -> None:
             level -= 1
 
 
+def json_depths(what: str, texts: Any, limit: int = MAX_DEPTH) -> None:
+    """`json_depth` of each text of a batch; a text with few brackets (nearly all) costs two counts, no call."""
+    for t in texts:
+        if t.count("[") + t.count("{") > limit:
+            json_depth(what, t, limit)
+
+
 def new_job(job: Any) -> None:
     """Every field of a `NewJob` within its limits (ValueError/TypeError, before anything is written)."""
     name("job type", job.type)
@@ -183,9 +190,28 @@ def new_job(job: Any) -> None:
         json_depth("meta", job.meta_json)
 
 
-def new_jobs(jobs: list[Any]) -> None:
-    """`new_job` for each job of a batch; the fields a job repeats from the one checked before it are not
-    checked again (a batch of one type and one set of options checks them once)."""
+#: The `NewJob` fields a batch's jobs usually share: type, queue, priority, retries, at, delay, timeout, key,
+#: meta, unique_for.
+_SHARED = (1, 2, 4, 5, 6, 7, 12, 13, 14, 15)
+
+
+def new_jobs(jobs: list[Any], columns: list[tuple[Any, ...]] | None = None) -> None:
+    """`new_job` for each job of a batch. Options are checked once per run of jobs that share them; a batch
+    made from one set of options (the usual `enqueue_many`) is read column by column (`columns`, the jobs'
+    fields transposed, when the caller has them already): the shared options are checked once, and only each
+    job's own fields (args, unique key) job by job."""
+    n = len(jobs)
+    if n > 1:
+        cols = columns if columns is not None else list(zip(*jobs, strict=True))
+        # `count` compares with ==, so True and 1 (or 1.0) look alike: the integer columns' types must agree too.
+        if (all(cols[i].count(cols[i][0]) == n for i in _SHARED)
+                and len(set(map(type, cols[4]))) == 1 and len(set(map(type, cols[5]))) == 1):  # fmt: skip
+            new_job(jobs[0])
+            if cols[8].count(None) != n:
+                for key in cols[8]:
+                    optional_name("unique key", key)
+            json_depths("args", cols[3])
+            return
     checked = None
     for job in jobs:
         # type, queue, priority, retries, at, delay, timeout, key, meta, unique_for (and True is no priority)

@@ -814,7 +814,11 @@ def test_args_that_are_not_json_raise_type_error_and_write_nothing(queue: djobs.
     queue.register("any", lambda args: None)
     with pytest.raises(TypeError):
         queue.enqueue("any", args)
+    with pytest.raises(TypeError):  # a batch encodes its args together: the bad one's error is still TypeError
+        queue.enqueue_many([djobs.Sub("any", {"a": 1}), djobs.Sub("any", args), djobs.Sub("any", [2])])
     assert job_count(queue) == 0
+    ids = queue.enqueue_many([djobs.Sub("any", {"a": 1}), djobs.Sub("any", [2])])  # and the encoder still works
+    assert [queue.get_job(i).args for i in ids] == [{"a": 1}, [2]]  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -830,6 +834,8 @@ def test_args_that_do_not_fit_the_dataclass_raise_type_error_and_write_nothing(q
     queue.register("typed", typed)
     with pytest.raises(TypeError):
         queue.enqueue("typed", args)
+    with pytest.raises(TypeError):
+        queue.enqueue_many([djobs.Sub("typed", Point(1, 2)), djobs.Sub("typed", args)])
     assert job_count(queue) == 0
     assert queue.enqueue("typed", Point(1, 2))  # and a fitting one goes through
 

@@ -123,6 +123,19 @@ def test_storage_checks_a_repeated_priority_by_type_too(store: PeeweeStorage) ->
     assert store.count_jobs() == 0
 
 
+@pytest.mark.parametrize("bad", [{"args_json": "[" * 101 + "]" * 101}, {"unique_key": "u\x00"}, {"unique_key": ""}])
+def test_storage_checks_each_jobs_own_fields_in_a_batch_whose_options_all_repeat(store: PeeweeStorage,
+                                                                                  bad: dict[str, Any]) -> None:
+    """A batch of one set of options has them checked once; the fields each job has of its own (args, unique
+    key) are still checked job by job, wherever the bad one stands."""
+    for at in (0, 5, 9):
+        jobs = [NewJob(new_id(), "t", "q", "[1]", 2, 3) for _ in range(10)]
+        jobs[at] = jobs[at]._replace(**bad)
+        with pytest.raises(ValueError):
+            store.insert_jobs(jobs)
+    assert store.count_jobs() == 0
+
+
 def test_a_batch_mixing_plain_subs_and_subs_with_options_resolves_each(queue: djobs.Queue) -> None:
     """A plain sub (a type only) takes the batch's settings from one template per type; a sub of the same
     type with options of its own gets its own template, whatever order they come in."""

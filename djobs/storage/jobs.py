@@ -112,15 +112,18 @@ class JobOps(StorageBase):
     def insert_jobs(self, jobs: list[NewJob]) -> None:
         """Write new jobs, all or none. A unique key held by an active job, or by any job inside its
         idempotency window, raises DuplicateJob naming the holder; nothing is written then."""
-        validate.new_jobs(jobs)
-        keys = [j.unique_key for j in jobs if j.unique_key is not None]
+        # A batch goes column by column: checked once per shared option, then sent as the columns that differ.
+        columns = list(zip(*jobs, strict=True)) if len(jobs) > 1 else [(v,) for v in jobs[0]] if jobs else []
+        validate.new_jobs(jobs, columns)
+        if not jobs:
+            return
+        keys = [k for k in columns[8] if k is not None]  # NewJob.unique_key
         if len(keys) != len(set(keys)):
             dup = next(k for k in keys if keys.count(k) > 1)
             raise DuplicateJob(dup, None)
-        rows = [insert_params(j) for j in jobs]
         for attempt in range(3):
             try:
-                self._insert_rows(rows, keys)
+                self._insert_rows(jobs, columns, keys)
                 break
             except Exception as exc:
                 if not is_unique_violation(exc):
@@ -133,16 +136,16 @@ class JobOps(StorageBase):
                     raise DuplicateJob(keys[0] if keys else "", None) from None
         self.wake_local()
 
-    def _insert_rows(self, rows: list[tuple[Any, ...]], keys: list[str]) -> None:
+    def _insert_rows(self, jobs: list[NewJob], columns: list[tuple[Any, ...]], keys: list[str]) -> None:
         sql = self._q(_INSERT)
-        if not keys and (self.is_pg or len(rows) <= _MANY_CHUNK):
+        if not keys and (self.is_pg or len(jobs) <= _MANY_CHUNK):
             # One statement is atomic on its own: no BEGIN/COMMIT round trips for a single enqueue, nor for a
             # batch whose rows travel in one INSERT … SELECT.
             with self._write_lock:
-                if len(rows) == 1:
-                    self.db.execute_sql(sql, rows[0])
+                if len(jobs) == 1:
+                    self.db.execute_sql(sql, insert_params(jobs[0]))
                 else:
-                    self._insert_many(rows)
+                    self._insert_many(columns)
             return
         with self.tx():
             if keys:
@@ -155,17 +158,17 @@ class JobOps(StorageBase):
                 ).fetchone()
                 if held is not None:
                     raise DuplicateJob(held[0], held[1])
-            if len(rows) == 1:
-                self.db.execute_sql(sql, rows[0])
+            if len(jobs) == 1:
+                self.db.execute_sql(sql, insert_params(jobs[0]))
             else:
-                self._insert_many(rows)
+                self._insert_many(columns)
 
-    def _insert_many(self, rows: list[tuple[Any, ...]]) -> None:
-        """Rows as few statements as the backend allows: one on PostgreSQL, one per `_MANY_CHUNK` rows on
-        SQLite (the caller holds a transaction when there are several)."""
-        columns = list(zip(*rows, strict=True))
+    def _insert_many(self, columns: list[tuple[Any, ...]]) -> None:
+        """Jobs (as their columns) in as few statements as the backend allows: one on PostgreSQL, one per
+        `_MANY_CHUNK` rows on SQLite (the caller holds a transaction when there are several)."""
+        n = len(columns[0])
         # The id always differs; a column differs when any row's value is not the first row's.
-        varying = (0, *(i for i in range(1, len(columns)) if columns[i].count(columns[i][0]) != len(rows)))
+        varying = (0, *(i for i in range(1, len(columns)) if columns[i].count(columns[i][0]) != n))
         consts = [columns[i][0] for i in range(len(columns)) if i not in varying]
         if self.is_pg:
             # One type per array: psycopg refuses a list mixing ints and floats.
@@ -174,7 +177,7 @@ class JobOps(StorageBase):
             self.db.execute_sql(_many_sql(True, varying, 0), (*consts, *arrays))  # in the text's order
             return
         per_row = list(zip(*(columns[i] for i in varying), strict=True))
-        for start in range(0, len(rows), _MANY_CHUNK):
+        for start in range(0, n, _MANY_CHUNK):
             chunk = per_row[start : start + _MANY_CHUNK]
             params = [v for row in chunk for v in row]
             params += consts
