@@ -128,15 +128,17 @@ def measures(jobs: int) -> dict[str, Callable[[str], float]]:
             return send(sql, params, *args, **kwargs)
 
         store.db.execute_sql = record
-        queue.enqueue_many(subs_of(BATCH))
+        ids = queue.enqueue_many(subs_of(BATCH))
         store.close()
-        sql, params = next((s, p) for s, p in sent if s.startswith("WITH") and "INSERT INTO djobs_jobs" in s)
+        sql, params = next((s, p) for s, p in sent if "INSERT INTO djobs_jobs" in s and len(p) > BATCH)
+        at = [params.index(i) for i in ids]  # where the statement takes each row's id
         conn = sqlite3.connect(os.path.join(d, "jobs.db"), isolation_level=None)
         try:
             conn.execute("PRAGMA synchronous=NORMAL")
             spent = 0.0
             for _ in range(batches):
-                params[:BATCH] = new_ids(BATCH)  # the ids are the statement's first parameters, one per row
+                for i, job_id in zip(at, new_ids(BATCH), strict=True):
+                    params[i] = job_id
                 t0 = time.perf_counter()
                 conn.execute(sql, params)
                 spent += time.perf_counter() - t0
