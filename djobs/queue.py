@@ -442,12 +442,13 @@ def _made(job_id: str, tpl: NewJob, args_json: str, unique: str | None, fanout_p
 
 
 def _maker(tpl: NewJob) -> Callable[[str, str, str | None, int | None], NewJob]:
-    """`_made` for one template, its fixed fields sliced once: a batch makes one job per sub from it (half
-    the cost of `NewJob._make` over the template's fields each time)."""
-    head, mid, between, tail = tpl[1:3], tpl[4:8], tpl[9:11], tpl[12:]
+    """`_made` for one template, its fixed fields unpacked once: a batch makes one job per sub from it, one tuple
+    built from eighteen names (unpacking slices of the template into it builds a list first)."""
+    _, type_, queue, _, priority, retries, at, delay, _, parent, fanout, _, timeout, key, meta, ufor, backoff, trace = tpl
 
     def make(job_id: str, args_json: str, unique: str | None, fanout_pos: int | None) -> NewJob:
-        return _new_tuple(NewJob, (job_id, *head, args_json, *mid, unique, *between, fanout_pos, *tail))
+        return _new_tuple(NewJob, (job_id, type_, queue, args_json, priority, retries, at, delay, unique, parent, fanout,
+                                   fanout_pos, timeout, key, meta, ufor, backoff, trace))  # fmt: skip
 
     return make
 

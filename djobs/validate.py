@@ -141,8 +141,8 @@ _JSON_TOKENS = re.compile(r'\\.|["\[\]{}]')
 
 def json_depth(what: str, text_value: str, limit: int = MAX_DEPTH) -> None:
     """Nesting depth of JSON text, without decoding it: only quotes, escapes and brackets are visited."""
-    if text_value.count("[") + text_value.count("{") <= limit:
-        return
+    if len(text_value) <= limit or text_value.count("[") + text_value.count("{") <= limit:
+        return  # too few characters, or too few brackets, to nest past the limit
     level = 0
     in_string = False
     for m in _JSON_TOKENS.finditer(text_value):
@@ -160,9 +160,10 @@ def json_depth(what: str, text_value: str, limit: int = MAX_DEPTH) -> None:
 
 
 def json_depths(what: str, texts: Any, limit: int = MAX_DEPTH) -> None:
-    """`json_depth` of each text of a batch; a text with few brackets (nearly all) costs two counts, no call."""
+    """`json_depth` of each text of a batch, without a call for the texts too short, or with too few brackets,
+    to nest past the limit (nearly all; `str.count` parses its arguments, so a short text is not counted)."""
     for t in texts:
-        if t.count("[") + t.count("{") > limit:
+        if len(t) > limit and t.count("[") + t.count("{") > limit:
             json_depth(what, t, limit)
 
 

@@ -182,11 +182,14 @@ class JobOps(StorageBase):
             arrays = [[None if v is None else cast[i](v) for v in columns[i]] for i in varying]
             self.db.execute_sql(_many_sql(True, varying, 0), (*consts, *arrays))  # in the text's order
             return
-        per_row = list(zip(*(columns[i] for i in varying), strict=True))
+        width = len(varying)
         for start in range(0, n, _MANY_CHUNK):
-            chunk = per_row[start : start + _MANY_CHUNK]
-            params = consts + [v for row in chunk for v in row]
-            self.db.execute_sql(_many_sql(False, varying, len(chunk)), params)
+            rows = min(_MANY_CHUNK, n - start)
+            # The rows' values interleaved, a column at a time (slice assignment: no tuple per row).
+            flat: list[Any] = [None] * (rows * width)
+            for j, i in enumerate(varying):
+                flat[j::width] = columns[i][start : start + rows]
+            self.db.execute_sql(_many_sql(False, varying, rows), consts + flat)
 
     def _key_holder(self, keys: list[str]) -> tuple[str, str] | None:
         if not keys:
