@@ -3,6 +3,7 @@ when a PostgreSQL database is opened: `djobs enqueue` on SQLite skips playhouse.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -14,6 +15,10 @@ from djobs.storage.pool import PoolConfig
 
 #: A pooled connection idle for less than this is reused without a round trip to check it.
 TRUST_IDLE_SECONDS = 30.0
+#: How long closing a connection waits for a statement another thread is running on it (see `_close_raw`).
+CLOSE_WAIT_SECONDS = 5.0
+
+log = logging.getLogger("djobs.storage")
 
 
 class _Adapter(Psycopg3Adapter):
@@ -116,3 +121,23 @@ class DjobsPooledPostgres(PooledPostgresqlDatabase):
                 self._idle_since.pop(id(conn), None)
             else:
                 self._idle_since[id(conn)] = time.time()
+
+    def _close_raw(self, conn: Any) -> None:
+        """Close a connection once no statement runs on it. `close()` of the store closes every connection,
+        those other threads hold too (a dashboard's reader mid-read, say), and psycopg frees a connection's C
+        state on close without waiting: a thread still inside a statement on it then crashes the process
+        (seen: a segmentation fault in the statement's preparation). psycopg runs each statement under the
+        connection's lock, so closing under that lock waits for the statement to end; the thread's next
+        statement finds the connection closed, an ordinary error. One still busy after CLOSE_WAIT_SECONDS
+        (a statement stuck on a server gone silent) is left open rather than freed under it."""
+        lock = getattr(conn, "lock", None)
+        if lock is None:
+            super()._close_raw(conn)
+        elif lock.acquire(timeout=CLOSE_WAIT_SECONDS):
+            try:
+                super()._close_raw(conn)
+            finally:
+                lock.release()
+        else:
+            log.warning("a database connection still running a statement after %.0f s was left open, not closed "
+                        "under it", CLOSE_WAIT_SECONDS)
