@@ -189,8 +189,13 @@ class Queue(ControlAPI, ScheduleAPI, EventAPI, LimitAPI, FlowAPI, SignalAPI):
         templates: dict[Any, tuple[Callable[[str, str, str | None, int | None], NewJob], Any]] = {}
         out = []
         subs = subs if isinstance(subs, list | tuple) else list(subs)  # a generator is taken as well
+        try:
+            args = [s.args for s in subs]
+        except AttributeError:
+            bad = next(s for s in subs if not isinstance(s, Sub))
+            raise TypeError(f"a batch takes djobs.Sub items, got {type(bad).__name__}: {bad!r:.80}") from None
         ids = new_ids(len(subs))
-        texts = encode_args_many([s.args for s in subs])
+        texts = encode_args_many(args)
         for pos, s in enumerate(subs):
             if type(s.type) is str and s.priority is None and s.retries is None and s.queue is None and s.delay is None:
                 setting: Any = s.type  # the usual sub, only a type: the batch's settings apply (no tuple to make)

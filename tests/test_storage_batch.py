@@ -160,3 +160,11 @@ def test_a_sub_whose_type_is_not_a_string_is_refused_whatever_came_before_it(que
         with pytest.raises((TypeError, ValueError)):
             queue.enqueue_many([before, djobs.Sub(hostile)])  # type: ignore[arg-type]
     assert queue.storage.count_jobs() == 0
+
+
+@pytest.mark.parametrize("bad", ["t", ("t", {}), None, {"type": "t"}])
+def test_a_batch_of_something_other_than_subs_is_a_type_error(queue: djobs.Queue, bad: Any) -> None:
+    queue.handler("t")(lambda: None)
+    with pytest.raises(TypeError, match=r"djobs\.Sub"):
+        queue.enqueue_many([djobs.Sub("t"), bad])
+    assert queue.storage.count_jobs() == 0
