@@ -4,11 +4,12 @@ on both backends, and all or nothing however many statements the batch takes."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 from dbsql import sql
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import djobs
@@ -136,6 +137,18 @@ def test_storage_checks_each_jobs_own_fields_in_a_batch_whose_options_all_repeat
     assert store.count_jobs() == 0
 
 
+@pytest.mark.parametrize("bad", [{"priority": 2**31}, {"max_retries": -1}, {"queue": ""}, {"type": "a\x00b"},
+                                 {"delay": float("inf")}, {"timeout": -1.0}, {"key": ""}])  # fmt: skip
+def test_storage_checks_every_job_of_a_batch_whose_options_differ(store: PeeweeStorage, bad: dict[str, Any]) -> None:
+    """Options are checked once only when every job shares them: a later job whose own option is out of range
+    is refused, the first job's being fine."""
+    jobs = [NewJob(new_id(), "t", "q", "[1]", 2, 3) for _ in range(4)]
+    jobs[2] = jobs[2]._replace(**bad)
+    with pytest.raises(ValueError):
+        store.insert_jobs(jobs)
+    assert store.count_jobs() == 0
+
+
 def test_a_batch_mixing_plain_subs_and_subs_with_options_resolves_each(queue: djobs.Queue) -> None:
     """A plain sub (a type only) takes the batch's settings from one template per type; a sub of the same
     type with options of its own gets its own template, whatever order they come in."""
@@ -168,3 +181,96 @@ def test_a_batch_of_something_other_than_subs_is_a_type_error(queue: djobs.Queue
     with pytest.raises(TypeError, match=r"djobs\.Sub"):
         queue.enqueue_many([djobs.Sub("t"), bad])
     assert queue.storage.count_jobs() == 0
+
+
+# -- generated batches ------------------------------------------------------------------------------------------
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.text(max_size=12)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids, max_size=3),
+    max_leaves=12,
+)  # fmt: skip
+_bad_args = st.sampled_from([object(), float("nan"), {"x": float("inf")}, lambda: None]) | st.integers(
+    min_value=98, max_value=102).map(lambda d: _nested(d))  # fmt: skip
+
+
+def _mostly_unset(*values: Any) -> Any:
+    return st.none() | st.none() | st.none() | st.sampled_from(values)
+
+
+_subs = st.builds(
+    djobs.Sub,
+    st.sampled_from(["t"] * 12 + ["typed", "unknown"]),
+    _json | _json | _json | _json | _json | _bad_args,
+    priority=_mostly_unset(7, True, 2**31, 1.0),
+    retries=_mostly_unset(0, 2, -1),
+    queue=_mostly_unset("q", "", "a\x00b"),
+    delay=_mostly_unset(0, 30.0, float("nan"), -5),
+    unique=_mostly_unset("u1", "u2", "", "\ud800"),
+)
+
+
+# Batches of one set of options, what storage checks once: only the args and unique keys differ.
+_uniform = st.fixed_dictionaries({
+    "priority": _mostly_unset(7, True, 2**31), "retries": _mostly_unset(2, -1), "queue": _mostly_unset("q", ""),
+}).flatmap(lambda o: st.lists(st.builds(lambda a, u: djobs.Sub("t", a, unique=u, **o), _json,
+                                        st.none() | st.sampled_from(["", "a\x00b", "\ud800"]) | st.uuids().map(str)),
+                              min_size=2, max_size=5))  # fmt: skip
+
+
+@dataclasses.dataclass
+class _Point:
+    x: int
+    y: int
+
+
+def _takes_a_point(args: _Point) -> None:
+    return None
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(subs=st.lists(_subs, min_size=1, max_size=4) | _uniform)
+def test_a_generated_batch_is_stored_whole_as_its_jobs_alone_would_be_or_not_at_all(queue: djobs.Queue,
+                                                                                     subs: list[djobs.Sub]) -> None:
+    """Whatever a batch holds, `enqueue_many` stores every job as the sub says, each sub being accepted on its
+    own too, or refuses with a clear error and writes nothing, a batch refused for a bad value holding a sub
+    refused on its own: the batch's shared checks decide as the checks of one job do."""
+    queue.register("t", lambda args: None)  # again each example: registering replaces
+    queue.register("typed", _takes_a_point)
+    before = queue.storage.count_jobs()
+    try:
+        ids = queue.enqueue_many(subs)
+    except (ValueError, TypeError, djobs.UnknownJobType, djobs.DuplicateJob) as exc:
+        event(f"refused: {type(exc).__name__}")
+        assert queue.storage.count_jobs() == before, exc
+        if isinstance(exc, djobs.DuplicateJob):
+            return
+        refused = 0
+        for s in subs:  # one of them, alone, is refused as well
+            try:
+                queue.cancel_job(_alone(queue, s))
+            except (ValueError, TypeError, djobs.UnknownJobType, djobs.DuplicateJob):
+                refused += 1
+        assert refused, f"a batch refused with {exc!r} whose every sub is stored alone"
+        return
+    event("stored")
+    for s, job in zip(subs, map(queue.get_job, ids), strict=True):
+        assert job is not None
+        assert (job.type, job.queue, job.priority, job.args, job.unique_key) == (
+            s.type, s.queue or "default", int(s.priority or 0), djobs.codec.loads(djobs.codec.dumps(s.args)), s.unique)
+        queue.cancel_job(job.id)  # frees its unique key
+    for s in subs:  # and each of them is accepted alone too
+        queue.cancel_job(_alone(queue, s))
+
+
+def _alone(queue: djobs.Queue, s: djobs.Sub) -> str:
+    """The sub enqueued on its own, through `enqueue` (which shares none of the batch's shortcuts)."""
+    return queue.enqueue(s.type, s.args, priority=s.priority, retries=s.retries, queue=s.queue, delay=s.delay,
+                         unique=s.unique)
