@@ -147,16 +147,11 @@ def encode_args(args: Any, what: str = "args") -> str:
     """Args (or any stored JSON value: results, checkpoints, event data) as JSON text: TypeError if JSON
     cannot hold them, ValueError if they nest deeper than any reader may have to decode (a value 900 deep
     stores fine and then breaks every reader that walks it)."""
-    try:
-        text = codec.dumps(args)
-    except RecursionError:
-        raise ValueError(f"{what} must nest at most {validate.MAX_DEPTH} deep") from None
-    validate.json_depth(what, text)
-    return text
+    return encode_args_many([args], what)[0]
 
 
 def encode_args_many(values: list[Any], what: str = "args") -> list[str]:
-    """`encode_args` of each value of a batch (the encoder looked up once)."""
+    """`encode_args` of each value of a batch, the encoder looked up once for all of them."""
     try:
         texts = codec.dumps_many(values)
     except RecursionError:
