@@ -119,11 +119,11 @@ class JobOps(StorageBase):
         """Write new jobs, all or none. A unique key held by an active job, or by any job inside its
         idempotency window, raises DuplicateJob naming the holder; nothing is written then."""
         # A batch goes column by column: checked once per shared option, then sent as the columns that differ.
-        columns = list(zip(*jobs, strict=True)) if len(jobs) > 1 else [(v,) for v in jobs[0]] if jobs else []
+        columns = list(zip(*jobs, strict=True)) if len(jobs) > 1 else None
         validate.new_jobs(jobs, columns)
         if not jobs:
             return
-        keys = [k for k in columns[8] if k is not None]  # NewJob.unique_key
+        keys = [k for k in (columns[8] if columns else (jobs[0].unique_key,)) if k is not None]
         if len(keys) != len(set(keys)):
             dup = next(k for k in keys if keys.count(k) > 1)
             raise DuplicateJob(dup, None)
@@ -142,13 +142,14 @@ class JobOps(StorageBase):
                     raise DuplicateJob(keys[0] if keys else "", None) from None
         self.wake_local()
 
-    def _insert_rows(self, jobs: list[NewJob], columns: list[tuple[Any, ...]], keys: list[str]) -> None:
+    def _insert_rows(self, jobs: list[NewJob], columns: list[tuple[Any, ...]] | None, keys: list[str]) -> None:
+        """`columns`: the jobs' fields transposed, for a batch (None for one job)."""
         sql = self._q(_INSERT)
         if not keys and (self.is_pg or len(jobs) <= _MANY_CHUNK):
             # One statement is atomic on its own: no BEGIN/COMMIT round trips for a single enqueue, nor for a
             # batch whose rows travel in one INSERT … SELECT.
             with self._write_lock:
-                if len(jobs) == 1:
+                if columns is None:
                     self.db.execute_sql(sql, insert_params(jobs[0]))
                 else:
                     self._insert_many(columns)
@@ -164,7 +165,7 @@ class JobOps(StorageBase):
                 ).fetchone()
                 if held is not None:
                     raise DuplicateJob(held[0], held[1])
-            if len(jobs) == 1:
+            if columns is None:
                 self.db.execute_sql(sql, insert_params(jobs[0]))
             else:
                 self._insert_many(columns)
