@@ -5,6 +5,7 @@ on both backends, and all or nothing however many statements the batch takes."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import pytest
@@ -191,7 +192,7 @@ _json = st.recursive(
     max_leaves=12,
 )  # fmt: skip
 _bad_args = st.sampled_from([object(), float("nan"), {"x": float("inf")}, lambda: None]) | st.integers(
-    min_value=98, max_value=102).map(lambda d: _nested(d))  # fmt: skip
+    min_value=98, max_value=102).map(lambda d: functools.reduce(lambda v, _: [v], range(d), 1))  # d deep; fmt: skip
 
 
 def _mostly_unset(*values: Any) -> Any:
@@ -226,13 +227,6 @@ class _Point:
 
 def _takes_a_point(args: _Point) -> None:
     return None
-
-
-def _nested(depth: int) -> Any:
-    value: Any = 1
-    for _ in range(depth):
-        value = [value]
-    return value
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
